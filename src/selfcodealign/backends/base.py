@@ -1,0 +1,114 @@
+"""The one backend interface: many prompts in, n samples each out, in input order.
+
+A prompt is either plain text (completion style, for base models) or a list of chat
+messages (rendered with the model's chat template by the backend). Sampling parameters
+travel per request so each one can carry its own seed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Union
+
+ChatMessages = list[dict[str, str]]
+Prompt = Union[str, ChatMessages]
+
+
+class BackendError(RuntimeError):
+    """A backend failed in a way the user must fix (missing model, unreachable server)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    # Text that the assistant's reply starts with (chat prompts only): the backend sends
+    # it as a partial assistant turn and returns it as part of the completion text.
+    prefill: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" | "length" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the engine's prefix cache
+
+
+@dataclass
+class GenerationStats:
+    requests: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    errors: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def add(self, c: Completion) -> None:
+        self.requests += 1
+        self.prompt_tokens += c.prompt_tokens
+        self.cached_tokens += c.cached_tokens
+        self.completion_tokens += c.completion_tokens
+        self.errors += c.finish_reason == "error"
+
+
+class Backend(abc.ABC):
+    """Subclasses implement ``_generate_one``; batching/concurrency is theirs to choose."""
+
+    name: str = "base"
+
+    def __init__(self) -> None:
+        self.stats = GenerationStats()
+
+    @property
+    @abc.abstractmethod
+    def model_id(self) -> str:
+        """A human-readable model name recorded in provenance."""
+
+    @property
+    def model_sha256(self) -> str | None:
+        return None
+
+    @property
+    def has_chat_template(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    def iter_generate(
+        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """Yield ``(prompt_index, completions)`` as each prompt finishes (any order)."""
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: Sequence[SamplingParams] | SamplingParams,
+        on_done: Callable[[int, list[Completion]], None] | None = None,
+    ) -> list[list[Completion]]:
+        """All prompts at once; results in input order, ``n`` completions each."""
+        if isinstance(params, SamplingParams):
+            params = [params] * len(prompts)
+        if len(params) != len(prompts):
+            raise ValueError("one SamplingParams per prompt")
+        out: list[list[Completion] | None] = [None] * len(prompts)
+        for i, comps in self.iter_generate(prompts, params):
+            out[i] = comps
+            if on_done is not None:
+                on_done(i, comps)
+        return [c if c is not None else [] for c in out]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

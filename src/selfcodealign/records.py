@@ -1,0 +1,150 @@
+"""Typed records that flow between stages.
+
+Every record has an ``id`` derived from its content and lineage (see ``ids.py``) and a
+``parent_id`` naming the record it came from, so each dataset example traces back to
+its seed. Records are frozen: a stage makes new records, it never edits old ones.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Category = Literal["function", "class", "program"]
+Difficulty = Literal["easy", "medium", "hard"]
+Status = Literal["passed", "failed", "timeout", "oom", "crashed", "error"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Seed(Record):
+    """A function with a docstring, made self-standing (its imports prepended)."""
+
+    id: str
+    code: str
+    name: str
+    source: str  # e.g. "stdlib", "dir:/path", "jsonl:/path/*.jsonl", "hf:bigcode/the-stack"
+    path: str  # file (or row key) inside the source
+    line_start: int
+    line_end: int
+    license: str | None = None
+
+
+class GenMeta(Record):
+    """How a piece of text was generated: enough to reproduce the request."""
+
+    model: str
+    model_sha256: str | None = None
+    backend: str
+    prompt_style: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Concepts(Record):
+    id: str
+    parent_id: str  # seed id
+    seed: Seed
+    concepts: list[str]
+    raw: str
+    gen: GenMeta
+
+
+class Instruction(Record):
+    id: str
+    parent_id: str  # concepts id
+    seed_id: str
+    seed_source: str
+    seed_path: str
+    concepts: list[str]
+    category: Category
+    difficulty: Difficulty
+    instruction: str
+    raw: str
+    gen: GenMeta
+
+
+class Response(Record):
+    id: str
+    parent_id: str  # instruction id
+    sample_index: int
+    instruction: Instruction
+    response: str  # the answer shown to the user (markdown, code fenced)
+    code: str  # the solution code extracted from the response
+    tests: str  # the tests the model wrote for its own solution
+    raw: str
+    gen: GenMeta
+
+
+class Verdict(Record):
+    """The sandbox's answer for one program. ``status`` is a small closed set."""
+
+    id: str
+    status: Status
+    exit_code: int | None = None
+    duration: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    detail: str = ""
+
+
+class Executed(Record):
+    id: str
+    parent_id: str  # response id
+    response: Response
+    verdict: Verdict
+    meaningful_tests: bool  # tests assert on something the response defines
+
+
+class Message(Record):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Example(Record):
+    """One line of the final instruction-tuning dataset."""
+
+    id: str
+    parent_id: str  # executed id
+    instruction: str
+    response: str
+    messages: list[Message]
+    seed_id: str
+    seed_source: str
+    seed_path: str
+    concepts: list[str]
+    category: Category
+    difficulty: Difficulty
+    tests: str
+    verdict: Verdict
+    model: str
+    model_sha256: str | None = None
+    sampling: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+class Drop(Record):
+    """An input a stage could not turn into output, with a reason that gets counted."""
+
+    input_id: str
+    stage: str
+    reason: str
+    detail: str = ""
+    raw: str = ""
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    "seeds": Seed,
+    "concepts": Concepts,
+    "instructions": Instruction,
+    "responses": Response,
+    "executed": Executed,
+    "dataset": Example,
+}
