@@ -1,0 +1,49 @@
+"""Backends by name, imported lazily so one backend never needs another's packages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from selfcodealign.backends.base import Backend, BackendError, Completion, SamplingParams
+
+if TYPE_CHECKING:
+    from selfcodealign.config import BackendConfig
+
+__all__ = ["Backend", "BackendError", "Completion", "SamplingParams", "make_backend"]
+
+
+def make_backend(cfg: "BackendConfig", *, verbose: bool = False) -> Backend:
+    if cfg.kind == "llamacpp":
+        from selfcodealign.backends.llamacpp import LlamaCppBackend
+        from selfcodealign.embedded import resolve_model
+
+        path, name, sha = resolve_model(cfg.model)
+        return LlamaCppBackend(
+            path,
+            model_name=name,
+            model_sha256=sha,
+            n_parallel=cfg.n_parallel,
+            ctx_per_slot=cfg.ctx_per_slot,
+            threads=cfg.threads,
+            verbose=verbose,
+        )
+    if cfg.kind == "openai":
+        from selfcodealign.backends.openai_http import OpenAIBackend
+
+        return OpenAIBackend(
+            cfg.base_url or "",
+            cfg.model_name or "",
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+            timeout=cfg.timeout,
+            retries=cfg.retries,
+        )
+    if cfg.kind == "hf":
+        from selfcodealign.backends.hf import HFBackend  # type: ignore[import-not-found]
+
+        return HFBackend.from_config(cfg)
+    if cfg.kind == "vllm":
+        from selfcodealign.backends.vllm_offline import VLLMBackend  # type: ignore[import-not-found]
+
+        return VLLMBackend.from_config(cfg)
+    raise BackendError(f"unknown backend {cfg.kind!r}")

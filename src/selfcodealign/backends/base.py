@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Union
+
+from selfcodealign.errors import UserError
 
 ChatMessages = list[dict[str, str]]
 Prompt = Union[str, ChatMessages]
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError):
     """A backend failed in a way the user must fix (missing model, unreachable server)."""
 
 
@@ -112,3 +115,63 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ThreadedBackend(Backend):
+    """A backend whose engine takes one request at a time per thread (an in-process
+    server or an HTTP endpoint). Each sample is its own request with seed ``seed + i``,
+    so sample ``i`` of a prompt is the same whether or not the run was resumed."""
+
+    concurrency: int = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @abc.abstractmethod
+    def _request(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
+        """One request, one completion; raise BackendError if the engine is gone."""
+
+    def iter_generate(
+        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
+        jobs = iter([(i, s) for i in range(len(prompts)) for s in range(params[i].n)])
+        remaining = {i: params[i].n for i in range(len(prompts))}
+        results: dict[int, list[Completion | None]] = {i: [None] * params[i].n for i in remaining}
+        for i, n in remaining.items():
+            if n == 0:
+                yield i, []
+        inflight: dict = {}
+
+        def fill() -> None:
+            # At most 2x concurrency requests are queued: a Ctrl-C abandons little work.
+            while len(inflight) < 2 * self.concurrency:
+                try:
+                    i, s = next(jobs)
+                except StopIteration:
+                    return
+                inflight[self._pool.submit(self._request, prompts[i], params[i], s)] = (i, s)
+
+        fill()
+        try:
+            while inflight:
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i, s = inflight.pop(fut)
+                    comp = fut.result()
+                    self.stats.add(comp)
+                    results[i][s] = comp
+                    remaining[i] -= 1
+                    if remaining[i] == 0:
+                        yield i, [c for c in results.pop(i) if c is not None]
+                fill()
+        finally:
+            for fut in inflight:
+                fut.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,155 @@
+"""Static checks on a response and its tests, and the program the sandbox runs.
+
+Pure functions over source text: nothing here executes model code.
+"""
+
+from __future__ import annotations
+
+import ast
+
+
+def _parse(src: str) -> ast.Module | None:
+    try:
+        return ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level functions, classes and assigned names of the solution."""
+    tree = _parse(code)
+    if tree is None:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def meaningful_asserts(code: str, tests: str) -> int:
+    """How many asserts in ``tests`` depend on something the solution defines.
+
+    A name is "tainted" if the solution defines it, or if the tests bind it from an
+    expression that uses a tainted name (``s = Stack(); assert s.pop() == 2``). An assert
+    counts when its condition uses a tainted name. ``assert True`` and tests that never
+    touch the solution count zero.
+    """
+    tree = _parse(tests)
+    if tree is None:
+        return 0
+    tainted = defined_names(code)
+    if not tainted:
+        return 0
+    # Bindings in source order, repeated once so later taints reach earlier loops.
+    for _ in range(2):
+        for node in ast.walk(tree):
+            value: ast.AST | None = None
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                value, targets = node.value, list(node.targets)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                value, targets = node.value, [node.target]
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                value, targets = node.iter, [node.target]
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if item.optional_vars is not None and _names_in(item.context_expr) & tainted:
+                        tainted |= _names_in(item.optional_vars)
+            elif isinstance(node, ast.NamedExpr):
+                value, targets = node.value, [node.target]
+            if value is not None and _names_in(value) & tainted:
+                for t in targets:
+                    tainted |= _names_in(t)
+    count = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and _names_in(node.test) & tainted:
+            count += 1
+        # unittest-style assertions: self.assertEqual(f(x), y)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("assert")
+            and any(_names_in(a) & tainted for a in node.args)
+        ):
+            count += 1
+    return count
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (
+        isinstance(t, ast.Compare)
+        and isinstance(t.left, ast.Name)
+        and t.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in t.comparators)
+    )
+
+
+def strip_main_guard(src: str) -> str:
+    """Drop top-level ``if __name__ == "__main__":`` blocks: a program's entry point reads
+    argv/stdin, and a test module's (``unittest.main()``) exits before the end."""
+    tree = _parse(src)
+    if tree is None:
+        return src
+    lines = src.splitlines(keepends=True)
+    cut = [(n.lineno, n.end_lineno) for n in tree.body if _is_main_guard(n)]
+    for start, end in reversed(cut):
+        del lines[start - 1 : end]
+    return "".join(lines)
+
+
+def harness_calls(tests: str) -> str:
+    """Calls that make pytest- and unittest-style tests actually run.
+
+    Models often write ``def test_x(): ...`` without calling it, or a ``TestCase``
+    class; without this, such tests would "pass" without running an assertion.
+    """
+    tree = _parse(tests)
+    if tree is None:
+        return ""
+    called = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    calls: list[str] = []
+    cases: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            a = node.args
+            required = len(a.posonlyargs) + len(a.args) - len(a.defaults)
+            if node.name not in called and required == 0:
+                calls.append(f"{node.name}()")
+        elif isinstance(node, ast.ClassDef) and any(
+            (isinstance(b, ast.Attribute) and b.attr == "TestCase")
+            or (isinstance(b, ast.Name) and b.id == "TestCase")
+            for b in node.bases
+        ):
+            cases.append(node.name)
+    out = calls[:]
+    if cases:
+        out.append("import unittest as _sca_unittest")
+        for name in cases:
+            out.append(
+                "_sca_result = _sca_unittest.TextTestRunner(verbosity=0).run("
+                f"_sca_unittest.defaultTestLoader.loadTestsFromTestCase({name}))"
+            )
+            out.append("assert _sca_result.wasSuccessful(), 'unittest failures'")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def build_program(code: str, tests: str) -> tuple[str, str]:
+    """(code, tests) as the sandbox should run them."""
+    test_src = strip_main_guard(tests)
+    return strip_main_guard(code), test_src.rstrip() + "\n\n" + harness_calls(test_src)

@@ -1,0 +1,54 @@
+"""`selfcodealign run`: every stage in order into one run directory (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from selfcodealign.commands.common import (
+    add_config_args, config_epilog, local_executor, resolve_config, setup_logging,
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the whole pipeline (seeds -> concepts -> instructions -> responses -> execute -> select)",
+        description="Run every stage in order into one run directory. Rerunning the same "
+        "command resumes where it stopped (kill -9 included).",
+        epilog=config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where stages run: this machine, or a Ray cluster")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
+    add_config_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from selfcodealign.pipeline import Pipeline
+
+    cfg = resolve_config(args)
+    out = Path(args.out)
+    setup_logging(out / "run.log", args.verbose)
+    if args.executor == "ray":
+        from selfcodealign.executors.ray_executor import ray_executor_factory
+
+        factory = ray_executor_factory(cfg, args.ray_address, args.verbose)
+    else:
+        factory = lambda: local_executor(cfg, args.verbose)  # noqa: E731
+    summary = Pipeline(cfg, out, factory, force=args.force, quiet=args.quiet).run()
+    f = summary["funnel"]
+    print(
+        f"funnel: seeds {f['seeds']} -> concepts {f['concepts']} -> instructions "
+        f"{f['instructions']} -> responses {f['responses']} -> passing {f['passing']} -> "
+        f"dataset {f['dataset']}",
+        file=sys.stderr,
+    )
+    print(f"dataset: {out / 'dataset.jsonl'}  summary: {out / 'summary.json'}", file=sys.stderr)
+    json.dumps(summary)
+    return 0

@@ -1,0 +1,94 @@
+"""The single-stage commands: each reads one JSONL file and writes the next.
+
+`concepts`, `instructions`, `responses` and `execute` keep a ledger beside --out
+(OUT.done.jsonl), so rerunning the same command resumes; `select` rewrites its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from selfcodealign.commands.common import (
+    add_config_args, config_epilog, local_executor, resolve_config, setup_logging,
+)
+
+HELP = {
+    "concepts": ("S->C: list the programming concepts of each seed", "seeds.jsonl", "concepts.jsonl"),
+    "instructions": ("C->I: write a new task from each seed's concepts", "concepts.jsonl", "instructions.jsonl"),
+    "responses": ("I->R: answer each task several times, with tests", "instructions.jsonl", "responses.jsonl"),
+    "execute": ("run every response with its tests in the sandbox", "responses.jsonl", "executed.jsonl"),
+    "select": ("keep one passing response per task; write the dataset", "executed.jsonl", "dataset.jsonl"),
+}
+
+
+def register_stage(sub, name: str) -> None:
+    help_text, default_in, default_out = HELP[name]
+    p = sub.add_parser(
+        name, help=help_text,
+        description=f"{help_text}. Reads --in (JSONL, e.g. {default_in}) and writes --out "
+        f"(JSONL, e.g. {default_out}); drops go to OUT.drops.jsonl with a reason.",
+        epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--in", dest="inp", required=True, metavar="FILE", help=f"input JSONL ({default_in})")
+    p.add_argument("--out", required=True, metavar="FILE", help=f"output JSONL ({default_out})")
+    add_config_args(p)
+    p.set_defaults(func=lambda args: run_stage_command(name, args))
+
+
+def run_stage_command(name: str, args) -> int:
+    from selfcodealign.jsonl import read_records
+    from selfcodealign.ledger import StageFiles
+    from selfcodealign.pipeline import generation_key, model_info_and_prompts, run_generation_or_execution
+
+    cfg = resolve_config(args)
+    out = Path(args.out)
+    setup_logging(out.with_suffix(".log"), args.verbose)
+    files = StageFiles(out)
+    if name == "select":
+        return _select(cfg, Path(args.inp), files)
+    if name == "execute":
+        from selfcodealign.stages.execute import ExecuteStage
+
+        stage = ExecuteStage(cfg.execute)
+        inputs = list(read_records(Path(args.inp), stage.input_type))
+        executor = local_executor(cfg, args.verbose)
+    else:
+        from selfcodealign.stages.concepts import ConceptsStage
+        from selfcodealign.stages.instructions import InstructionsStage
+        from selfcodealign.stages.responses import ResponsesStage
+
+        cls = {"concepts": ConceptsStage, "instructions": InstructionsStage,
+               "responses": ResponsesStage}[name]
+        inputs = list(read_records(Path(args.inp), cls.input_type))
+        executor = local_executor(cfg, args.verbose)
+        info, prompts = model_info_and_prompts(cfg, executor.backend)
+        stage = cls(getattr(cfg, name), prompts, info, cfg.seed, generation_key(cfg, name))
+    try:
+        summary = run_generation_or_execution(stage, inputs, files, executor, force=args.force,
+                                              quiet=args.quiet)
+    finally:
+        executor.close()
+    print(f"{name}: {json.dumps(summary)}", file=sys.stderr)
+    return 0
+
+
+def _select(cfg, inp: Path, files) -> int:
+    from selfcodealign.jsonl import read_records, write_atomic
+    from selfcodealign.records import Executed
+    from selfcodealign.stages.execute import ExecuteStage
+    from selfcodealign.stages.select import select
+
+    sanitize = None
+    if cfg.select.sanitize:
+        from selfcodealign.seeds import sanitize as _sanitize
+
+        sanitize = lambda items, thr: _sanitize(items, threshold=thr)  # noqa: E731
+    ex_stage = ExecuteStage(cfg.execute)
+    examples, drops, stats = select(read_records(inp, Executed), cfg.select, ex_stage.counts_as_pass, sanitize)
+    write_atomic(files.out, examples)
+    write_atomic(files.drops, drops)
+    print(f"select: {stats['instructions']} instructions -> {len(examples)} examples", file=sys.stderr)
+    return 0

@@ -1,0 +1,222 @@
+"""Configuration: defaults (the paper's settings where practical) -> preset -> one YAML
+file -> command-line flags. The resolved config is saved with each run.
+
+Secrets never live here: the OpenAI-compatible backend takes the *name* of an
+environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfcodealign.errors import UserError
+from selfcodealign.seeds import SeedsConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BackendConfig(_Section):
+    kind: Literal["llamacpp", "openai", "hf", "vllm"] = Field(
+        "llamacpp",
+        description="Engine: llamacpp (embedded, in-process, CPU), openai (any "
+        "OpenAI-compatible server), hf (transformers, GPU), vllm (vLLM offline API).",
+    )
+    model: str | None = Field(
+        None,
+        description="llamacpp: a GGUF file (default: the embedded Qwen2.5-Coder-0.5B-Instruct). "
+        "hf/vllm: a Hugging Face model directory, hub id or GGUF file.",
+    )
+    base_url: str | None = Field(None, description="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+    model_name: str | None = Field(None, description="openai: model name (default: the server's first)")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="openai: environment variable holding the API key (never saved)"
+    )
+    n_parallel: int = Field(4, ge=1, description="llamacpp: parallel slots (continuous batching)")
+    ctx_per_slot: int = Field(4096, ge=512, description="llamacpp: context tokens per slot")
+    threads: int | None = Field(None, description="llamacpp: CPU threads (default: all cores)")
+    concurrency: int = Field(16, ge=1, description="openai: requests in flight")
+    timeout: float = Field(300.0, gt=0, description="openai: seconds per request")
+    retries: int = Field(4, ge=0, description="openai: retries with exponential backoff")
+    batch_size: int = Field(256, ge=1, description="hf/vllm: prompts per engine batch")
+
+
+class PromptConfig(_Section):
+    style: Literal["auto", "chat", "completion"] = Field(
+        "auto",
+        description="chat: the model's chat template (instruction-tuned models); completion: "
+        "plain few-shot text (base models, as in the paper); auto: chat if the model has a template.",
+    )
+    shots_concepts: int = Field(6, ge=0, le=12, description="few-shot examples for seed -> concepts")
+    shots_instructions: int = Field(6, ge=0, le=12, description="few-shot examples for concepts -> instruction")
+    shots_responses: int = Field(1, ge=0, le=12, description="few-shot examples for instruction -> response")
+    examples: str | None = Field(
+        None, description="YAML file of few-shot examples replacing the built-in ones"
+    )
+
+
+class GenerationConfig(_Section):
+    temperature: float = Field(0.7, ge=0, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
+    max_tokens: int = Field(512, ge=1, description="generated tokens per sample")
+    n: int = Field(1, ge=1, description="samples per input")
+
+
+class ExecuteConfig(_Section):
+    timeout: float = Field(10.0, gt=0, description="seconds per program (wall clock)")
+    memory_mb: int = Field(1024, ge=64, description="memory per program")
+    workers: int | None = Field(None, description="parallel sandboxes (default: all cores)")
+    require_meaningful_tests: bool = Field(
+        True,
+        description="a pass counts only if the tests assert on something the response defines",
+    )
+
+
+class SelectConfig(_Section):
+    seed: int = Field(0, description="seed for choosing one passing response per instruction")
+    sanitize: bool = Field(
+        True, description="drop benchmark-contaminated and near-duplicate examples"
+    )
+    dedup_threshold: float = Field(0.5, gt=0, le=1, description="MinHash Jaccard threshold")
+    system_prompt: str | None = Field(None, description="system message for the chat `messages`")
+
+
+class RunConfig(_Section):
+    seed: int = Field(0, description="base seed mixed into every per-request sampling seed")
+    seeds: SeedsConfig = Field(default_factory=SeedsConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    prompts: PromptConfig = Field(default_factory=PromptConfig)
+    concepts: GenerationConfig = Field(
+        default_factory=lambda: GenerationConfig(temperature=0.0, max_tokens=128)
+    )
+    instructions: GenerationConfig = Field(
+        default_factory=lambda: GenerationConfig(temperature=0.7, max_tokens=512)
+    )
+    responses: GenerationConfig = Field(
+        default_factory=lambda: GenerationConfig(temperature=0.7, max_tokens=1024, n=10)
+    )
+    execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's settings (10 responses per instruction; all seeds).
+    "default": {},
+    # A few minutes on a 2-core laptop with the embedded model.
+    "quickstart": {
+        "seeds": {"max_seeds": 8},
+        "backend": {"n_parallel": 4, "ctx_per_slot": 4096},
+        "instructions": {"max_tokens": 320},
+        "responses": {"n": 4, "max_tokens": 640},
+        "execute": {"timeout": 10.0},
+    },
+}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a","b","c"], parsed YAML scalar)."""
+    if "=" not in item:
+        raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+    key, _, raw = item.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def nest(path: list[str], value: Any) -> dict:
+    out: Any = value
+    for part in reversed(path):
+        out = {part: out}
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {p}") from None
+    except OSError as e:
+        raise UserError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"config file {p} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must be a mapping of sections")
+    return data
+
+
+def build_config(
+    preset: str | None = None,
+    yaml_path: str | Path | None = None,
+    overrides: dict | None = None,
+    sets: list[str] | None = None,
+) -> RunConfig:
+    # Start from the full defaults so a partial section ({"responses": {"n": 2}}) keeps
+    # that section's own defaults rather than the generic ones of its type.
+    data: dict = RunConfig().model_dump()
+    if preset:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        data = deep_merge(data, PRESETS[preset])
+    if yaml_path:
+        loaded = load_yaml(yaml_path)
+        if "preset" in loaded:
+            name = loaded.pop("preset")
+            if name not in PRESETS:
+                raise UserError(f"{yaml_path}: unknown preset {name!r}")
+            data = deep_merge(PRESETS[name], data)
+        data = deep_merge(data, loaded)
+    if overrides:
+        data = deep_merge(data, overrides)
+    for item in sets or []:
+        path, value = parse_override(item)
+        data = deep_merge(data, nest(path, value))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"unknown config key: {where}") from None
+        raise UserError(f"bad config value for {where}: {first['msg']}") from None
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    a, b = flatten(old), flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

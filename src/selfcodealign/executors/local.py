@@ -1,0 +1,49 @@
+"""The local executor: generation through one backend, execution through the sandbox
+pool on this machine. Stages hand it records; it hands back results as they finish."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from selfcodealign.backends.base import Backend, Completion
+from selfcodealign.records import Record
+from selfcodealign.stages.base import ExecutionStage, GenerationStage
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, backend_factory: Callable[[], Backend], sandbox_workers: int | None = None):
+        self._factory = backend_factory
+        self._backend: Backend | None = None
+        self.sandbox_workers = sandbox_workers
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._factory()
+        return self._backend
+
+    def generate(
+        self, stage: GenerationStage, records: Sequence[Record]
+    ) -> Iterator[tuple[Record, list[Completion]]]:
+        requests = [stage.request(r) for r in records]
+        prompts = [p for p, _ in requests]
+        params = [sp for _, sp in requests]
+        for i, comps in self.backend.iter_generate(prompts, params):
+            yield records[i], comps
+
+    def execute(
+        self, stage: ExecutionStage, records: Sequence[Record]
+    ) -> Iterator[tuple[Record, Any]]:
+        from selfcodealign.sandbox import iter_batch
+
+        programs = [stage.program(r) for r in records]
+        for i, verdict in iter_batch(programs, workers=self.sandbox_workers):
+            yield records[i], verdict
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

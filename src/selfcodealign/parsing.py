@@ -1,0 +1,167 @@
+"""Pure functions that turn model text into fields, or say why they can't.
+
+Each parser returns either the parsed value or a ``ParseError`` whose ``reason`` becomes
+a counted drop. Nothing here raises on bad model output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ParseError:
+    reason: str
+    detail: str = ""
+
+
+# A fence opens with ``` (optionally a language tag); some models put the tag on the next
+# line ("```\npython\n..."), which we accept as well.
+_FENCE_RE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[ \t]*$", re.M)
+_LANG_LINE_RE = re.compile(r"\A(python3?|py)[ \t]*\n", re.I)
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    start: int  # offset of the opening fence in the text
+    end: int  # offset just past the closing fence (or end of text if unclosed)
+    closed: bool
+
+
+def fenced_blocks(text: str) -> list[Block]:
+    blocks: list[Block] = []
+    fences = list(_FENCE_RE.finditer(text))
+    i = 0
+    while i < len(fences):
+        opening = fences[i]
+        lang = opening.group(1).lower()
+        body_start = opening.end() + 1
+        if i + 1 < len(fences):
+            closing = fences[i + 1]
+            body = text[body_start : closing.start()]
+            end, closed = closing.end(), True
+            i += 2
+        else:
+            body = text[body_start:]
+            end, closed = len(text), False
+            i += 1
+        if not lang:
+            m = _LANG_LINE_RE.match(body)
+            if m:
+                lang, body = m.group(1).lower(), body[m.end() :]
+        blocks.append(Block(lang, body.rstrip() + "\n" if body.strip() else "", opening.start(), end, closed))
+    return blocks
+
+
+_CONCEPT_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:key\s+)?(?:programming\s+)?concepts?\s*[:\-]?\s*", re.I)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+
+
+def parse_concepts(text: str, max_concepts: int = 10) -> list[str] | ParseError:
+    """Concepts as a comma-separated line or a bulleted list."""
+    body = text.strip()
+    if not body:
+        return ParseError("empty_output")
+    # Only the first section: stop where the model starts a new example or heading.
+    body = re.split(r"\n\s*\n|\n#{2,}\s", body, maxsplit=1)[0]
+    lines = [ln for ln in body.splitlines() if ln.strip()]
+    items: list[str] = []
+    if len(lines) > 1 and all(_BULLET.match(ln) for ln in lines[1:]):
+        lines = lines[1:] if not _BULLET.match(lines[0]) else lines
+        items = [_BULLET.sub("", ln) for ln in lines]
+    elif any(_BULLET.match(ln) for ln in lines):
+        items = [_BULLET.sub("", ln) for ln in lines if _BULLET.match(ln)]
+    else:
+        items = re.split(r",|;", _CONCEPT_LABEL.sub("", " ".join(lines)))
+    out: list[str] = []
+    for item in items:
+        item = _CONCEPT_LABEL.sub("", item).strip().strip(".`*\"'").strip()
+        if 2 <= len(item) <= 80 and item.lower() not in (c.lower() for c in out):
+            out.append(item)
+    if not out:
+        return ParseError("no_concepts", body[:200])
+    return out[:max_concepts]
+
+
+_INSTRUCTION_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:task|instruction|problem)\s*[:\-]\s*", re.I)
+# Where a model that was asked only for a task starts to answer it instead.
+_INSTRUCTION_STOP = re.compile(
+    r"^\s*(?:#+\s*)?(?:response|solution|answer|implementation|tests?|example solution|"
+    r"here is|here's)\b.*$",
+    re.I | re.M,
+)
+
+
+def parse_instruction(text: str, finish_reason: str = "stop") -> str | ParseError:
+    body = _INSTRUCTION_LABEL.sub("", text.strip(), count=1)
+    m = _INSTRUCTION_STOP.search(body)
+    if m:
+        body = body[: m.start()]
+    # A solution code block that follows the task is not part of it.
+    for block in fenced_blocks(body):
+        if re.search(r"^\s*(def|class)\s", block.code, re.M) and block.start > 40:
+            body = body[: block.start]
+            break
+    body = body.strip()
+    if not body:
+        return ParseError("empty_instruction", text[:200])
+    if finish_reason == "length" and not m:
+        return ParseError("truncated", text[-200:])
+    if len(body) < 30:
+        return ParseError("instruction_too_short", body)
+    if len(body) > 4000:
+        return ParseError("instruction_too_long", body[:200])
+    return body
+
+
+_TEST_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?\s*(?:unit\s+)?tests?\b", re.I | re.M)
+_PY_LANGS = {"", "python", "python3", "py"}
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    response: str  # the answer as shown to the user (solution, explanation, tests)
+    code: str
+    tests: str
+
+
+def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | ParseError:
+    """Split a response into solution code and tests.
+
+    Tests are the first Python block after a "Tests" heading; failing a heading, the last
+    block that holds an ``assert`` when there are at least two blocks. The solution is
+    every Python block before the tests.
+    """
+    body = text.strip()
+    if not body:
+        return ParseError("empty_output")
+    blocks = [b for b in fenced_blocks(body) if b.lang in _PY_LANGS and b.code.strip()]
+    if not blocks:
+        return ParseError("no_code_block", body[:200])
+    tests_idx = None
+    heading = _TEST_HEADING.search(body)
+    if heading:
+        for i, b in enumerate(blocks):
+            if b.start >= heading.start() and i > 0:
+                tests_idx = i
+                break
+    if tests_idx is None and len(blocks) >= 2:
+        for i in range(len(blocks) - 1, 0, -1):
+            if "assert" in blocks[i].code:
+                tests_idx = i
+                break
+    if tests_idx is None:
+        if finish_reason == "length":
+            return ParseError("truncated", body[-200:])
+        return ParseError("no_tests", body[:200])
+    tests_block = blocks[tests_idx]
+    if not tests_block.closed and finish_reason == "length":
+        return ParseError("truncated", body[-200:])
+    code = "\n".join(b.code for b in blocks[:tests_idx])
+    # The answer ends with the tests block: anything after it (a new example the model
+    # started) is not part of the response.
+    response = body[: tests_block.end].strip()
+    return ParsedResponse(response=response, code=code, tests=tests_block.code)

@@ -1,0 +1,42 @@
+"""C->I: a new, self-contained task from concepts, a category and a difficulty."""
+
+from __future__ import annotations
+
+import random
+
+from selfcodealign.backends.base import Completion, Prompt
+from selfcodealign.ids import make_id
+from selfcodealign.parsing import ParseError, parse_instruction
+from selfcodealign.records import Concepts, Drop, GenMeta, Instruction, Record
+from selfcodealign.stages.base import PromptedStage
+
+CATEGORIES = ("function", "class", "program")
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def task_properties(record_id: str, base_seed: int = 0) -> tuple[str, str]:
+    """Category and difficulty, sampled uniformly but fixed by the record id."""
+    rng = random.Random(make_id(base_seed, "properties", record_id))
+    return rng.choice(CATEGORIES), rng.choice(DIFFICULTIES)
+
+
+class InstructionsStage(PromptedStage):
+    name = "instructions"
+    step = "instructions"
+    input_type = Concepts
+    output_type = Instruction
+
+    def prompt(self, rec: Concepts) -> Prompt:
+        category, difficulty = task_properties(rec.id, self.base_seed)
+        return self.prompts.instruction(rec.concepts, category, difficulty)
+
+    def parse_one(self, rec: Concepts, index: int, comp: Completion, meta: GenMeta) -> Record | Drop:
+        parsed = parse_instruction(comp.text, comp.finish_reason)
+        if isinstance(parsed, ParseError):
+            return self.drop(rec, parsed.reason, parsed.detail, comp.text)
+        category, difficulty = task_properties(rec.id, self.base_seed)
+        return Instruction(
+            id=make_id(rec.id, self.name, index), parent_id=rec.id, seed_id=rec.seed.id,
+            seed_source=rec.seed.source, seed_path=rec.seed.path, concepts=rec.concepts,
+            category=category, difficulty=difficulty, instruction=parsed, raw=comp.text, gen=meta,
+        )

@@ -1,0 +1,43 @@
+from selfcodealign.checks import build_program, harness_calls, meaningful_asserts, strip_main_guard
+
+CODE = "class Stack:\n    def pop(self):\n        return 1\n\ndef helper(x):\n    return x\n"
+
+
+def test_meaningful_direct_and_indirect():
+    assert meaningful_asserts(CODE, "assert helper(2) == 2") == 1
+    assert meaningful_asserts(CODE, "s = Stack()\nx = s.pop()\nassert x == 1") == 1
+    assert meaningful_asserts(CODE, "for v in [helper(1)]:\n    assert v == 1") == 1
+
+
+def test_not_meaningful():
+    assert meaningful_asserts(CODE, "assert True") == 0
+    assert meaningful_asserts(CODE, "x = 3\nassert x == 3") == 0
+    assert meaningful_asserts(CODE, "print(helper(1))") == 0
+    assert meaningful_asserts(CODE, "assert (") == 0  # syntax error
+    assert meaningful_asserts("", "assert helper(1)") == 0
+
+
+def test_unittest_style_counts():
+    tests = "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(helper(1), 1)\n"
+    assert meaningful_asserts(CODE, tests) == 1
+
+
+def test_harness_calls_uncalled_test_functions_and_testcases():
+    tests = ("def test_a():\n    assert helper(1) == 1\n\ndef test_b(x):\n    pass\n\n"
+             "import unittest\nclass T(unittest.TestCase):\n    def test_c(self):\n        pass\n")
+    h = harness_calls(tests)
+    assert "test_a()" in h and "test_b(" not in h
+    assert "loadTestsFromTestCase(T)" in h and "wasSuccessful" in h
+    assert harness_calls("def test_a():\n    pass\ntest_a()\n") == ""
+
+
+def test_strip_main_guard():
+    src = "def f():\n    return 1\n\nif __name__ == '__main__':\n    import sys\n    sys.exit(f())\nx = 2\n"
+    out = strip_main_guard(src)
+    assert "sys.exit" not in out and "x = 2" in out and "def f" in out
+
+
+def test_build_program_runs_unittest_main_guard_removed():
+    code, tests = build_program(CODE, "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(helper(1), 1)\nif __name__ == '__main__':\n    unittest.main()\n")
+    assert "unittest.main()" not in tests
+    assert "loadTestsFromTestCase(T)" in tests

@@ -1,0 +1,97 @@
+from selfcodealign.parsing import (
+    ParseError, ParsedResponse, fenced_blocks, parse_concepts, parse_instruction, parse_response,
+)
+
+
+def test_concepts_comma_line():
+    assert parse_concepts("list comprehension, recursion, dictionary lookup") == [
+        "list comprehension", "recursion", "dictionary lookup"]
+
+
+def test_concepts_label_bullets_and_dedup():
+    text = "Concepts:\n- Recursion\n- recursion\n* memoization\n1. `functools.lru_cache`\n"
+    assert parse_concepts(text) == ["Recursion", "memoization", "functools.lru_cache"]
+
+
+def test_concepts_stop_at_next_example():
+    text = "string slicing, loops\n\n### Snippet\n```python\nx = 1\n```"
+    assert parse_concepts(text) == ["string slicing", "loops"]
+
+
+def test_concepts_empty_or_garbage():
+    assert isinstance(parse_concepts("   "), ParseError)
+    assert parse_concepts(",,, ;").reason == "no_concepts"
+
+
+def test_instruction_strips_label_and_solution():
+    text = ("Instruction: Write a function `rev(s)` that returns the string reversed, "
+            "keeping surrogate pairs intact.\n\n```python\ndef rev(s):\n    return s[::-1]\n```")
+    out = parse_instruction(text)
+    assert out.startswith("Write a function `rev(s)`")
+    assert "def rev" not in out
+
+
+def test_instruction_cut_at_response_heading():
+    text = "Write a class `Bank` with deposit and withdraw methods that reject overdrafts.\n### Response\nsure"
+    assert parse_instruction(text) == "Write a class `Bank` with deposit and withdraw methods that reject overdrafts."
+
+
+def test_instruction_truncated_and_short():
+    assert parse_instruction("Write a function that " + "x " * 50, "length").reason == "truncated"
+    assert parse_instruction("Do it.").reason == "instruction_too_short"
+    assert parse_instruction("").reason == "empty_instruction"
+
+
+REALISTIC = """Here is the solution:
+
+```python
+def add(a, b):
+    return a + b
+```
+
+It adds two numbers.
+
+### Tests
+```python
+assert add(1, 2) == 3
+assert add(-1, 1) == 0
+```
+
+### Instruction
+Something else the model started"""
+
+
+def test_response_realistic():
+    r = parse_response(REALISTIC)
+    assert isinstance(r, ParsedResponse)
+    assert r.code == "def add(a, b):\n    return a + b\n"
+    assert r.tests.startswith("assert add(1, 2) == 3")
+    assert "Something else" not in r.response
+    assert r.response.endswith("```")
+
+
+def test_response_bare_fence_with_python_on_next_line():
+    text = "```\npython\ndef f(x):\n    return x * 2\n```\n\n```\npython\nassert f(2) == 4\n```"
+    r = parse_response(text)
+    assert r.code.startswith("def f(x):")
+    assert r.tests == "assert f(2) == 4\n"
+
+
+def test_response_without_heading_uses_last_assert_block():
+    text = "```python\nimport math\n```\n```python\ndef g():\n    return 1\n```\n```python\nassert g() == 1\n```"
+    r = parse_response(text)
+    assert "def g" in r.code and "import math" in r.code
+    assert r.tests.strip() == "assert g() == 1"
+
+
+def test_response_malformed():
+    assert parse_response("").reason == "empty_output"
+    assert parse_response("no code at all").reason == "no_code_block"
+    assert parse_response("```python\ndef f():\n    return 1\n```").reason == "no_tests"
+    cut = "```python\ndef f():\n    return 1\n```\n### Tests\n```python\nassert f() =="
+    assert parse_response(cut, "length").reason == "truncated"
+
+
+def test_fenced_blocks_unclosed():
+    blocks = fenced_blocks("```python\nx = 1\n")
+    assert len(blocks) == 1 and not blocks[0].closed and blocks[0].code == "x = 1\n"
