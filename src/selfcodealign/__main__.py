@@ -1,0 +1,5 @@
+import sys
+
+from selfcodealign.cli import main
+
+sys.exit(main())
