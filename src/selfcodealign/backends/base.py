@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from selfcodealign.errors import UserError
@@ -34,6 +34,10 @@ class SamplingParams:
     # Text that the assistant's reply starts with (chat prompts only): the backend sends
     # it as a partial assistant turn and returns it as part of the completion text.
     prefill: str = ""
+    # (marker, continuation): if a completion ends ("stop") without ``marker``, the
+    # backend continues it once, pre-filled with its own text plus ``continuation``.
+    # Used to recover responses that forget their tests section.
+    require: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,25 @@ class ThreadedBackend(Backend):
     def _request(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
         """One request, one completion; raise BackendError if the engine is gone."""
 
+    def _sample(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
+        comp = self._request(prompt, sp, sample)
+        if sp.require is None or comp.finish_reason != "stop" or sp.require[0] in comp.text:
+            return comp
+        marker, continuation = sp.require
+        budget = max(128, sp.max_tokens - comp.completion_tokens)
+        more = self._request(
+            prompt, replace(sp, prefill=comp.text.rstrip() + continuation, max_tokens=budget,
+                            require=None), sample)
+        if more.finish_reason == "error":
+            return comp
+        return Completion(
+            text=more.text,
+            finish_reason=more.finish_reason,
+            prompt_tokens=comp.prompt_tokens + more.prompt_tokens,
+            completion_tokens=comp.completion_tokens + more.completion_tokens,
+            cached_tokens=comp.cached_tokens + more.cached_tokens,
+        )
+
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
     ) -> Iterator[tuple[int, list[Completion]]]:
@@ -152,7 +175,7 @@ class ThreadedBackend(Backend):
                     i, s = next(jobs)
                 except StopIteration:
                     return
-                inflight[self._pool.submit(self._request, prompts[i], params[i], s)] = (i, s)
+                inflight[self._pool.submit(self._sample, prompts[i], params[i], s)] = (i, s)
 
         fill()
         try:

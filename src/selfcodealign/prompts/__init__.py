@@ -170,6 +170,11 @@ class PromptBuilder:
         parts.append(f"### Instruction\n{instruction.strip()}\n### Response\n")
         return "\n".join(parts)
 
+    def required_section(self, step: str) -> tuple[str, str] | None:
+        """Responses must end with their tests: one that stops without them is continued
+        from "### Tests" (see SamplingParams.require)."""
+        return ("### Tests", "\n\n### Tests\n```python\n") if step == "responses" else None
+
     # Stop strings per step (completion style needs them to end one example).
     def stops(self, step: str) -> tuple[str, ...]:
         if self.style == "chat":

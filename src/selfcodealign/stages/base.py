@@ -104,6 +104,7 @@ class PromptedStage(GenerationStage):
             n=self.gen.n, temperature=self.gen.temperature, top_p=self.gen.top_p,
             max_tokens=self.gen.max_tokens, stop=self.prompts.stops(self.step),
             seed=sampling_seed(rec.id, self.name, 0, self.base_seed),
+            require=self.prompts.required_section(self.step),
         )
 
     @abc.abstractmethod

@@ -1,0 +1,93 @@
+"""The execute and select stages through the CLI, with the real sandbox (no model)."""
+
+import json
+import random
+import subprocess
+import sys
+
+from selfcodealign.config import SelectConfig
+from selfcodealign.jsonl import read_records
+from selfcodealign.records import Executed, GenMeta, Instruction, Response
+from selfcodealign.stages.execute import ExecuteStage
+from selfcodealign.config import ExecuteConfig
+from selfcodealign.stages.select import select
+
+META = GenMeta(model="m", model_sha256="abc", backend="llamacpp", prompt_style="chat",
+               temperature=0.7, top_p=1.0, max_tokens=64, seed=5, finish_reason="stop")
+
+SOLUTION = "def double(x):\n    return 2 * x\n"
+CASES = {
+    # (instruction, code, tests, expected status, meaningful)
+    "good": ("A", SOLUTION, "assert double(2) == 4\n", "passed", True),
+    "vacuous": ("A", SOLUTION, "assert True\n", "passed", False),
+    "wrong": ("A", "def double(x):\n    return x\n", "assert double(2) == 4\n", "failed", True),
+    "early_exit": ("B", SOLUTION + "import sys\nsys.exit(0)\n", "assert double(2) == 5\n", "failed", True),
+    "uncalled_pytest": ("B", SOLUTION, "def test_double():\n    assert double(2) == 5\n", "failed", True),
+    "unittest_main": ("C", SOLUTION,
+                      "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n"
+                      "        self.assertEqual(double(3), 6)\n\nif __name__ == '__main__':\n    unittest.main()\n",
+                      "passed", True),
+}
+
+
+def make_responses():
+    instructions = {}
+    out = []
+    for i, (name, (ins, code, tests, _, _)) in enumerate(CASES.items()):
+        if ins not in instructions:
+            instructions[ins] = Instruction(
+                id=f"ins{ins}", parent_id="c", seed_id="seed1", seed_source="stdlib", seed_path="x.py",
+                concepts=["arithmetic"], category="function", difficulty="easy",
+                instruction=f"Write double(x) ({ins}).", raw="", gen=META)
+        resp = f"```python\n{code}```\n\n### Tests\n```python\n{tests}```"
+        out.append(Response(id=name, parent_id=f"ins{ins}", sample_index=i, instruction=instructions[ins],
+                            response=resp, code=code, tests=tests, raw=resp, gen=META))
+    return out
+
+
+def test_execute_then_select_via_cli(tmp_path):
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(r.model_dump_json() + "\n" for r in make_responses()))
+    executed = tmp_path / "executed.jsonl"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "selfcodealign", *a, "--quiet"],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    res = run("execute", "--in", str(responses), "--out", str(executed))
+    assert res.returncode == 0, res.stderr
+    got = {e.parent_id: e for e in read_records(executed, Executed)}
+    for name, (_, _, _, status, meaningful) in CASES.items():
+        assert got[name].verdict.status == status, (name, got[name].verdict)
+        assert got[name].meaningful_tests == meaningful, name
+
+    # Rerunning does nothing new (ledger), and select keeps one passing response per task.
+    before = executed.read_text()
+    assert run("execute", "--in", str(responses), "--out", str(executed)).returncode == 0
+    assert executed.read_text() == before
+    dataset = tmp_path / "dataset.jsonl"
+    res = run("select", "--in", str(executed), "--out", str(dataset), "--set", "select.sanitize=false")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(x) for x in dataset.read_text().splitlines()]
+    by_ins = {r["instruction"]: r for r in rows}
+    assert set(by_ins) == {"Write double(x) (A).", "Write double(x) (C)."}  # B has no pass
+    a = by_ins["Write double(x) (A)."]
+    assert a["tests"] == CASES["good"][2]  # the vacuous pass is not eligible
+    assert a["seed_id"] == "seed1" and a["verdict"]["status"] == "passed"
+    assert a["messages"][-1]["content"] == a["response"]
+    drops = [json.loads(x) for x in (tmp_path / "dataset.drops.jsonl").read_text().splitlines()]
+    assert [(d["input_id"], d["reason"]) for d in drops] == [("insB", "no_passing_response")]
+
+
+def test_select_is_deterministic_and_order_free(tmp_path):
+    stage = ExecuteStage(ExecuteConfig())
+    from selfcodealign.records import Verdict
+
+    rs = make_responses()
+    executed = [Executed(id=f"e{r.id}", parent_id=r.id, response=r,
+                         verdict=Verdict(id=r.id, status="passed"), meaningful_tests=True) for r in rs]
+    cfg = SelectConfig(sanitize=False)
+    first, _, _ = select(executed, cfg, stage.counts_as_pass)
+    shuffled = executed[:]
+    random.Random(1).shuffle(shuffled)
+    second, _, _ = select(shuffled, cfg, stage.counts_as_pass)
+    assert [e.id for e in first] == [e.id for e in second]
+    other, _, _ = select(executed, SelectConfig(sanitize=False, seed=123), stage.counts_as_pass)
+    assert len(other) == len(first)  # another seed may choose other samples, never fewer
