@@ -95,3 +95,11 @@ def test_response_malformed():
 def test_fenced_blocks_unclosed():
     blocks = fenced_blocks("```python\nx = 1\n")
     assert len(blocks) == 1 and not blocks[0].closed and blocks[0].code == "x = 1\n"
+
+
+def test_response_solution_fence_left_open():
+    text = ("```python\nclass A:\n    def f(self):\n        return 1\n\n### Tests\n```python\n"
+            "assert A().f() == 1\n```")
+    r = parse_response(text)
+    assert "class A" in r.code and "### Tests" in r.code  # the heading is swallowed, harmless
+    assert r.tests == "assert A().f() == 1\n"

@@ -32,27 +32,34 @@ class Block:
 
 
 def fenced_blocks(text: str) -> list[Block]:
+    """Fenced blocks in order. A fence with a language tag always opens a block: when one
+    appears inside an open block (a model that forgot a closing fence), the open block
+    ends there."""
     blocks: list[Block] = []
     fences = list(_FENCE_RE.finditer(text))
-    i = 0
-    while i < len(fences):
-        opening = fences[i]
+
+    def emit(opening: re.Match, body_end: int, end: int, closed: bool) -> None:
         lang = opening.group(1).lower()
-        body_start = opening.end() + 1
-        if i + 1 < len(fences):
-            closing = fences[i + 1]
-            body = text[body_start : closing.start()]
-            end, closed = closing.end(), True
-            i += 2
-        else:
-            body = text[body_start:]
-            end, closed = len(text), False
-            i += 1
+        body = text[opening.end() + 1 : body_end] if opening.end() < len(text) else ""
         if not lang:
             m = _LANG_LINE_RE.match(body)
             if m:
                 lang, body = m.group(1).lower(), body[m.end() :]
-        blocks.append(Block(lang, body.rstrip() + "\n" if body.strip() else "", opening.start(), end, closed))
+        code = body.rstrip() + "\n" if body.strip() else ""
+        blocks.append(Block(lang, code, opening.start(), end, closed))
+
+    opening: re.Match | None = None
+    for fence in fences:
+        if opening is None:
+            opening = fence
+        elif fence.group(1):  # a tagged fence opens a new block
+            emit(opening, fence.start(), fence.start(), False)
+            opening = fence
+        else:
+            emit(opening, fence.start(), fence.end(), True)
+            opening = None
+    if opening is not None:
+        emit(opening, len(text), len(text), False)
     return blocks
 
 

@@ -162,31 +162,32 @@ class Pipeline:
         summary: dict[str, Any] = {"run_dir": str(self.out), "stages": {}}
         t0 = time.monotonic()
 
-        # --- seeds ------------------------------------------------------------------------
-        seed_files = self.files("seeds")
-        seed_key = self.cfg.seeds.model_dump(mode="json")
-        if check_config(seed_files, "seeds", seed_key, self.force):
-            self._forced_from("seeds")
-        state = seed_files.state()
-        if not (state and state.get("complete")):
-            seed_files.save_state({"config": seed_key, "complete": False})
-            bar = StageProgress("seeds", total=self.cfg.seeds.max_seeds, quiet=self.quiet)
-            try:
-                funnel = mine(self.cfg.seeds, seed_files.out, progress=bar.update_total)
-            finally:
-                bar.close()
-            state = {"config": seed_key, "complete": True, "funnel": funnel}
-            seed_files.save_state(state)
-        seeds = list(read_records(seed_files.out, Seed))
-        if not seeds:
-            raise UserError(
-                f"seed source {self.cfg.seeds.source!r} gave no seeds (funnel: "
-                f"{json.dumps(state.get('funnel', {}))})"
-            )
-        summary["stages"]["seeds"] = {"out": len(seeds), "funnel": state.get("funnel", {})}
-
         executor = self.executor_factory()
         try:
+            # --- seeds ------------------------------------------------------------------------
+            seed_files = self.files("seeds")
+            seed_key = self.cfg.seeds.model_dump(mode="json")
+            if check_config(seed_files, "seeds", seed_key, self.force):
+                self._forced_from("seeds")
+            state = seed_files.state()
+            if not (state and state.get("complete")):
+                seed_files.save_state({"config": seed_key, "complete": False})
+                bar = StageProgress("seeds", total=self.cfg.seeds.max_seeds, quiet=self.quiet)
+                try:
+                    funnel = mine(self.cfg.seeds, seed_files.out, progress=bar.update_total,
+                                  backend=executor.backend if self.cfg.seeds.judge else None)
+                finally:
+                    bar.close()
+                state = {"config": seed_key, "complete": True, "funnel": funnel}
+                seed_files.save_state(state)
+            seeds = list(read_records(seed_files.out, Seed))
+            if not seeds:
+                raise UserError(
+                    f"seed source {self.cfg.seeds.source!r} gave no seeds (funnel: "
+                    f"{json.dumps(state.get('funnel', {}))})"
+                )
+            summary["stages"]["seeds"] = {"out": len(seeds), "funnel": state.get("funnel", {})}
+
             from selfcodealign.stages.concepts import ConceptsStage
             from selfcodealign.stages.execute import ExecuteStage
             from selfcodealign.stages.instructions import InstructionsStage
