@@ -1,0 +1,395 @@
+"""Seed mining: documents -> candidates -> filters -> seeds, with a funnel of every drop.
+
+Order of work (the funnel lists drops in this order):
+  worker processes: read + parse (files skipped by reason), extraction reasons, cheap
+  filters, benchmark decontamination, dedup signatures;
+  this process: near-duplicates (first occurrence in processing order wins), Pyright in
+  batches (one batch checks while workers extract the next), the optional judge.
+
+Decisions never depend on timing: the near-duplicate index only ever holds seeds already
+kept, and each batch is finalised in processing order, so the same config always gives
+the same seeds and the same funnel. With ``max_seeds`` mining stops as soon as that many
+seeds are kept, and the funnel counts exactly the documents and candidates seen up to then.
+
+Resumption: after every finalised batch the seeds are appended (fsync) and a state file
+``<out>.state.json`` records how many documents are done, the output size and the funnel.
+A rerun with the same config cuts the output back to that size, rebuilds the dedup index
+from it and goes on; a finished run returns its saved funnel without work.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from selfcodealign import jsonl
+from selfcodealign.errors import UserError
+from selfcodealign.ids import make_id
+from selfcodealign.records import Seed
+from selfcodealign.seeds import dedup, typecheck
+from selfcodealign.seeds.config import SeedsConfig
+from selfcodealign.seeds.filters import CHEAP_REASONS, EXTRACT_REASONS
+from selfcodealign.seeds.sources import Doc, open_source
+from selfcodealign.seeds.worker import DocResult, Passed, Settings, process_chunk
+
+log = logging.getLogger("selfcodealign.seeds")
+
+# Bump when a filter changes meaning, so old state files are not resumed.
+MINING_VERSION = 1
+Progress = Callable[[int, "int | None"], None]
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state.json")
+
+
+def _config_key(cfg: SeedsConfig) -> str:
+    data = cfg.model_dump(exclude={"workers", "typecheck_batch"})
+    return make_id(MINING_VERSION, json.dumps(data, sort_keys=True))
+
+
+def _empty_funnel(source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "files": 0,
+        "files_skipped": {},
+        "candidates": 0,
+        "dropped": {},
+        "kept": 0,
+        "seconds": {},
+        "notes": [],
+    }
+
+
+# Every filter, in the order it applies, so a funnel lists each one (zeros included).
+DROP_ORDER = (
+    *EXTRACT_REASONS, *CHEAP_REASONS, "benchmark_contamination", "near_duplicate",
+    "typecheck", "judge", "judge_no_answer",
+)
+
+
+def _ordered(counts: dict[str, int], cfg: SeedsConfig) -> dict[str, int]:
+    order = [k for k in DROP_ORDER if cfg.judge or not k.startswith("judge")]
+    out = {k: counts.get(k, 0) for k in order}
+    out.update({k: v for k, v in counts.items() if k not in out})
+    return out
+
+
+def _count(d: dict[str, int], key: str, n: int = 1) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def _save_state(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _settings(cfg: SeedsConfig, signatures: str | None) -> Settings:
+    return Settings(
+        min_lines=cfg.min_lines,
+        max_lines=cfg.max_lines,
+        unwanted_words=tuple(cfg.unwanted_words),
+        unsafe_imports=tuple(cfg.unsafe_imports),
+        decontaminate=cfg.decontaminate,
+        benchmark_data=tuple(cfg.benchmark_data) if cfg.benchmark_data else None,
+        signatures=signatures,
+        license_allowlist=frozenset(cfg.license_allowlist) if cfg.license_allowlist is not None else None,
+        max_file_bytes=cfg.max_file_bytes,
+    )
+
+
+def _chunks(docs: Iterator[Doc], size: int) -> Iterator[list[Doc]]:
+    while True:
+        chunk = list(itertools.islice(docs, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _results(
+    docs: Iterator[Doc], settings: Settings, workers: int, chunk: int
+) -> Iterator[tuple[list[DocResult], dict[str, float]]]:
+    """Worker results in document order, with a bounded number of chunks in flight."""
+    if workers <= 1:
+        for c in _chunks(docs, chunk):
+            yield process_chunk(c, settings)
+        return
+    ctx = multiprocessing.get_context(_start_method())
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        inflight: collections.deque[cf.Future] = collections.deque()
+        it = _chunks(docs, chunk)
+        try:
+            for c in it:
+                inflight.append(pool.submit(process_chunk, c, settings))
+                if len(inflight) >= 2 * workers:
+                    yield inflight.popleft().result()
+            while inflight:
+                yield inflight.popleft().result()
+        finally:
+            for f in inflight:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (Linux)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _children_cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _start_method() -> str:
+    """fork when this process has no other threads (fast, and a caller's script without a
+    ``__main__`` guard still works); spawn otherwise, since forking a threaded process
+    can deadlock the child."""
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.docs: list[DocResult] = []
+        self.pending: list[Passed] = []
+        self.future: cf.Future | None = None
+
+
+def mine(
+    cfg: SeedsConfig,
+    out_path: Path,
+    *,
+    backend: Any = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Mine seeds into ``out_path`` (JSONL of ``Seed``) and return the funnel.
+
+    ``progress(done, total)`` is called after each batch: seeds kept of ``max_seeds`` when
+    that is set, else documents done of the total (None when the source cannot tell).
+    """
+    t_start = time.perf_counter()
+    out_path = Path(out_path)
+    state_path = _state_path(out_path)
+    key = _config_key(cfg)
+    state = None
+    if state_path.exists() and out_path.exists():
+        try:
+            state = json.loads(state_path.read_text())
+        except ValueError:
+            state = None
+        if state and state.get("key") != key:
+            log.warning("seed settings changed since %s was written: mining again", out_path)
+            state = None
+        elif state and out_path.stat().st_size < state.get("out_bytes", 0):
+            log.warning("%s is shorter than its state file says: mining again", out_path)
+            state = None
+    if state and state.get("done"):
+        return state["funnel"]
+    if cfg.judge and backend is None:
+        raise UserError("the seed quality judge needs a model backend (judge: true)")
+
+    do_typecheck = cfg.typecheck and typecheck.available()
+    if cfg.typecheck and not do_typecheck:
+        typecheck.warn_missing_once()
+    ddx = dedup.NearDupIndex(cfg.dedup_threshold) if cfg.dedup else None
+    signatures = None if ddx is None else ("minhash" if ddx.use_minhash else "exact")
+
+    source = open_source(
+        cfg.source,
+        sample_seed=cfg.sample_seed,
+        content_column=cfg.content_column,
+        hf_split=cfg.hf_split,
+        shuffle_buffer=cfg.shuffle_buffer,
+    )
+    if state is None:
+        state = {"key": key, "docs_done": 0, "out_bytes": 0, "done": False, "funnel": _empty_funnel(source.name)}
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_bytes(b"")
+    else:
+        with open(out_path, "rb+") as f:
+            f.truncate(state["out_bytes"])
+        if ddx is not None:
+            for seed in jsonl.read_records(out_path, Seed):
+                ddx.add(ddx.signature(seed.code))
+        log.info("resuming seed mining after %d documents", state["docs_done"])
+    funnel = state["funnel"]
+    notes = funnel.setdefault("notes", [])
+    if cfg.typecheck and not do_typecheck and "typecheck skipped: basedpyright not installed" not in notes:
+        notes.append("typecheck skipped: basedpyright not installed")
+    secs: dict[str, float] = funnel["seconds"]
+    kept = funnel["kept"]
+    workers = cfg.workers or _cores()
+    settings = _settings(cfg, signatures)
+    docs = itertools.islice(source.docs, state["docs_done"], None)
+    chunk = 8 if source.total is not None else 32
+    if cfg.max_seeds is not None:
+        chunk = 4  # small samples: don't read far beyond what is needed
+    tc_pool = cf.ThreadPoolExecutor(max_workers=1) if do_typecheck else None
+    stopped = cfg.max_seeds is not None and kept >= cfg.max_seeds
+
+    def run_typecheck(codes: list[str]) -> tuple[list[list[str]], float, float]:
+        t = time.perf_counter()
+        # Pyright's CPU time: the pool's workers are children too, but they are only
+        # accounted when reaped, at the very end.
+        c0 = _children_cpu()
+        errs = typecheck.check(codes, third_party=cfg.typecheck_third_party)
+        return errs, time.perf_counter() - t, _children_cpu() - c0
+
+    def target() -> int:
+        if cfg.max_seeds is None:
+            return cfg.typecheck_batch
+        return min(cfg.typecheck_batch, max(8, 2 * (cfg.max_seeds - kept)))
+
+    def finalize(batch: _Batch) -> None:
+        nonlocal kept, stopped
+        errors: list[list[str]] = [[] for _ in batch.pending]
+        if batch.future is not None:
+            errors, took, cpu = batch.future.result()
+            _count(secs, "typecheck", took)
+            _count(secs, "typecheck_cpu", cpu)
+        verdicts: dict[int, bool | None] = {}
+        if cfg.judge:
+            from selfcodealign.seeds.judge import judge
+
+            t = time.perf_counter()
+            idx = [i for i, e in enumerate(errors) if not e]
+            answers = judge(backend, [batch.pending[i].code for i in idx])
+            verdicts = dict(zip(idx, answers))
+            _count(secs, "judge", time.perf_counter() - t)
+        pos = {id(p): i for i, p in enumerate(batch.pending)}
+        seeds: list[Seed] = []
+        t = time.perf_counter()
+        ndocs = 0
+        for doc in batch.docs:
+            if stopped:
+                break
+            ndocs += 1
+            funnel["files"] += 1
+            if doc.skip:
+                _count(funnel["files_skipped"], doc.skip)
+                continue
+            for o in doc.outcomes:
+                funnel["candidates"] += 1
+                if isinstance(o, str):
+                    _count(funnel["dropped"], o)
+                    continue
+                i = pos[id(o)]
+                if ddx is not None and ddx.is_dup(o.sig):
+                    _count(funnel["dropped"], "near_duplicate")
+                elif errors[i]:
+                    _count(funnel["dropped"], "typecheck")
+                elif cfg.judge and verdicts.get(i) is not True:
+                    _count(funnel["dropped"], "judge" if verdicts.get(i) is False else "judge_no_answer")
+                else:
+                    if ddx is not None:
+                        ddx.add(o.sig)
+                    seeds.append(
+                        Seed(
+                            id=make_id("seed", o.code),
+                            code=o.code,
+                            name=o.name,
+                            source=source.name,
+                            path=doc.path,
+                            line_start=o.line_start,
+                            line_end=o.line_end,
+                            license=doc.license,
+                        )
+                    )
+                    kept += 1
+                    if cfg.max_seeds is not None and kept >= cfg.max_seeds:
+                        stopped = True
+                        break
+        _count(secs, "dedup", time.perf_counter() - t)
+        appender.write_many(seeds)
+        funnel["kept"] = kept
+        state["docs_done"] += ndocs
+        state["out_bytes"] = out_path.stat().st_size
+        secs["total"] = secs.get("total", 0.0) + time.perf_counter() - t_mark[0]
+        t_mark[0] = time.perf_counter()
+        _save_state(state_path, state)
+        if progress is not None:
+            if cfg.max_seeds is not None:
+                progress(kept, cfg.max_seeds)
+            else:
+                progress(state["docs_done"], source.total)
+
+    t_mark = [t_start]
+    appender = jsonl.Appender(out_path)
+    inflight: _Batch | None = None
+    batch = _Batch()
+
+    def flush(b: _Batch) -> None:
+        nonlocal inflight
+        if inflight is not None:
+            finalize(inflight)
+            inflight = None
+        if stopped:
+            return
+        if tc_pool is not None and b.pending:
+            b.future = tc_pool.submit(run_typecheck, [p.code for p in b.pending])
+            inflight = b
+        else:
+            finalize(b)
+
+    results_iter = _results(docs, settings, workers, chunk)
+    try:
+        if not stopped:
+            for results, timings in results_iter:
+                for name, v in timings.items():
+                    _count(secs, name, v)
+                for doc in results:
+                    for k, o in enumerate(doc.outcomes):
+                        if isinstance(o, Passed):
+                            # Already a duplicate of a kept seed: no need to type-check it.
+                            if ddx is not None and ddx.is_dup(o.sig):
+                                doc.outcomes[k] = "near_duplicate"
+                            else:
+                                batch.pending.append(o)
+                    batch.docs.append(doc)
+                    # While Pyright is busy, keep extracting into a bigger batch rather
+                    # than wait: the two overlap, and no decision depends on batch size.
+                    busy = inflight is not None and inflight.future is not None and not inflight.future.done()
+                    if len(batch.pending) >= target() and not busy:
+                        flush(batch)
+                        batch = _Batch()
+                        if stopped:
+                            break
+                if stopped:
+                    break
+            if not stopped:
+                flush(batch)
+            if inflight is not None:
+                finalize(inflight)
+        state["done"] = True
+        funnel["dropped"] = _ordered(funnel["dropped"], cfg)
+        secs["total"] = secs.get("total", 0.0) + time.perf_counter() - t_mark[0]
+        secs.update({k: round(v, 3) for k, v in secs.items()})
+        _save_state(state_path, state)
+    finally:
+        results_iter.close()
+        appender.close()
+        if tc_pool is not None:
+            tc_pool.shutdown(wait=True, cancel_futures=True)
+    log.info("seeds: %d kept of %d candidates in %d files", kept, funnel["candidates"], funnel["files"])
+    return funnel
