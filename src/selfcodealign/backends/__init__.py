@@ -39,9 +39,11 @@ def make_backend(cfg: "BackendConfig", *, verbose: bool = False) -> Backend:
             retries=cfg.retries,
         )
     if cfg.kind == "hf":
-        from selfcodealign.backends.hf import HFBackend  # type: ignore[import-not-found]
+        # Our continuous-batching engine (CUDA graphs on GPU); it hands architectures it
+        # does not implement to the plain transformers backend.
+        from selfcodealign.backends.hf_engine import HFEngineBackend
 
-        return HFBackend.from_config(cfg)
+        return HFEngineBackend.from_config(cfg)
     if cfg.kind == "vllm":
         from selfcodealign.backends.vllm_offline import VLLMBackend  # type: ignore[import-not-found]
 

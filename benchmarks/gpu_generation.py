@@ -1,0 +1,295 @@
+"""GPU generation: plain ``model.generate`` vs our continuous-batching engine.
+
+The same prompts (HumanEval+ and MBPP+ tasks in EvalPlus's chat protocol: pre-filled
+reply, its stop strings) go through
+  (a) ``model.generate`` one prompt at a time (a small subset),
+  (b) ``model.generate`` in batches (left padding, prompts sorted by length, stop strings
+      through transformers' ``stop_strings``), at each batch size given,
+  (c) the engine (``selfcodealign.gpu``), greedy, on the same prompts as (b); the texts
+      are compared with (b)'s,
+  (d) the engine at scale: every prompt, ``--n`` samples each at temperature 0.7, top-p
+      0.95 (the paper's settings), for each slot count given.
+Tokens/s counts generated tokens up to each sequence's end (EOS or stop string), no
+padding; wall time excludes model loading and includes graph capture. Prints a table
+and the ratios against (a) and the best (b); ``--out`` saves everything as JSON.
+
+    python benchmarks/gpu_generation.py --model MODEL [--data DIR] [--save-bf16 DIR]
+
+Measured figures and the exact command: docs/gpu_generation.md.
+
+MODEL is anything ``--model`` takes elsewhere (GGUF file, model directory); with
+``--random-weights CONFIG_DIR`` the model is that config with random weights (shapes and
+speed only: texts are noise and run to the token limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def load_tasks(data: Path | None, limit: int) -> list[tuple[str, dict]]:
+    tasks = []
+    for name, pattern in (("humaneval", "HumanEvalPlus*.jsonl.gz"), ("mbpp", "MbppPlus*.jsonl.gz")):
+        for f in sorted(data.glob(pattern)) if data else []:
+            with gzip.open(f, "rt") as fh:
+                tasks += [(name, json.loads(line)) for line in fh if line.strip()]
+    if not tasks:  # no data files: synthetic tasks of similar size
+        tasks = [("humaneval", {"prompt": f'def f{i}(xs: list[int]) -> int:\n    """Return the sum of '
+                                f'the {i % 7 + 1} largest even numbers in xs."""\n'}) for i in range(600)]
+    return tasks[:limit] if limit else tasks
+
+
+def count_until_end(row: list[int], eos: set[int], tokenizer, stops) -> tuple[int, str]:
+    """Tokens up to the end (EOS excluded; through the token completing a stop string)
+    and the text before the stop string."""
+    n = len(row)
+    for j, t in enumerate(row):
+        if t in eos:
+            n = j
+            break
+    text = tokenizer.decode(row[:n], skip_special_tokens=True)
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    if cut < 0:
+        return n, text
+
+    def has_stop(c: int) -> bool:
+        return any(s in tokenizer.decode(row[:c], skip_special_tokens=True) for s in stops)
+
+    lo, hi = 1, n  # the shortest prefix holding a stop string (holding one is monotone)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if has_stop(mid) else (mid + 1, hi)
+    return lo, text[:cut]
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def plain_generate(model, tokenizer, texts, stops, max_tokens, batch, eos):
+    """Returns the texts, the generated tokens up to each end and the wall time (the
+    counting after the timed region)."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    rows: list = [None] * len(texts)
+    _sync()
+    t0 = time.perf_counter()
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, temperature=None,
+                                 top_p=None, top_k=None, eos_token_id=sorted(eos),
+                                 pad_token_id=tokenizer.pad_token_id, stop_strings=list(stops),
+                                 tokenizer=tokenizer)
+        for i, row in zip(idx, out[:, enc["input_ids"].shape[1] :].tolist()):
+            rows[i] = row
+    _sync()
+    wall = time.perf_counter() - t0
+    counted = [count_until_end(r, eos, tokenizer, stops) for r in rows]
+    return [t for _, t in counted], sum(n for n, _ in counted), wall
+
+
+def run_engine(*args, **kw):
+    """``_run_engine``, but a failure is printed and the benchmark goes on."""
+    try:
+        return _run_engine(*args, **kw)
+    except Exception:  # noqa: BLE001 - report every variant that works
+        import traceback
+
+        traceback.print_exc()
+        return [], {"tokens": 0, "wall_s": float("nan"), "error": True}
+
+
+def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, temperature=0.0, top_p=1.0,
+                sync_every=16, cuda_graphs=None, fused=None):
+    import torch
+
+    from selfcodealign.gpu.engine import Engine, Request
+
+    max_len = -(-max(len(p) + max_tokens for p in ids) // 256) * 256
+    _sync()
+    t0 = time.perf_counter()
+    engine = Engine(model, tokenizer, slots=slots, max_len=max_len, eos_ids=eos, sync_every=sync_every,
+                    cuda_graphs=cuda_graphs, fused=fused)
+    reqs = [Request(p, max_tokens, temperature, top_p, seed=1000 * i + s, stop=tuple(stops), tag=(i, s))
+            for i, p in enumerate(ids) for s in range(n)]
+    res = engine.generate(reqs)
+    _sync()
+    wall = time.perf_counter() - t0
+    st = engine.stats
+    info = {"slots": slots, "max_len": max_len, "requests": len(reqs), "wall_s": wall,
+            "tokens": sum(r.completion_tokens for r in res),
+            "finish": {k: sum(r.finish_reason == k for r in res) for k in ("stop", "length", "error")},
+            "prefill_tokens": st.prefill_tokens, "prefill_s": st.prefill_s, "decode_steps": st.decode_steps,
+            "decode_s": st.decode_s, "host_s": st.host_s, "graphs": st.graphs,
+            "graph_capture_s": st.graph_capture_s, "wasted_slot_steps": st.wasted_slot_steps}
+    del engine
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return res, info
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="GGUF file or model directory (default: the embedded model)")
+    ap.add_argument("--random-weights", metavar="CONFIG_DIR", help="random model of this config + tokenizer")
+    ap.add_argument("--save-bf16", metavar="DIR", help="save the loaded bf16 model + tokenizer here")
+    ap.add_argument("--data", type=Path, help="folder with HumanEvalPlus/MbppPlus .jsonl.gz files")
+    ap.add_argument("--prompts", type=int, default=0, help="tasks to use (0: all)")
+    ap.add_argument("--max-tokens", type=int, default=512)
+    ap.add_argument("--batch1", type=int, default=3, help="prompts for (a), batch size 1")
+    ap.add_argument("--plain-prompts", type=int, default=256, help="prompts for (b) and (c)")
+    ap.add_argument("--plain-batch", default="128,256", help="batch sizes for (b), comma-separated")
+    ap.add_argument("--n", type=int, default=4, help="samples per prompt for (d)")
+    ap.add_argument("--slots", default="256,512,1024", help="engine slot counts for (d), comma-separated")
+    ap.add_argument("--sync-every", type=int, default=16)
+    ap.add_argument("--variants", default="fused",
+                    help="engine decode paths for (c) and (d): fused, plain or both (fused,plain)")
+    ap.add_argument("--device", help="default: cuda if available (cpu only to smoke-test this script)")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--out", type=Path, help="write all figures here as JSON")
+    args = ap.parse_args()
+
+    import torch
+    import transformers
+
+    from selfcodealign.evaluate.protocol import make_request
+    from selfcodealign.train.format import render_prompt
+    from selfcodealign.train.modelio import load_model, load_tokenizer, resolve_source
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    t0 = time.perf_counter()
+    if args.random_weights:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.random_weights)
+        cfg = transformers.AutoConfig.from_pretrained(args.random_weights)
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, args.dtype))
+        name = f"random {cfg.model_type}"
+    else:
+        src = resolve_source(args.model)
+        tokenizer = load_tokenizer(src)
+        model = load_model(src, dtype=args.dtype)
+        name = src.name
+    model = model.to(device).eval()
+    load_s = time.perf_counter() - t0
+    eos = set()
+    for e in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
+        eos.update([e] if isinstance(e, int) else (e or []))
+
+    tasks = load_tasks(args.data, args.prompts)
+    reqs = [make_request(p, ds, chat=True) for ds, p in tasks]
+    texts = [render_prompt(tokenizer, r.prompt, r.prefill) for r in reqs]
+    stops = reqs[0].stop
+    ids = [tuple(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    dev = torch.cuda.get_device_name() if device == "cuda" else device
+    print(f"{dev}; torch {torch.__version__}; transformers {transformers.__version__}; model {name} "
+          f"(load {load_s:.1f} s); {len(ids)} prompts, mean {sum(map(len, ids)) / len(ids):.0f} tokens; "
+          f"max_tokens {args.max_tokens}", flush=True)
+    rows: list[dict] = []
+    report = {"device": dev, "torch": torch.__version__, "transformers": transformers.__version__,
+              "model": name, "load_s": load_s, "max_tokens": args.max_tokens, "rows": rows}
+
+    def add(label, tokens, wall, **extra):
+        if extra.get("error"):
+            print(f"{label:<40} FAILED", flush=True)
+            return
+        rows.append({**extra, "run": label, "tokens": tokens, "wall_s": wall, "tok_s": tokens / wall})
+        print(f"{label:<40} {tokens:>9} tokens {wall:8.1f} s {tokens / wall:10.0f} tok/s", flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1))
+
+    if device == "cuda":  # graph replay must compute what eager steps compute
+        k = min(32, len(ids))
+        eager, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=False, fused=False)
+        graph, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=True)
+        same = sum(a.token_ids == b.token_ids for a, b in zip(eager, graph))
+        report["graph_vs_eager_identical"] = f"{same}/{k}"
+        print(f"engine (CUDA graphs, fused) vs eager unfused, greedy, 64 tokens: {same}/{k} identical",
+              flush=True)
+
+    # (a) batch 1; the first call also warms up CUDA kernels, so time from the second.
+    sub = texts[: args.batch1 + 1]
+    plain_generate(model, tokenizer, sub[:1], stops, 16, 1, eos)
+    _, tok, wall = plain_generate(model, tokenizer, sub[1:], stops, args.max_tokens, 1, eos)
+    add(f"(a) generate, batch 1 ({len(sub) - 1} prompts)", tok, wall)
+    base_a = tok / wall
+
+    m = min(args.plain_prompts, len(texts))
+    best_b, best_text = 0.0, None
+    for b in [int(x) for x in args.plain_batch.split(",") if x]:
+        outs, tok, wall = plain_generate(model, tokenizer, texts[:m], stops, args.max_tokens, b, eos)
+        add(f"(b) generate, batch {b} ({m} prompts)", tok, wall, batch=b)
+        if tok / wall > best_b:
+            best_b, best_text = tok / wall, outs
+
+    slot_list = [int(x) for x in args.slots.split(",") if x]
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        res, info = run_engine(model, tokenizer, ids[:m], stops, args.max_tokens, slot_list[0], eos,
+                               sync_every=args.sync_every, fused=v == "fused")
+        same = sum(r.text == t for r, t in zip(res, best_text or []))
+        add(f"(c) engine {v} greedy, {slot_list[0]} slots ({m} prompts)", info.pop("tokens"),
+            info.pop("wall_s"), same_text_as_b=same, **info)
+        print(f"    greedy texts identical to (b): {same}/{m} (bf16: batch shape changes rounding)")
+    for v in variants:
+        for s in slot_list:
+            _, info = run_engine(model, tokenizer, ids, stops, args.max_tokens, s, eos, n=args.n,
+                                 temperature=0.7, top_p=0.95, sync_every=args.sync_every, fused=v == "fused")
+            add(f"(d) engine {v} T=0.7 n={args.n}, {s} slots ({len(ids) * args.n} req)", info.pop("tokens"),
+                info.pop("wall_s"), **info)
+
+    print("\nrun                                        tok/s   vs (a)   vs best (b)")
+    for r in rows:
+        print(f"{r['run']:<40} {r['tok_s']:9.0f} {r['tok_s'] / base_a:8.1f}x {r['tok_s'] / best_b:8.2f}x")
+    for r in rows:
+        if "decode_s" in r:
+            print(f"{r['run'][:40]:<40} prefill {r['prefill_s']:.1f} s ({r['prefill_tokens']} tok), decode "
+                  f"{r['decode_s']:.1f} s ({r['decode_steps']} steps), host {r['host_s']:.1f} s, "
+                  f"{r['graphs']} graphs in {r['graph_capture_s']:.1f} s, finish {r['finish']}")
+    if args.save_bf16 and not args.random_weights:
+        save_and_check(model, tokenizer, args.save_bf16, reqs[:8], report)
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def save_and_check(model, tokenizer, path, reqs, report) -> None:
+    """Save the bf16 model (later runs load it in seconds instead of dequantising the
+    GGUF) and generate from the saved copy through the pipeline's backend class."""
+    from selfcodealign.backends.base import SamplingParams
+    from selfcodealign.backends.hf_engine import HFEngineBackend
+
+    t0 = time.perf_counter()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    print(f"saved bf16 model to {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    backend = HFEngineBackend(str(path), batch_size=64)
+    load = time.perf_counter() - t0
+    params = [SamplingParams(n=2, temperature=0.7, top_p=0.95, max_tokens=384, stop=r.stop, seed=i,
+                             prefill=r.prefill) for i, r in enumerate(reqs)]
+    t0 = time.perf_counter()
+    out = backend.generate([r.prompt for r in reqs], params)
+    wall = time.perf_counter() - t0
+    report["backend_check"] = {"load_s": load, "wall_s": wall,
+                               "completions": [[c.__dict__ for c in cs] for cs in out]}
+    print(f"HFEngineBackend from {path}: load {load:.1f} s, {len(reqs)} prompts x 2 in {wall:.1f} s")
+    for cs in out[:2]:
+        for c in cs:
+            print(f"--- {c.finish_reason} {c.completion_tokens} tokens\n{c.text}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Token sampling with fixed shapes and no host round trip (safe inside a CUDA graph).
+
+Randomness is counter-based: the noise for a request's token at position ``p`` is a hash
+of (request seed, p, candidate rank), so a request's samples depend on its own seed and
+not on which other requests share its batch or on any global generator state.
+
+Sampling looks only at each row's ``candidates`` most likely tokens (temperature and
+top-p are applied within them); with the usual settings (temperature <= 1, top-p < 1)
+the mass outside the top 128 is negligible, and it spares a sort over the whole vocabulary
+at every step. Temperature 0 is greedy.
+"""
+
+from __future__ import annotations
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(x):
+    # Multiply-xorshift rounds on values kept below 2**32, so every product fits in int64.
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x5BD1E995) & _MASK32
+    return x ^ (x >> 16)
+
+
+def uniform(seed, counter, width: int):
+    """Uniform floats in (0, 1), shape [rows, width], from int64 ``seed`` and ``counter`` [rows]."""
+    import torch
+
+    rank = torch.arange(width, device=seed.device, dtype=torch.int64)
+    x = _mix32((seed & 0x7FFFFFFF) * 0x9E3779B1 & _MASK32)
+    x = _mix32((x ^ (counter & _MASK32)) * 0x85EBCA77 & _MASK32)
+    x = _mix32((x[:, None] ^ (rank[None, :] * 0x27D4EB2F & _MASK32)) & _MASK32)
+    return ((x >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+
+
+def sample(logits, temperature, top_p, seed, counter, candidates: int = 128):
+    """Next token per row of float32 ``logits`` [rows, vocab]; per-row ``temperature``,
+    ``top_p`` (float32), ``seed`` and ``counter`` (int64). Returns int64 [rows]."""
+    import torch
+
+    k = min(candidates, logits.shape[-1])
+    vals, idx = logits.topk(k, dim=-1)  # sorted, largest first
+    t = temperature.clamp_min(1e-5)[:, None]
+    probs = torch.softmax(vals / t, dim=-1)
+    # Nucleus: keep the most likely tokens until their mass reaches top_p (always the first).
+    keep = (probs.cumsum(-1) - probs) < top_p[:, None]
+    logp = torch.where(keep, probs.clamp_min(1e-30).log(), torch.full_like(probs, float("-inf")))
+    gumbel = -torch.log(-torch.log(uniform(seed, counter, k)))
+    choice = (logp + gumbel).argmax(-1, keepdim=True)
+    sampled = idx.gather(1, choice)[:, 0]
+    greedy = logits.argmax(-1)
+    return torch.where(temperature > 0, sampled, greedy)

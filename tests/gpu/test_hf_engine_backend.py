@@ -1,0 +1,82 @@
+"""HFEngineBackend from a model directory: chat template, prefill, n samples, input order."""
+
+import pytest
+import torch
+
+from selfcodealign.backends.base import SamplingParams
+
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, make_model):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = ["def add(a, b):\n    return a + b\n", "Write a function that sorts a list.", "```python\n"] * 20
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok.chat_template = TEMPLATE
+    d = tmp_path_factory.mktemp("tiny-chat")
+    model = make_model("qwen2", vocab=len(tok))
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_backend_generates_like_transformers(model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfcodealign.backends.hf_engine import HFEngineBackend
+
+    prompts = [[{"role": "user", "content": f"Write a function that sorts a list of {i} items."}]
+               for i in range(5)] + ["def add(a, b):"]
+    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=12, prefill="```python\n", stop=("zzz",))
+    sampled = SamplingParams(n=3, temperature=0.8, top_p=0.95, max_tokens=12, seed=5)
+    params = [greedy] * 3 + [sampled] * 3
+    with HFEngineBackend(str(model_dir), batch_size=3) as backend:
+        assert backend.device == "cpu" and backend.has_chat_template
+        out = backend.generate(prompts, params)
+        again = backend.generate(prompts, params)
+        assert backend.stats.requests == 2 * (3 * 2 + 3 * 3)
+
+    assert [len(c) for c in out] == [2, 2, 2, 3, 3, 3]
+    assert [[c.text for c in cs] for cs in out] == [[c.text for c in cs] for cs in again]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    for i in range(3):
+        text = tok.apply_chat_template(prompts[i], tokenize=False, add_generation_prompt=True) + greedy.prefill
+        ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ref = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                             temperature=None, top_p=None, top_k=None, eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
+        if tok.eos_token_id in ref:
+            ref = ref[: ref.index(tok.eos_token_id)]
+        expected = greedy.prefill + tok.decode(ref, skip_special_tokens=True)
+        assert [c.text for c in out[i]] == [expected, expected]
+        assert out[i][0].prompt_tokens == ids.shape[1]
+        assert out[i][0].completion_tokens == len(ref)
+    # Different seeds per sample: the sampled completions of a prompt are not all equal.
+    assert any(len({c.text for c in out[i]}) > 1 for i in range(3, 6))
+    assert all(c.finish_reason in ("stop", "length") for cs in out for c in cs)
+
+
+def test_export_writes_a_loadable_bf16_directory(model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from selfcodealign.gpu.export import main
+
+    assert main([str(model_dir), str(tmp_path / "out")]) == 0
+    m = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert m.dtype == torch.bfloat16
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+    assert main([str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
