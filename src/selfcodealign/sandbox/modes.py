@@ -1,0 +1,325 @@
+"""Which isolation is available here, and the command line that starts a sandbox server.
+
+Three modes, strongest first:
+
+- ``bwrap``: bubblewrap. As root it runs privileged (no user namespace) and the server
+  drops to an unprivileged uid itself; as a normal user it makes a user namespace.
+- ``unshare``: util-linux ``unshare`` as root (no bubblewrap): the server remounts the
+  filesystem read-only itself, then drops privileges the same way.
+- ``rlimits``: no namespaces; rlimits, a private directory and (as root) an
+  unprivileged uid. No network isolation and no read-only filesystem.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ("bwrap", "unshare", "rlimits")
+FORCE_ENV = "SELFCODEALIGN_SANDBOX"
+PRELOAD_ENV = "SELFCODEALIGN_SANDBOX_PRELOAD"
+
+# Limits every run gets besides its own timeout and memory_mb.
+FILE_SIZE_BYTES = 32 << 20  # each file, stdout and stderr included
+OPEN_FILES = 256
+PROCESSES = 64  # processes and threads of the sandbox uid, the server included
+OUTPUT_CAP = 16_384  # characters of stdout / stderr kept in a verdict
+TMP_BYTES = 256 << 20  # size of the private /tmp in namespace modes
+
+HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp", "/mnt", "/media", "/srv")
+STRONG_MISSING_HELP = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
+    "Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap)"
+)
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """What `selfcodealign sandbox --check` prints."""
+
+    mode: str
+    root: bool
+    missing: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # why stronger modes were not used
+    isolation: tuple[str, ...] = ()  # what this mode gives every run
+    gaps: tuple[str, ...] = ()  # what it does not
+    python: str = sys.executable
+    cgroups: bool = False  # memory + pids cgroup per server (root with writable cgroupfs)
+
+    @property
+    def strong(self) -> bool:
+        return self.mode in ("bwrap", "unshare")
+
+    def summary(self) -> str:
+        lines = [f"sandbox mode: {self.mode}" + (" (running as root)" if self.root else "")]
+        lines += [f"  + {x}" for x in self.isolation]
+        lines += [f"  - {x}" for x in self.gaps]
+        for m in self.missing:
+            lines.append(f"missing: {m}")
+        for r in self.reasons:
+            lines.append(f"not used: {r}")
+        if self.mode == "rlimits":
+            lines.append(f"to get the strong sandbox: {STRONG_MISSING_HELP}")
+        return "\n".join(lines)
+
+
+def sandbox_uid(worker_index: int) -> int:
+    """An unused uid per worker (root only): RLIMIT_NPROC counts per uid, so distinct
+    uids keep one worker's fork bomb from starving the others, and the pid mixes in so
+    that two pools on one host do not share uids."""
+    return 100_000 + (os.getpid() % 4000) * 256 + worker_index % 256
+
+
+def _paths_to_rebind() -> list[str]:
+    """Interpreter and import paths that live under a directory the sandbox hides."""
+    wanted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    wanted.update(p for p in sys.path if p and os.path.isdir(p))
+    out = []
+    for p in sorted(wanted):
+        real = os.path.realpath(p)
+        for cand in {p, real}:
+            if any(cand == h or cand.startswith(h + "/") for h in HIDDEN_DIRS):
+                out.append(cand)
+    # Drop paths already covered by a parent in the list.
+    out = sorted(set(out))
+    return [p for p in out if not any(p != q and p.startswith(q + "/") for q in out)]
+
+
+def _parents_below_hidden(path: str) -> list[str]:
+    hidden = next(h for h in HIDDEN_DIRS if path.startswith(h + "/"))
+    parts = path[len(hidden) + 1 :].split("/")[:-1]
+    return [hidden + "/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def world_readable(path: str) -> bool:
+    """Can any uid reach and read `path` (every parent directory searchable)?"""
+    p = os.path.realpath(path)
+    while True:
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            return False
+        needed = 0o001 if os.path.isdir(p) else 0o004  # others may search / read
+        if not mode & needed:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def zygote_source() -> str:
+    return (Path(__file__).with_name("zygote.py")).read_text(encoding="utf-8")
+
+
+# The server's source comes first on its stdin (a length line, then the source), so that
+# neither the package's location nor a 30 KB argv matters. The host sends jobs only
+# after the server's hello, so nothing past the source is read ahead here.
+BOOTSTRAP = (
+    "import sys;n=int(sys.stdin.buffer.readline());"
+    "exec(compile(sys.stdin.buffer.read(n),'<sandbox-server>','exec'),{'__name__':'__main__'})"
+)
+
+
+def server_preamble() -> bytes:
+    src = zygote_source().encode("utf-8")
+    return str(len(src)).encode() + b"\n" + src
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    workdir_host: str | None = None  # rlimits mode: a private directory to delete later
+    uid: int | None = None
+
+
+def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
+    root = os.geteuid() == 0
+    uid = sandbox_uid(worker_index) if root else None
+    cfg = {
+        "fsize": FILE_SIZE_BYTES,
+        "nofile": OPEN_FILES,
+        "nproc": PROCESSES + nproc_base,
+        "output_cap": OUTPUT_CAP,
+        "drop_to_uid": uid,
+        "pid_ns_init": mode in ("bwrap", "unshare"),
+        "workdir": "/tmp",
+        "setup_mounts": False,
+        "die_with_parent": mode != "bwrap",
+    }
+    # More modules for the servers to import once (e.g. "numpy" if most programs use it).
+    cfg["preload"] = os.environ.get(PRELOAD_ENV, "").replace(",", " ").split()
+    python = [sys.executable, "-I", "-c", BOOTSTRAP]
+    if mode == "bwrap":
+        argv = [shutil.which("bwrap") or "bwrap"]
+        if root:
+            # Privileged bwrap (no user namespace): the server drops to `uid` itself, so
+            # that the kernel's RLIMIT_NPROC applies (it never does for uid 0).
+            argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+            argv += ["--unshare-cgroup-try"]
+        else:
+            argv += ["--unshare-all", "--disable-userns"]
+        argv += ["--as-pid-1", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for d in HIDDEN_DIRS:
+            if os.path.isdir(d):
+                argv += ["--tmpfs", d]
+        made: set[str] = set()
+        for p in _paths_to_rebind():
+            # bwrap makes missing mount points 0700; the sandbox uid must traverse them.
+            for d in _parents_below_hidden(p):
+                if d not in made:
+                    made.add(d)
+                    argv += ["--perms", "0755", "--dir", d]
+            argv += ["--ro-bind", p, p]
+        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
+        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
+        argv += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
+        argv += ["--setenv", "LANG", "C.UTF-8", "--chdir", "/tmp", "--"]
+        return Launch(argv + python + [json.dumps(cfg)], uid=uid)
+    if mode == "unshare":
+        cfg.update(
+            setup_mounts=True,
+            hide=[d for d in HIDDEN_DIRS if os.path.isdir(d)],
+            rebind=_paths_to_rebind(),
+            tmp_bytes=TMP_BYTES,
+        )
+        argv = [shutil.which("unshare") or "unshare", "--net", "--pid", "--fork", "--mount"]
+        argv += ["--ipc", "--uts", "--kill-child", "--mount-proc", "--"]
+        return Launch(argv + python + [json.dumps(cfg)], uid=uid)
+    if uid is not None and not all(world_readable(p) for p in (sys.executable, sys.prefix)):
+        # Without a mount namespace an unprivileged uid cannot reach an interpreter
+        # kept under a private directory (e.g. /root/.pyenv): run as root, and say so.
+        cfg["drop_to_uid"] = uid = None
+    workdir = tempfile.mkdtemp(prefix="selfcodealign-sandbox-")
+    if uid is not None:
+        os.chown(workdir, uid, uid)
+    cfg["workdir"] = workdir
+    return Launch(python + [json.dumps(cfg)], workdir_host=workdir, uid=uid)
+
+
+def user_process_count() -> int:
+    """Processes of this uid (rlimits mode as non-root: RLIMIT_NPROC counts them all)."""
+    uid, n = os.getuid(), 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+ISOLATION = {
+    "bwrap": (
+        "own network namespace (no network), PID, IPC and UTS namespaces",
+        "filesystem read-only; /root, /home, /run hidden; private /tmp (tmpfs)",
+        "environment cleared (no variables from the parent)",
+        "unprivileged uid, no capabilities, no_new_privs",
+        "rlimits: CPU seconds, address space, file size, open files, processes",
+        "wall-clock timeout; every process of a run killed at its end",
+    ),
+    "unshare": (
+        "own network namespace (no network), PID, IPC and UTS namespaces",
+        "filesystem remounted read-only; /root, /home, /run hidden; private /tmp",
+        "environment cleared (no variables from the parent)",
+        "unprivileged uid, no capabilities, no_new_privs",
+        "rlimits: CPU seconds, address space, file size, open files, processes",
+        "wall-clock timeout; every process of a run killed at its end",
+    ),
+    "rlimits": (
+        "environment cleared (no variables from the parent)",
+        "rlimits: CPU seconds, address space, file size, open files, processes",
+        "wall-clock timeout; every process of a run killed at its end",
+        "private working directory",
+    ),
+}
+
+GAPS = {
+    "bwrap": ("total memory of a run bounded only as processes x address space",),
+    "unshare": ("total memory of a run bounded only as processes x address space",),
+    "rlimits": (
+        "NO network isolation: programs can open connections",
+        "NO read-only filesystem: programs can write wherever the uid may",
+        "total memory of a run bounded only as processes x address space",
+    ),
+}
+
+
+def _rlimits_gaps(root: bool) -> tuple[str, ...]:
+    if root:
+        if all(world_readable(p) for p in (sys.executable, sys.prefix)):
+            return GAPS["rlimits"] + ("runs as an unprivileged uid (root was dropped)",)
+        return GAPS["rlimits"] + (
+            f"RUNS AS ROOT: the interpreter {sys.executable} is not readable by other "
+            "users, and without a mount namespace there is no way to show it to one",
+        )
+    return GAPS["rlimits"] + (
+        "runs as YOUR uid: programs can read your files and signal your processes",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def detect() -> SandboxInfo:
+    """Probe the modes, strongest first, by starting a real server and running a program."""
+    from selfcodealign.sandbox.pool import SandboxStartError, Worker
+
+    root = os.geteuid() == 0
+    forced = os.environ.get(FORCE_ENV, "").strip()
+    if forced and forced not in MODES:
+        from selfcodealign.errors import UserError
+
+        raise UserError(f"{FORCE_ENV}={forced!r}: expected one of {', '.join(MODES)}")
+    missing, reasons = [], []
+    candidates = [forced] if forced else list(MODES)
+    for mode in candidates:
+        if mode == "bwrap" and not shutil.which("bwrap"):
+            missing.append("bwrap (bubblewrap)")
+            reasons.append("bwrap: not installed")
+            continue
+        if mode == "unshare":
+            if not shutil.which("unshare"):
+                missing.append("unshare (util-linux)")
+                reasons.append("unshare: not installed")
+                continue
+            if not root:
+                reasons.append("unshare: needs root (use bubblewrap as a normal user)")
+                continue
+        from selfcodealign.sandbox import cgroups
+
+        use_cg = cgroups.available()
+        gaps = _rlimits_gaps(root) if mode == "rlimits" else GAPS[mode]
+        isolation = ISOLATION[mode]
+        if use_cg:
+            gaps = tuple(g for g in gaps if not g.startswith("total memory"))
+            isolation += ("memory cgroup per run (memory_mb + 64 MiB for the server), pids cgroup",)
+        else:
+            gaps += (
+                "(no writable cgroup filesystem"
+                + ("" if root else "; needs root")
+                + f": processes are capped at {PROCESSES}, each at memory_mb)",
+            )
+        info = SandboxInfo(
+            mode=mode,
+            root=root,
+            missing=tuple(missing),
+            reasons=tuple(reasons),
+            isolation=isolation,
+            gaps=gaps,
+            cgroups=use_cg,
+        )
+        try:
+            Worker(info, 0).probe()
+        except SandboxStartError as e:
+            reasons.append(f"{mode}: {e}")
+            continue
+        return info
+    from selfcodealign.errors import UserError
+
+    raise UserError("no sandbox mode works here: " + "; ".join(reasons))

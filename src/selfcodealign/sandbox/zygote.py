@@ -1,0 +1,638 @@
+"""The fork server that runs inside the sandbox (one per worker).
+
+The host starts ``python -I -c BOOTSTRAP <config json>`` inside bubblewrap, ``unshare``
+or bare rlimits and sends this file's source on stdin (see modes.BOOTSTRAP), so it must
+use the standard library only and must not import ``selfcodealign`` (the package may not
+be readable by the sandbox uid).
+
+Life of the server:
+1. optional setup as root: private read-only mounts (``unshare`` mode), then drop to an
+   unprivileged uid with no capabilities, an empty bounding set and no_new_privs;
+2. import common modules once so that every run starts warm;
+3. for each job line on the protocol input: fork a fresh child that runs ``code`` then
+   ``tests`` under rlimits; wait with a wall-clock deadline; kill every process the run
+   left behind; wipe the writable directory; answer one JSON line.
+
+The child is forked, never exec'd, so whatever it patches (modules, environment, cwd)
+dies with it. The server is non-dumpable so its same-uid children can neither ptrace it
+nor open its file descriptors through /proc; in a PID namespace it is PID 1, which its
+children cannot kill.
+"""
+
+import ctypes
+import json
+import math
+import os
+import resource
+import select
+import signal
+import stat
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+# Modules typical generated programs and their tests import; importing them once here
+# makes every forked run start with them in memory. Each one also makes every fork a
+# little dearer, so rarely used ones (hashlib, decimal, csv, ...) are left out.
+PRELOAD = (
+    "abc bisect collections collections.abc contextlib copy dataclasses datetime enum "
+    "functools heapq itertools json math operator random re string sys time traceback "
+    "types typing unittest"
+).split()
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option, arg):
+    if _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}) failed: {os.strerror(err)}")
+
+
+def _mount(src, target, fstype, flags, data=None):
+    rc = _libc.mount(
+        src.encode() if src else None,
+        target.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _private_readonly_root(cfg):
+    """`unshare` mode: we are root in fresh mount/pid/net namespaces. Make every mount
+    read-only, hide home directories behind empty tmpfs, give /tmp a bounded tmpfs."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    hidden = cfg["hide"]
+    # Hold the interpreter's directories open: once their parents are hidden, the
+    # originals are reachable only through these descriptors.
+    keep = [(src, os.open(src, os.O_PATH | os.O_DIRECTORY)) for src in cfg["rebind"]]
+    for d in hidden + ["/tmp", "/dev/shm"]:
+        if os.path.isdir(d):
+            size = cfg["tmp_bytes"] if d in ("/tmp", "/dev/shm") else 1 << 20
+            mode = "1777" if d in ("/tmp", "/dev/shm") else "755"
+            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={mode}")
+    old_umask = os.umask(0o022)
+    for src, fd in keep:
+        os.makedirs(src, exist_ok=True)  # inside the fresh tmpfs
+        _mount(f"/proc/self/fd/{fd}", src, None, MS_BIND | MS_REC)
+        os.close(fd)
+    os.umask(old_umask)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    writable = {"/tmp", "/dev/shm", "/proc"}
+    for mp in points:
+        mp = mp.replace("\\040", " ")
+        if mp in writable or mp.startswith("/proc/"):
+            continue
+        try:
+            _mount(None, mp, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        except OSError:
+            # Mounts shadowed by a later mount are no longer reachable by path; the
+            # remount of the mount on top covers them.
+            pass
+
+
+def _drop_privileges(uid):
+    """Root only: no capabilities (permitted, effective, bounding), an unprivileged uid
+    (so RLIMIT_NPROC is enforced) and no_new_privs (no setuid binary can give any back)."""
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last_cap + 1):
+        try:
+            _prctl(PR_CAPBSET_DROP, cap)
+        except OSError:
+            pass
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # clears permitted and effective capabilities
+
+
+def _identity():
+    info = {"pid": os.getpid(), "uid": os.getuid(), "euid": os.geteuid()}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
+                info[key] = value.strip()
+    return info
+
+
+def _descendants(root_pid):
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    out, stack = [], [root_pid]
+    while stack:
+        for c in children.get(stack.pop(), ()):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def _kill_all(pid_ns_init):
+    """Kill and reap every process the run left, however it detached itself."""
+    me = os.getpid()
+    for _ in range(1000):
+        if pid_ns_init:
+            # As PID 1 of the namespace, -1 means every other process in it.
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            # We are a child subreaper: setsid'd and double-forked processes are
+            # reparented to us, so they are all our descendants.
+            for pid in _descendants(me):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        reaped = False
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                break
+            reaped = True
+        if not reaped:
+            time.sleep(0.001)
+
+
+def _wipe(path):
+    """Empty a directory that hostile code may have made unreadable or immutable-looking."""
+    try:
+        entries = os.listdir(path)
+    except PermissionError:
+        os.chmod(path, 0o700)
+        entries = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in entries:
+        p = os.path.join(path, name)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                os.chmod(p, 0o700)
+            except OSError:
+                pass
+            _wipe(p)
+            os.rmdir(p)
+        else:
+            os.unlink(p)
+
+
+def _read_capped(fd, cap):
+    size = os.fstat(fd).st_size
+    if size <= cap:
+        data = os.pread(fd, size, 0)
+        return data.decode("utf-8", "replace")
+    half = cap // 2
+    head = os.pread(fd, half, 0).decode("utf-8", "replace")
+    tail = os.pread(fd, half, size - half).decode("utf-8", "replace")
+    return f"{head}\n... [{size - 2 * half} bytes cut] ...\n{tail}"
+
+
+def _child(job, cfg, rundir, out_fd, err_fd, report_w, nonce):
+    """In the forked child: isolate further, then run the program. Never returns."""
+    try:
+        os.setsid()
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.dup2(report_w, 3)
+        os.closerange(4, 1 << 16)
+        timeout = float(job["timeout"])
+        cpu = max(1, math.ceil(timeout))
+        mem = int(job["memory_mb"]) << 20
+        limits = [
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_AS, (mem, mem)),
+            (resource.RLIMIT_DATA, (mem, mem)),
+            (resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"])),
+            (resource.RLIMIT_NOFILE, (cfg["nofile"], cfg["nofile"])),
+            (resource.RLIMIT_CORE, (0, 0)),
+            (resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"])),
+            (resource.RLIMIT_MEMLOCK, (0, 0)),
+            (resource.RLIMIT_MSGQUEUE, (0, 0)),
+        ]
+        for which, value in limits:
+            resource.setrlimit(which, value)
+        os.chdir(rundir)
+        sys.argv = ["main.py"]
+        sys.path[:] = [rundir] + [p for p in sys.path if p and p != "."]
+        # Python ignores SIGXFSZ; restoring the default turns "output or file too large"
+        # into a clear kill instead of an OSError the program might swallow.
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        import_runner = sys.modules["__sandbox_runner__"]
+    except BaseException as e:  # noqa: BLE001 - report any setup failure as an error
+        try:
+            os.write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
+        finally:
+            os._exit(121)
+    import_runner.run(job.get("compiled"), job["code"], job["tests"], nonce)
+
+
+RUNNER = r"""
+import ast as _ast
+import binascii as _binascii
+import builtins as _builtins
+import marshal as _marshal
+import os as _os
+import sys as _sys
+import traceback as _traceback
+import types as _types
+
+
+def joined_source(code, tests):
+    # The program as one script, code then tests: what tracebacks and line numbers show.
+    head = code if not code or code.endswith("\n") else code + "\n"
+    return head, head + tests
+
+
+def prepare(code, tests):
+    # Compile code then tests as one script "main.py" (tests numbered after code); the
+    # last statement is compiled apart, because sys.exit(0) there (unittest.main()) is a
+    # normal end and anywhere else is not.
+    head, _ = joined_source(code, tests)
+    offset = head.count("\n")
+    trees = []
+    if code.strip():
+        trees.append(_ast.parse(code, "main.py"))
+    if tests.strip():
+        # Blank lines in front number the tests after the code (ast.increment_lineno
+        # would do the same in Python, at several times the cost of the parse).
+        trees.append(_ast.parse("\n" * offset + tests, "main.py"))
+    last = None
+    if trees and trees[-1].body:
+        last = _ast.Module(body=[trees[-1].body[-1]], type_ignores=[])
+        trees[-1] = _ast.Module(body=trees[-1].body[:-1], type_ignores=[])
+    compiled = [compile(t, "main.py", "exec") for t in trees]
+    final = compile(last, "main.py", "exec") if last else None
+    return compiled, final
+
+
+class _Source:
+    # A module loader as far as linecache is concerned: tracebacks show the program's
+    # lines, and a passing run never builds the joined source.
+    def __init__(self, code, tests):
+        self.code, self.tests = code, tests
+
+    def get_source(self, name):
+        return joined_source(self.code, self.tests)[1]
+
+
+def _exits_from_last_statement(exc, final):
+    # sys.exit(0), exit() or unittest.main() written as the program's last top-level
+    # statement is a normal end. The same exit raised from a function the tests call
+    # (a solution that quits before its checks run) is not.
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    if len(frames) < 2 or frames[1] is not final:
+        return False
+    allowed = ("/unittest/", "_sitebuiltins")
+    return all(any(a in c.co_filename for a in allowed) for c in frames[2:])
+
+
+def run(compiled_b64, code, tests, nonce):
+    # In the child: run the program and report how it ended on fd 3. Never returns.
+    _write, _exit, exec_ = _os.write, _os._exit, _builtins.exec
+
+    def report(msg):
+        try:
+            _write(3, msg.encode("utf-8", "replace")[:4096])
+        except OSError:
+            pass
+
+    def flush():
+        for s in (_sys.stdout, _sys.stderr, _sys.__stdout__, _sys.__stderr__):
+            try:
+                s.flush()
+            except BaseException:
+                pass
+
+    try:
+        if compiled_b64 is not None:
+            # Compiled by the host (see compiling.py): unmarshalling touches far fewer
+            # copy-on-write pages than compiling here would.
+            prepared = _marshal.loads(_binascii.a2b_base64(compiled_b64))
+        else:
+            prepared = prepare(code, tests)
+    except BaseException as e:
+        _traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        flush()
+        report("EXC " + type(e).__name__)
+        _exit(1)
+    compiled, final = prepared
+
+    # A real __main__ module, as when the program is run as a script: unittest.main(),
+    # pickle and dataclasses look the program's classes up there.
+    main = _types.ModuleType("__main__")
+    ns = main.__dict__
+    ns["__builtins__"] = _builtins
+    ns["__file__"] = "main.py"
+    ns["__loader__"] = _Source(code, tests)
+    _sys.modules["__main__"] = main
+    at_end = False
+    try:
+        for c in compiled:
+            exec_(c, ns)
+        at_end = True
+        if final is not None:
+            exec_(final, ns)
+    except SystemExit as e:
+        code_ = e.code
+        status = 0 if code_ is None or code_ is False else code_
+        if not isinstance(status, int):
+            print(status, file=_sys.stderr)
+            status = 1
+        flush()
+        if at_end and status == 0 and _exits_from_last_statement(e, final):
+            report("DONE " + nonce)
+            _exit(0)
+        report("EXIT " + ("early" if status == 0 else str(status)))
+        _exit(status & 0xFF if status & 0xFF else (0 if status == 0 else 1))
+    except MemoryError:
+        flush()
+        report("OOM")
+        try:
+            print("MemoryError", file=_sys.stderr)
+        except BaseException:
+            pass
+        flush()
+        _exit(1)
+    except BaseException as e:
+        try:
+            # Without this function's own frame: the program's frames are what matter.
+            _traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        except BaseException:
+            pass
+        flush()
+        report("EXC " + type(e).__name__)
+        _exit(1)
+    flush()
+    report("DONE " + nonce)
+    _exit(0)
+"""
+
+
+def _classify(job, status, timed_out, report, nonce, fsize):
+    """Turn how the child ended into (status, exit_code, detail)."""
+    if timed_out:
+        return "timeout", None, f"wall-clock limit of {job['timeout']:g}s"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            return "timeout", -sig, f"CPU time limit ({name})"
+        if sig == signal.SIGXFSZ:
+            return "crashed", -sig, f"output or a file exceeded {fsize} bytes ({name})"
+        return "crashed", -sig, f"killed by {name}"
+    code = os.WEXITSTATUS(status)
+    if report.startswith("SETUP"):
+        return "error", code, report
+    if report == "OOM":
+        return "oom", code, "MemoryError"
+    if code == 0 and report == "DONE " + nonce:
+        return "passed", 0, ""
+    if code == 0:
+        return "failed", 0, "exited with status 0 before the end of the program"
+    if report.startswith("EXC "):
+        return "failed", code, report[4:]
+    if report == "EXIT early":
+        return "failed", code, "exited before the end of the program"
+    return "failed", code, f"exit status {code}"
+
+
+def _oom_kills(path):
+    if not path:
+        return 0
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        i = data.index(b"oom_kill ")
+        return int(data[i + 9 :].split(None, 1)[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def _run_one(job, cfg, base):
+    rundir = os.path.join(base, "run")
+    if os.path.lexists(rundir):  # normally emptied after each run; not if that failed
+        _wipe(base)
+    os.mkdir(rundir, 0o700)
+    # Fresh each run: an open file description is shared with the child, which could
+    # change its flags or owner for the runs after it.
+    out_fd = os.memfd_create("stdout")
+    err_fd = os.memfd_create("stderr")
+    report_r, report_w = os.pipe()
+    nonce = os.urandom(16).hex()
+    ooms = _oom_kills(cfg.get("oom_file"))
+    start = time.monotonic()
+    # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
+    # hooks of the preloaded modules (threading, random, logging) touch enough of the
+    # heap to double the cost of a run through copy-on-write faults.
+    pid = _libc.fork()
+    if pid < 0:
+        raise OSError(ctypes.get_errno(), "fork failed")
+    if pid == 0:
+        try:
+            _child(job, cfg, rundir, out_fd, err_fd, report_w, nonce)
+        finally:
+            os._exit(122)
+    os.close(report_w)
+    pidfd = os.pidfd_open(pid)
+    deadline = start + float(job["timeout"])
+    report = b""
+    watch = [pidfd, report_r]
+    timed_out = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select(watch, [], [], remaining)
+        if report_r in ready:
+            data = os.read(report_r, 4096)
+            if data and len(report) < 8192:
+                report += data
+            elif not data:
+                watch.remove(report_r)
+        if pidfd in ready:
+            break
+    if timed_out:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    duration = time.monotonic() - start
+    os.set_blocking(report_r, False)
+    try:
+        while len(report) < 8192:
+            data = os.read(report_r, 4096)
+            if not data:
+                break
+            report += data
+    except BlockingIOError:
+        pass
+    _kill_all(cfg["pid_ns_init"])
+    os.close(report_r)
+    os.close(pidfd)
+    verdict, exit_code, detail = _classify(
+        job, status, timed_out, report.decode("utf-8", "replace"), nonce, cfg["fsize"]
+    )
+    if _oom_kills(cfg.get("oom_file")) > ooms:
+        # Even if the program then passed or ran out its time: a process of it was
+        # killed for memory, which is the more useful thing to know.
+        verdict, detail = "oom", "memory cgroup limit reached; a process of the run was killed"
+
+    result = {
+        "status": verdict,
+        "exit_code": exit_code,
+        "duration": round(duration, 6),
+        "stdout": _read_capped(out_fd, cfg["output_cap"]),
+        "stderr": _read_capped(err_fd, cfg["output_cap"]),
+        "detail": detail,
+        "signaled": os.WIFSIGNALED(status),
+    }
+    os.close(out_fd)
+    os.close(err_fd)
+    _wipe(base)
+    return result
+
+
+def _warm_up():
+    """Pay once, here, for what CPython initialises lazily on first use (the AST types,
+    the compiler, traceback formatting): otherwise every forked run pays it again."""
+    import ast
+    import io
+    import traceback
+
+    src = (
+        "import math\n"
+        "def f(x: int) -> list:\n    return [i * i for i in range(x)]\n"
+        "class A:\n    def __init__(self):\n        self.v = {k: v for k, v in [(1, 2)]}\n"
+        "assert f(3) == [0, 1, 4], f'{A().v}'\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    pass\n"
+    )
+    tree = ast.parse(src, "<warm>")
+    exec(compile(tree, "<warm>", "exec"), {"__name__": "__warm__"})
+    try:
+        raise ValueError("warm")
+    except ValueError:
+        traceback.print_exc(file=io.StringIO())
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    # Protocol channels move to high fds; 0-2 become /dev/null so that no run inherits them.
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    if cfg.get("setup_mounts"):
+        _private_readonly_root(cfg)
+    if cfg.get("drop_to_uid") is not None:
+        _drop_privileges(cfg["drop_to_uid"])
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
+    if not cfg["pid_ns_init"]:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if cfg.get("die_with_parent"):
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if cfg["pid_ns_init"] and os.getpid() != 1:
+        raise SystemExit("expected to be PID 1 of a fresh PID namespace")
+    base = cfg["workdir"]
+    os.makedirs(base, exist_ok=True)
+    rundir = os.path.join(base, "run")
+    # Every run gets the same fresh directory at the same path, so the environment can be
+    # set once here and inherited as is (changing it in each child costs copy-on-write).
+    os.environ.clear()
+    os.environ.update(
+        {
+            "HOME": rundir,
+            "TMPDIR": rundir,
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    import types
+
+    runner = types.ModuleType("__sandbox_runner__")
+    exec(compile(RUNNER, "<sandbox-runner>", "exec"), runner.__dict__)
+    sys.modules["__sandbox_runner__"] = runner
+    for name in PRELOAD + cfg.get("preload", []):
+        try:
+            __import__(name)
+        except Exception:
+            pass
+    _warm_up()
+    # Objects that exist now are shared copy-on-write with every child; keeping them
+    # out of the collector's reach stops each child's first GC pass from touching
+    # (and so copying) the whole heap.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    hello = {"hello": _identity(), "workdir": base}
+    proto_out.write(json.dumps(hello).encode() + b"\n")
+    proto_out.flush()
+    # Startup errors went to the host on stderr; from now on nothing may block on it.
+    os.dup2(devnull, 2)
+    for line in proto_in:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            result = _run_one(job, cfg, base)
+        except Exception as e:  # noqa: BLE001 - the server itself must keep answering
+            _kill_all(cfg["pid_ns_init"])
+            try:
+                _wipe(base)
+            except OSError:
+                pass
+            result = {"status": "error", "detail": f"sandbox server: {type(e).__name__}: {e}"}
+        proto_out.write(json.dumps(result).encode() + b"\n")
+        proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()
