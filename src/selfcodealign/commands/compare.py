@@ -1,0 +1,63 @@
+"""`selfcodealign compare`: two eval results side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="show two `eval` results side by side",
+        description="Print the pass@k of two eval output directories (or results.json files) side by side.",
+    )
+    p.add_argument("a", type=Path, help="eval --out directory of model A (e.g. before training)")
+    p.add_argument("b", type=Path, help="eval --out directory of model B (e.g. after training)")
+    p.set_defaults(func=run)
+
+
+def load(path: Path) -> dict:
+    from selfcodealign.errors import UserError
+
+    f = path / "results.json" if path.is_dir() else path
+    try:
+        return json.loads(f.read_text())
+    except FileNotFoundError:
+        raise UserError(f"no eval results at {f}") from None
+    except ValueError:
+        raise UserError(f"{f} is not valid JSON") from None
+
+
+LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP"}
+
+
+def table(a: dict, b: dict, name_a: str, name_b: str) -> list[str]:
+    rows = [("benchmark", name_a, name_b, "delta")]
+    for ds in [d for d in LABELS if d in a.get("benchmarks", {}) or d in b.get("benchmarks", {})]:
+        ma, mb = a["benchmarks"].get(ds, {}), b["benchmarks"].get(ds, {})
+        ks = sorted(set(ma.get("base", {})) | set(mb.get("base", {})), key=lambda k: int(k.split("@")[1]))
+        for part, suffix in (("base", ""), ("plus", "+")):
+            for k in ks:
+                va, vb = ma.get(part, {}).get(k), mb.get(part, {}).get(k)
+                fa = f"{100 * va:.1f}" if va is not None else "-"
+                fb = f"{100 * vb:.1f}" if vb is not None else "-"
+                d = f"{100 * (vb - va):+.1f}" if va is not None and vb is not None else "-"
+                rows.append((f"{LABELS[ds]}{suffix} {k}", fa, fb, d))
+        if ma.get("tasks") != mb.get("tasks"):
+            rows.append((f"  ({LABELS[ds]}: {ma.get('tasks')} vs {mb.get('tasks')} tasks scored)", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+
+
+def _name(res: dict, path: Path) -> str:
+    m = res.get("model") or {}
+    return str(m.get("name") or path.name)[:40]
+
+
+def run(args: argparse.Namespace) -> int:
+    a, b = load(args.a), load(args.b)
+    for line in table(a, b, _name(a, args.a), _name(b, args.b)):
+        print(line)
+    return 0

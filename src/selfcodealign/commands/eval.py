@@ -1,0 +1,104 @@
+"""`selfcodealign eval`: EvalPlus (HumanEval+ / MBPP+) scores of a model or a samples file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="score a model on HumanEval+ / MBPP+ with EvalPlus",
+        description=(
+            "Generate with any backend under EvalPlus's prompting protocol (chat: the "
+            "reply pre-filled with EvalPlus's opening and a ```python fence; base: direct "
+            "completion), sanitise, and score with evalplus's checker inside an isolated "
+            "process. Without --model the embedded model is used. --samples scores an "
+            "existing EvalPlus samples file instead. Offline, point --data-dir (or "
+            "SELFCODEALIGN_EVAL_DATA, or HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH) at "
+            "the EvalPlus data files."
+        ),
+    )
+    p.add_argument("--model", help="GGUF file (embedded engine), HF model dir / hub id / train output (hf backend)")
+    p.add_argument("--backend", choices=["llamacpp", "openai", "hf", "vllm"],
+                   help="default: llamacpp for GGUF / embedded, hf for a model directory, openai with --base-url")
+    p.add_argument("--base-url", help="OpenAI-compatible server URL")
+    p.add_argument("--model-name", help="model name on the server")
+    p.add_argument("--benchmarks", default="humaneval+,mbpp+", help="comma list (default humaneval+,mbpp+)")
+    p.add_argument("--out", type=Path, help="output directory (samples, per-sample results, results.json)")
+    p.add_argument("--samples", type=Path, help="score this EvalPlus samples file (task_id + solution or completion)")
+    p.add_argument("--n", type=int, default=1, help="samples per task (pass@k for k <= n)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-tokens", type=int, default=768)
+    p.add_argument("--protocol", choices=["auto", "chat", "base"], default="auto",
+                   help="auto: chat if the model has a chat template")
+    p.add_argument("--tasks", help="comma list of task ids to evaluate (a subset)")
+    p.add_argument("--limit", type=int, help="first N tasks of each benchmark")
+    p.add_argument("--data-dir", type=Path, help="folder with HumanEvalPlus-*.jsonl.gz / MbppPlus-*.jsonl.gz")
+    p.add_argument("--n-parallel", type=int, default=8, help="llamacpp parallel slots (default 8)")
+    p.add_argument("--ctx-per-slot", type=int, default=2048, help="llamacpp context per slot (default 2048)")
+    p.add_argument("--batch-size", type=int, default=64, help="hf: sequences per generate batch")
+    p.add_argument("--workers", type=int, help="parallel test processes (default: cores)")
+    p.add_argument("--memory-gb", type=float, default=16, help="address-space cap per test process")
+    p.add_argument("--isolation", choices=["auto", "bwrap", "unshare", "none"], default="auto",
+                   help="how model code is isolated while tested (default: bwrap, else unshare)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def _backend_kind(args) -> str:
+    if args.backend:
+        return args.backend
+    if args.base_url:
+        return "openai"
+    if not args.model or args.model == "embedded" or Path(args.model).is_file():
+        return "llamacpp"
+    return "hf"
+
+
+def make_backend(args):
+    from selfcodealign.backends import make_backend as factory
+    from selfcodealign.config import BackendConfig
+
+    kind = _backend_kind(args)
+    cfg = BackendConfig(kind=kind, model=args.model, base_url=args.base_url, model_name=args.model_name,
+                        n_parallel=args.n_parallel, ctx_per_slot=args.ctx_per_slot, batch_size=args.batch_size)
+    return factory(cfg), kind
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfcodealign.errors import UserError
+    from selfcodealign.evaluate.data import default_data_dir, parse_benchmarks
+    from selfcodealign.evaluate.runner import EvalSettings, format_line
+    from selfcodealign.evaluate.runner import run as run_eval
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.out is None:
+        raise UserError("give --out DIR")
+    if args.n < 1 or args.max_tokens < 1:
+        raise UserError("--n and --max-tokens must be at least 1")
+    if args.n > 1 and args.temperature == 0:
+        raise UserError("--n > 1 needs --temperature > 0 (greedy samples are all the same)")
+    benches = parse_benchmarks(args.benchmarks)
+    s = EvalSettings(
+        n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+        protocol=args.protocol, seed=args.seed,
+        tasks=[t.strip() for t in args.tasks.split(",")] if args.tasks else None, limit=args.limit,
+        data_dir=args.data_dir or default_data_dir(), workers=args.workers, memory_gb=args.memory_gb,
+        isolation=args.isolation,
+    )
+    if args.samples is not None:
+        report = run_eval(benches, args.out, s, samples_file=args.samples,
+                          model_info={"samples": str(args.samples)})
+    else:
+        backend, kind = make_backend(args)
+        with backend:
+            info = {"name": backend.model_id, "sha256": backend.model_sha256, "backend": kind}
+            report = run_eval(benches, args.out, s, backend=backend, model_info=info)
+    for b in benches:
+        print(format_line(b, report["benchmarks"][b.dataset]))
+    print(f"results in {args.out / 'results.json'}")
+    return 0

@@ -1,0 +1,109 @@
+"""One prompt format for training and evaluation.
+
+A model with a chat template is trained on exactly the text its template renders, and the
+evaluation backends render prompts with the same template, so train and eval never
+disagree about where the reply starts. A model without a template (a base model) gets the
+plain template below; its special tokens are only the tokenizer's EOS.
+
+Plain template (documented in docs/train_eval.md)::
+
+    {system}\n\n            (only when there is a system message)
+    ### Instruction\n{user}\n\n### Response\n{assistant}{eos}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+IGNORE = -100
+
+PLAIN_INSTRUCTION = "### Instruction\n"
+PLAIN_RESPONSE = "\n\n### Response\n"
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_prompt(tokenizer, messages: Sequence[dict], prefill: str = "") -> str:
+    """The text a model sees before its reply: every message but the reply, then the
+    start of the assistant turn, then ``prefill`` (the reply's forced opening)."""
+    if not messages or messages[-1]["role"] == "assistant":
+        raise ValueError("a prompt must end with a user message")
+    if has_chat_template(tokenizer):
+        text = tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True
+        )
+    else:
+        text = _plain_prompt(messages)
+    return text + prefill
+
+
+def _plain_prompt(messages: Sequence[dict]) -> str:
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    user = "\n\n".join(m["content"] for m in messages if m["role"] == "user")
+    head = system + "\n\n" if system else ""
+    return head + PLAIN_INSTRUCTION + user + PLAIN_RESPONSE
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One training example as token ids; ``labels`` is IGNORE on the prompt."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_label_tokens(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+def encode_chat(tokenizer, messages: Sequence[dict]) -> Encoded:
+    """Tokenise a conversation whose last message is the assistant's reply.
+
+    The prompt is tokenised on its own, exactly as ``render_prompt`` makes it for
+    generation; the reply (with the template's end-of-turn tokens) follows it. Loss falls
+    on the reply only.
+    """
+    if len(messages) < 2 or messages[-1]["role"] != "assistant":
+        raise ValueError("a training conversation must end with an assistant message")
+    prompt_text = render_prompt(tokenizer, messages[:-1])
+    if has_chat_template(tokenizer):
+        full_text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+        if not full_text.startswith(prompt_text):
+            # Some templates rewrite earlier turns once a reply follows (e.g. strip
+            # reasoning); then the generation prompt is not a prefix and we refuse.
+            raise ValueError("chat template renders the prompt differently once a reply follows")
+        reply_text = full_text[len(prompt_text) :]
+        eos: list[int] = []
+    else:
+        reply_text = messages[-1]["content"]
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    reply_ids = tokenizer(reply_text, add_special_tokens=False)["input_ids"] + eos
+    bos = getattr(tokenizer, "bos_token_id", None)
+    # Templates that start with BOS put it in the text; tokenizers that add it themselves
+    # (add_special_tokens) would add it at generation too, so add it here the same way.
+    if bos is not None and getattr(tokenizer, "add_bos_token", False) and prompt_ids[:1] != [bos]:
+        prompt_ids = [bos] + prompt_ids
+    return Encoded(
+        input_ids=prompt_ids + reply_ids,
+        labels=[IGNORE] * len(prompt_ids) + list(reply_ids),
+    )
+
+
+def example_messages(obj: dict) -> list[dict]:
+    """Messages of a dataset line: ``messages`` if present, else instruction/response."""
+    msgs = obj.get("messages")
+    if msgs:
+        return [{"role": m["role"], "content": m["content"]} for m in msgs]
+    if "instruction" in obj and "response" in obj:
+        return [
+            {"role": "user", "content": obj["instruction"]},
+            {"role": "assistant", "content": obj["response"]},
+        ]
+    raise ValueError("line has neither messages nor instruction/response")

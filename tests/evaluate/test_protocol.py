@@ -1,0 +1,54 @@
+"""Our prompts must be byte-identical to EvalPlus's own chat protocol."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from selfcodealign.evaluate import protocol
+from selfcodealign.train.format import render_prompt
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def problems(name):
+    path = next(DATA.glob(name))
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f][:5]
+
+
+@pytest.mark.parametrize("name,dataset", [("HumanEvalPlus*", "humaneval"), ("MbppPlus*", "mbpp")])
+def test_chat_prompt_matches_evalplus(qwen_tokenizer, name, dataset):
+    from evalplus.provider.utility import make_raw_chat_prompt
+
+    for p in problems(name):
+        req = protocol.make_request(p, dataset, chat=True)
+        ours = render_prompt(qwen_tokenizer, req.prompt, req.prefill)
+        theirs = make_raw_chat_prompt(
+            p["prompt"].strip() + "\n", protocol.INSTRUCTION_PREFIX, protocol.RESPONSE_PREFIX,
+            qwen_tokenizer,
+        )
+        assert ours == theirs
+
+
+def test_stop_strings_match_evalplus():
+    from evalplus.provider.utility import EOS, extra_eos_for_direct_completion
+
+    p = {"prompt": "def f():\n", "entry_point": "f"}
+    assert protocol.make_request(p, "humaneval", chat=True).stop == tuple(EOS) + ("\n```\n",)
+    base = protocol.make_request(p, "mbpp", chat=False)
+    assert base.stop == tuple(EOS) + tuple(extra_eos_for_direct_completion("mbpp"))
+
+
+def test_solution_of_chat_drops_prefill_and_cuts_at_fence():
+    p = {"prompt": "def f():\n    pass\n", "entry_point": "f"}
+    req = protocol.make_request(p, "humaneval", chat=True)
+    text = req.prefill + "def f():\n\treturn 1\n```\nExplanation: ..."
+    assert protocol.solution_of(req, text) == "def f():\n    return 1"
+
+
+def test_solution_of_base_prepends_task_prompt():
+    p = {"prompt": "def f():\n", "entry_point": "f"}
+    req = protocol.make_request(p, "humaneval", chat=False)
+    assert protocol.solution_of(req, "    return 1\ndef g(): pass") == "def f():\n    return 1"

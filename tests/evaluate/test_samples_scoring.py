@@ -1,0 +1,78 @@
+"""`eval --samples`: evalplus verdicts for a samples file, with 0.3.1's problems handled."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from selfcodealign.cli import main
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data (EvalPlus files)")
+
+
+def tasks(pattern):
+    with gzip.open(next(DATA.glob(pattern)), "rt") as f:
+        return {t["task_id"]: t for t in map(json.loads, f)}
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_scores_solutions_and_completions_and_fixes_humaneval_32(tmp_path, capsys):
+    he = tasks("HumanEvalPlus*")
+    rows = [
+        {"task_id": "HumanEval/0", "completion": he["HumanEval/0"]["canonical_solution"]},
+        {"task_id": "HumanEval/32", "solution": he["HumanEval/32"]["prompt"] + he["HumanEval/32"]["canonical_solution"]},
+        {"task_id": "HumanEval/2", "solution": "def truncate_number(number):\n    return number\n"},
+    ]
+    out = tmp_path / "ev"
+    rc = main(["eval", "--samples", str(write(tmp_path / "s.jsonl", rows)), "--benchmarks", "humaneval+",
+               "--tasks", "HumanEval/0,HumanEval/2,HumanEval/32", "--data-dir", str(DATA), "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["benchmarks"]["humaneval"]
+    assert (res["tasks"], res["of_tasks"], res["samples"]) == (3, 3, 3)
+    assert res["base"]["pass@1"] == pytest.approx(2 / 3) and res["plus"]["pass@1"] == pytest.approx(2 / 3)
+    per = json.loads((out / "humaneval" / "eval_results.json").read_text())["eval"]
+    # evalplus 0.3.1 fails every HumanEval/32 solution; with our fix the reference passes.
+    assert per["HumanEval/32"][0]["base_status"] == "pass"
+    assert per["HumanEval/2"][0]["base_status"] == "fail"
+    assert "HumanEval: 66.7  HumanEval+: 66.7" in capsys.readouterr().out
+
+
+def test_pass_at_k_with_several_samples(tmp_path):
+    mb = tasks("MbppPlus*")
+    good = mb["Mbpp/2"]["prompt"] + mb["Mbpp/2"]["canonical_solution"]
+    rows = [{"task_id": "Mbpp/2", "solution": good}] + [
+        {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return ()\n"}] * 2
+    out = tmp_path / "ev"
+    assert main(["eval", "--samples", str(write(tmp_path / "s.jsonl", rows)), "--benchmarks", "mbpp+",
+                 "--tasks", "Mbpp/2", "--data-dir", str(DATA), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["benchmarks"]["mbpp"]
+    assert res["base"]["pass@1"] == pytest.approx(1 / 3)
+
+
+def test_bad_samples_are_one_line_errors(tmp_path, capsys):
+    bad = write(tmp_path / "bad.jsonl", [{"task_id": "HumanEval/999", "solution": "x"}])
+    assert main(["eval", "--samples", str(bad), "--benchmarks", "humaneval+",
+                 "--data-dir", str(DATA), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "HumanEval/999" in err and len(err.splitlines()) == 1
+    nosol = write(tmp_path / "nosol.jsonl", [{"task_id": "HumanEval/0"}])
+    assert main(["eval", "--samples", str(nosol), "--benchmarks", "humaneval+",
+                 "--data-dir", str(DATA), "--out", str(tmp_path / "o")]) == 2
+    assert "needs task_id and solution or completion" in capsys.readouterr().err
+
+
+def test_compare_prints_both_models(tmp_path, capsys):
+    for name, v in (("a", 0.5), ("b", 0.625)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({"model": {"name": name}, "benchmarks": {
+            "humaneval": {"tasks": 164, "base": {"pass@1": v}, "plus": {"pass@1": v - 0.1}}}}))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "HumanEval pass@1" in out and "50.0" in out and "62.5" in out and "+12.5" in out

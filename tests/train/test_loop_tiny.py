@@ -1,0 +1,73 @@
+"""The training loop end to end on a tiny random model with the real tokenizer (fast)."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from selfcodealign.errors import UserError
+from selfcodealign.train.config import TrainConfig
+from selfcodealign.train.loop import train
+
+ROWS = [
+    {"instruction": "Write add(a, b).", "response": "```python\ndef add(a, b):\n    return a + b\n```"},
+    {"instruction": "Write neg(x).", "response": "```python\ndef neg(x):\n    return -x\n```"},
+    {"messages": [{"role": "user", "content": "Square x."},
+                  {"role": "assistant", "content": "```python\ndef sq(x):\n    return x * x\n```"}]},
+    {"instruction": "A very long one. " * 200, "response": "too long to keep"},
+    {"text": "not a training example"},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, qwen_tokenizer):
+    d = tmp_path_factory.mktemp("tiny")
+    cfg = transformers.Qwen2Config(
+        vocab_size=len(qwen_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        eos_token_id=qwen_tokenizer.eos_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    transformers.Qwen2ForCausalLM(cfg).save_pretrained(d)
+    qwen_tokenizer.save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def data(tmp_path):
+    p = tmp_path / "dataset.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return p
+
+
+def test_full_training_lowers_loss_and_saves_a_loadable_model(tiny_model_dir, data, tmp_path):
+    out = tmp_path / "out"
+    cfg = TrainConfig(model=str(tiny_model_dir), lr=2e-2, epochs=10, examples_per_step=3,
+                      max_len=256, token_budget=128, warmup_ratio=0.0)
+    s = train(cfg, data, out)
+    losses = [h["loss"] for h in s["history"]]
+    assert s["examples"] == 3 and s["dropped"] == {"too_long": 1, "unreadable": 1}
+    assert losses[-1] < losses[0] * 0.7
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["data_sha256"] == s["data_sha256"] and saved["steps"] == 10
+    # What was saved loads as a plain model and generates.
+    model = transformers.AutoModelForCausalLM.from_pretrained(out)
+    assert not getattr(model.config, "quantization_config", None)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    ids = tok("def", return_tensors="pt").input_ids
+    assert model.generate(ids, max_new_tokens=3, min_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+
+def test_loss_weights_every_reply_token_equally_whatever_the_packing(tiny_model_dir, data, tmp_path):
+    # One micro-batch per step or one per example: the same loss (token-weighted).
+    common = dict(model=str(tiny_model_dir), max_steps=1, examples_per_step=3, max_len=256, lr=1e-9)
+    one = train(TrainConfig(token_budget=1024, **common), data, None)
+    many = train(TrainConfig(token_budget=256, **common), data, None)
+    assert one["history"][0]["loss"] == pytest.approx(many["history"][0]["loss"], rel=1e-5)
+
+
+def test_refuses_to_overwrite_a_model(tiny_model_dir, data):
+    with pytest.raises(UserError, match="already holds a model"):
+        train(TrainConfig(model=str(tiny_model_dir)), data, tiny_model_dir)
