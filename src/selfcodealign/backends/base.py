@@ -49,6 +49,34 @@ class Completion:
     cached_tokens: int = 0  # prompt tokens served from the engine's prefix cache
 
 
+def completion_from_openai(res: object, prompt: "Prompt", sp: SamplingParams) -> Completion:
+    """Read an OpenAI-format answer (llama.cpp's in-process server speaks it too).
+
+    A missing choice (e.g. the prompt did not fit the context) becomes an "error"
+    completion, which stages drop and count. The prefill is always part of the text,
+    whether or not the server echoed it."""
+    if not isinstance(res, dict) or not res.get("choices"):
+        return Completion(text="", finish_reason="error")
+    choice = res["choices"][0]
+    if isinstance(prompt, str):
+        text = sp.prefill + (choice.get("text") or "")
+    else:
+        text = (choice.get("message") or {}).get("content") or ""
+        if sp.prefill and not text.startswith(sp.prefill):
+            text = sp.prefill + text
+    usage = res.get("usage") or {}
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if cached is None:  # llama.cpp's own field
+        cached = (res.get("timings") or {}).get("cache_n", 0)
+    return Completion(
+        text=text,
+        finish_reason=choice.get("finish_reason") or "stop",
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(cached or 0),
+    )
+
+
 @dataclass
 class GenerationStats:
     requests: int = 0

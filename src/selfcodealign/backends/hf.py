@@ -24,7 +24,40 @@ from selfcodealign.backends.base import (
 )
 
 
-class HFBackend(Backend):
+class HFModelMixin:
+    """What the transformers-based backends share: identity, chat template, end tokens and
+    prompt rendering (the same function training uses). Needs ``_src``, ``tokenizer`` and
+    ``model``."""
+
+    @property
+    def model_id(self) -> str:
+        return self._src.name
+
+    @property
+    def has_chat_template(self) -> bool:
+        from selfcodealign.train.format import has_chat_template
+
+        return has_chat_template(self.tokenizer)
+
+    def _eos_ids(self) -> list[int]:
+        ids = set()
+        gen = getattr(self.model, "generation_config", None)
+        for src in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(src, int):
+                ids.add(src)
+            elif src:
+                ids.update(src)
+        return sorted(ids)
+
+    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
+        from selfcodealign.train.format import render_prompt
+
+        if isinstance(prompt, str):
+            return prompt + sp.prefill
+        return render_prompt(self.tokenizer, prompt, sp.prefill)
+
+
+class HFBackend(HFModelMixin, Backend):
     name = "hf"
 
     def __init__(
@@ -63,33 +96,6 @@ class HFBackend(Backend):
     @classmethod
     def from_config(cls, cfg) -> HFBackend:
         return cls(cfg.model, batch_size=cfg.batch_size)
-
-    @property
-    def model_id(self) -> str:
-        return self._src.name
-
-    @property
-    def has_chat_template(self) -> bool:
-        from selfcodealign.train.format import has_chat_template
-
-        return has_chat_template(self.tokenizer)
-
-    def _eos_ids(self) -> list[int]:
-        ids = set()
-        gen = getattr(self.model, "generation_config", None)
-        for src in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
-            if isinstance(src, int):
-                ids.add(src)
-            elif src:
-                ids.update(src)
-        return sorted(ids)
-
-    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.train.format import render_prompt
-
-        if isinstance(prompt, str):
-            return prompt + sp.prefill
-        return render_prompt(self.tokenizer, prompt, sp.prefill)
 
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]

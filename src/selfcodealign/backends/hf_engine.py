@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 
+from selfcodealign.backends.hf import HFModelMixin
 from selfcodealign.backends.base import (
     Backend,
     BackendError,
@@ -31,7 +32,7 @@ log = logging.getLogger("selfcodealign.gpu")
 CACHE_SHARE = 0.6
 
 
-class HFEngineBackend(Backend):
+class HFEngineBackend(HFModelMixin, Backend):
     name = "hf"
 
     def __init__(
@@ -84,33 +85,6 @@ class HFEngineBackend(Backend):
             log.warning("hf: %s; using plain transformers generate (slower)", reason)
             return HFBackend.from_config(cfg)
         return cls(cfg.model, batch_size=cfg.batch_size)
-
-    @property
-    def model_id(self) -> str:
-        return self._src.name
-
-    @property
-    def has_chat_template(self) -> bool:
-        from selfcodealign.train.format import has_chat_template
-
-        return has_chat_template(self.tokenizer)
-
-    def _eos_ids(self) -> list[int]:
-        ids = set()
-        gen = getattr(self.model, "generation_config", None)
-        for src in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
-            if isinstance(src, int):
-                ids.add(src)
-            elif src:
-                ids.update(src)
-        return sorted(ids)
-
-    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.train.format import render_prompt
-
-        if isinstance(prompt, str):
-            return prompt + sp.prefill
-        return render_prompt(self.tokenizer, prompt, sp.prefill)
 
     def engine_for(self, max_len: int):
         """The engine, rebuilt when a call needs longer slots than the current one has."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from selfcodealign.backends.base import BackendError, Completion, Prompt, SamplingParams, ThreadedBackend
+from selfcodealign.backends.base import (
+    BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
+)
 
 
 class LlamaCppBackend(ThreadedBackend):
@@ -92,29 +94,7 @@ class LlamaCppBackend(ThreadedBackend):
                 msgs.append({"role": "assistant", "content": sp.prefill})
             body["messages"] = msgs
             res = self._server.handle_chat_completions(body)
-        if not isinstance(res, dict) or not res.get("choices"):
-            # An engine-side failure for one request (e.g. prompt longer than the slot's
-            # context) becomes an "error" completion that the stage drops and counts.
-            return Completion(text="", finish_reason="error")
-        choice = res["choices"][0]
-        if isinstance(prompt, str):
-            text = sp.prefill + (choice.get("text") or "")
-        else:
-            text = (choice.get("message") or {}).get("content") or ""
-            # llama.cpp returns a pre-filled assistant turn with the prefill included.
-            if sp.prefill and not text.startswith(sp.prefill):
-                text = sp.prefill + text
-        usage = res.get("usage") or {}
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-        if cached is None:
-            cached = (res.get("timings") or {}).get("cache_n", 0)
-        return Completion(
-            text=text,
-            finish_reason=choice.get("finish_reason") or "stop",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            cached_tokens=int(cached or 0),
-        )
+        return completion_from_openai(res, prompt, sp)
 
     def close(self) -> None:
         super().close()

