@@ -91,3 +91,35 @@ def test_select_is_deterministic_and_order_free(tmp_path):
     assert [e.id for e in first] == [e.id for e in second]
     other, _, _ = select(executed, SelectConfig(sanitize=False, seed=123), stage.counts_as_pass)
     assert len(other) == len(first)  # another seed may choose other samples, never fewer
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
+    import signal
+    import time
+
+    from selfcodealign.jsonl import read_lines
+
+    base = make_responses()[0]
+    slow = [base.model_copy(update={"id": f"slow{i}", "tests": "import time\ntime.sleep(0.4)\nassert double(1) == 2\n"})
+            for i in range(24)]
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(r.model_dump_json() + "\n" for r in slow))
+    executed = tmp_path / "executed.jsonl"
+    done = tmp_path / "executed.done.jsonl"
+    cmd = [sys.executable, "-m", "selfcodealign", "execute", "--in", str(responses), "--out", str(executed), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t = time.monotonic()
+    while time.monotonic() - t < 120 and not (done.exists() and done.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "interrupted; rerun the same command to resume" in err and "Traceback" not in err
+    first = [o["id"] for _, o in read_lines(done)]
+    assert 2 <= len(first) < 24
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ledger = [o["id"] for _, o in read_lines(done)]
+    assert sorted(ledger) == sorted(r.id for r in slow) and ledger[: len(first)] == first
+    outs = [o["parent_id"] for _, o in read_lines(executed)]
+    assert sorted(outs) == sorted(ledger)
