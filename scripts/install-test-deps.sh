@@ -18,4 +18,4 @@ fi
 # torch first, pinned to the CPU build that lies on disk here: an unpinned torch pulls
 # a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,seeds,eval,train,hf]"
+.venv/bin/python -m pip install -q -e ".[test,seeds,eval,train,hf,ray]"

@@ -39,6 +39,11 @@ class OpenAIBackend(ThreadedBackend):
         super().__init__()
         if not base_url:
             raise BackendError("the openai backend needs a base URL (--base-url)")
+        if "," in base_url:
+            raise BackendError(
+                "several base URLs (comma-separated) need the Ray executor (--executor ray); "
+                "the local executor talks to one server"
+            )
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
