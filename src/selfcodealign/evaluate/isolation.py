@@ -22,7 +22,30 @@ from selfcodealign.errors import UserError
 MODES = ("auto", "bwrap", "unshare", "none")
 
 
+_HIDDEN = ("/tmp", "/dev/shm")
+
+
+def _interpreter_paths() -> list[str]:
+    """Directories the checker's Python needs that the private /tmp would hide: a
+    virtualenv or a checkout (editable install) that lives under /tmp, as CI's may."""
+    import sys
+
+    import selfcodealign
+
+    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix,
+                  os.path.dirname(os.path.dirname(os.path.abspath(selfcodealign.__file__)))]
+    candidates += [p for p in sys.path if p]
+    out: list[str] = []
+    for path in candidates:
+        path = os.path.realpath(path)
+        if os.path.isdir(path) and path.startswith(tuple(h + "/" for h in _HIDDEN)):
+            if not any(path == o or path.startswith(o + "/") for o in out):
+                out = [o for o in out if not o.startswith(path + "/")] + [path]
+    return out
+
+
 def _bwrap_cmd(readable: list[str], writable: list[str] = ()) -> list[str]:
+    readable = _interpreter_paths() + list(readable)
     cmd = [
         "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
         "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--unshare-all", "--die-with-parent",
