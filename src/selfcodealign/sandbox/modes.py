@@ -76,9 +76,21 @@ def sandbox_uid(worker_index: int) -> int:
     return 100_000 + (os.getpid() % 4000) * 256 + worker_index % 256
 
 
+def _interpreter() -> str:
+    """The Python binary the server runs (isolated mode: the standard library only). A
+    virtualenv's own binary may live under /tmp, which every namespace mode replaces
+    with a private tmpfs; its base interpreter is then used instead."""
+    exe = os.path.realpath(sys.executable)
+    if exe.startswith(("/tmp/", "/dev/shm/")):
+        base = os.path.realpath(getattr(sys, "_base_executable", "") or "")
+        if base and os.path.isfile(base):
+            return base
+    return exe
+
+
 def _paths_to_rebind() -> list[str]:
     """Interpreter and import paths that live under a directory the sandbox hides."""
-    wanted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    wanted = {sys.prefix, sys.base_prefix, os.path.dirname(_interpreter())}
     wanted.update(p for p in sys.path if p and os.path.isdir(p))
     out = []
     for p in sorted(wanted):
@@ -154,7 +166,7 @@ def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
     }
     # More modules for the servers to import once (e.g. "numpy" if most programs use it).
     cfg["preload"] = os.environ.get(PRELOAD_ENV, "").replace(",", " ").split()
-    python = [sys.executable, "-I", "-c", BOOTSTRAP]
+    python = [_interpreter(), "-I", "-c", BOOTSTRAP]
     if mode == "bwrap":
         argv = [shutil.which("bwrap") or "bwrap"]
         if root:
