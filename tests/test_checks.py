@@ -41,3 +41,9 @@ def test_build_program_runs_unittest_main_guard_removed():
     code, tests = build_program(CODE, "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(helper(1), 1)\nif __name__ == '__main__':\n    unittest.main()\n")
     assert "unittest.main()" not in tests
     assert "loadTestsFromTestCase(T)" in tests
+
+
+def test_tests_that_redefine_the_solution_do_not_count():
+    tests = "def helper(x):\n    return x\n\nassert helper(2) == 2\n"
+    assert meaningful_asserts(CODE, tests) == 0
+    assert meaningful_asserts(CODE, tests + "assert Stack().pop() == 1\n") == 1

@@ -46,7 +46,9 @@ def meaningful_asserts(code: str, tests: str) -> int:
     tree = _parse(tests)
     if tree is None:
         return 0
-    tainted = defined_names(code)
+    # Names the tests define themselves shadow the solution's: an assert on a function
+    # that the tests rewrote checks the tests, not the response.
+    tainted = defined_names(code) - defined_names(tests)
     if not tainted:
         return 0
     # Bindings in source order, repeated once so later taints reach earlier loops.
