@@ -26,33 +26,12 @@ from selfcodealign.embedded import MODEL_NAME, MODEL_SHA256, embedded_model_path
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.ledger import StageFiles
 from selfcodealign.pipeline import generation_key, model_info_and_prompts, run_generation_or_execution
-from selfcodealign.prompts import load_examples
-from selfcodealign.records import Concepts, GenMeta, Instruction, Seed
 from selfcodealign.stages.concepts import ConceptsStage
 from selfcodealign.stages.responses import ResponsesStage
 
-
-def make_inputs(step: str, count: int):
-    """Inputs built from the few-shot examples' own seeds and instructions, varied by index
-    so no two prompts are identical past the shared prefix."""
-    exs = load_examples()
-    meta = GenMeta(model="-", backend="-", prompt_style="chat", temperature=0, top_p=1,
-                   max_tokens=1, seed=0, finish_reason="stop")
-    out = []
-    for i in range(count):
-        ex = exs[i % len(exs)]
-        seed = Seed(id=f"bench{i}", code=ex.seed.replace("\"\"\"", f"\"\"\"(variant {i}) ", 1),
-                    name=ex.name, source="bench", path=ex.name, line_start=1, line_end=1)
-        if step == "concepts":
-            out.append(seed)
-            continue
-        conc = Concepts(id=f"c{i}", parent_id=seed.id, seed=seed, concepts=ex.concepts, raw="", gen=meta)
-        out.append(Instruction(
-            id=f"i{i}", parent_id=conc.id, seed_id=seed.id, seed_source="bench", seed_path=ex.name,
-            concepts=ex.concepts, category=ex.category, difficulty=ex.difficulty,
-            instruction=ex.instruction.strip() + f" (Variant {i}: also handle empty input.)",
-            raw="", gen=meta))
-    return out
+# The same benchmark inputs as the executor benchmark (this folder is on sys.path when
+# either script runs).
+from scale_executor import make_inputs  # noqa: E402
 
 
 def run_stage(cfg, step, inputs, n_parallel):

@@ -25,9 +25,21 @@ from selfcodealign.backends.base import (
 
 
 class HFModelMixin:
-    """What the transformers-based backends share: identity, chat template, end tokens and
-    prompt rendering (the same function training uses). Needs ``_src``, ``tokenizer`` and
-    ``model``."""
+    """What the transformers-based backends share: loading, identity, chat template, end
+    tokens and prompt rendering (the same function training uses)."""
+
+    def _load(self, model: str | None, dtype: str, device: str | None, attn: str = "sdpa"):
+        """Set ``device``, ``_src`` and ``tokenizer``; return the loaded (CPU) model."""
+        from selfcodealign.train.modelio import load_model, load_tokenizer, require, resolve_source
+
+        torch = require("torch", "train")
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        self._src = resolve_source(model)
+        self.tokenizer = load_tokenizer(self._src)
+        return load_model(self._src, dtype=dtype, attn=attn)
 
     @property
     def model_id(self) -> str:
@@ -70,24 +82,10 @@ class HFBackend(HFModelMixin, Backend):
         attn: str = "sdpa",
     ) -> None:
         super().__init__()
-        from selfcodealign.train.modelio import (
-            load_model,
-            load_tokenizer,
-            require,
-            resolve_source,
-        )
-
-        torch = require("torch", "hf")
-        self._torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         self.batch_size = max(1, batch_size)
-        self._src = resolve_source(model)
-        self.tokenizer = load_tokenizer(self._src)
+        m = self._load(model, dtype, device, attn)
         # Left padding: every row's last prompt token sits at the same position.
         self.tokenizer.padding_side = "left"
-        m = load_model(self._src, dtype=dtype, attn=attn)
         if self._src.adapter:
             m = m.merge_and_unload()  # generation speed: one set of weights
         self.model = m.to(self.device).eval()

@@ -46,24 +46,10 @@ class HFEngineBackend(HFModelMixin, Backend):
         cuda_graphs: bool | None = None,
     ) -> None:
         super().__init__()
-        from selfcodealign.train.modelio import (
-            load_model,
-            load_tokenizer,
-            require,
-            resolve_source,
-        )
-
-        torch = require("torch", "train")
-        self._torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         self.slots = max(1, batch_size)
         self.sync_every = sync_every
         self.cuda_graphs = cuda_graphs
-        self._src = resolve_source(model)
-        self.tokenizer = load_tokenizer(self._src)
-        m = load_model(self._src, dtype=dtype, attn="sdpa")
+        m = self._load(model, dtype, device)
         if self._src.adapter:
             m = m.merge_and_unload()  # one set of weights: the engine reads plain modules
         from selfcodealign.gpu.model import unsupported_reason
