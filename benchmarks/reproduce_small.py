@@ -59,8 +59,8 @@ GPU_SITE = Path(os.environ.get("REPRO_SITE", "/tmp/site"))
 
 # Generation settings of the reproduction (the rest are the config defaults: the paper's
 # max_tokens 128 / 512 / 1024, temperatures 0 / 0.7 / 0.7, 6 / 6 / 1 few-shot examples).
-# n = 5 responses per instruction instead of the paper's 10, to fit the device budget.
-RESPONSES_N = 5
+# n = 10 responses per instruction, as in the paper.
+RESPONSES_N = 10
 GPU_SLOTS = 1024
 EVAL_MAX_TOKENS = 768  # `selfcodealign eval`'s default
 SEEDS = 5000

@@ -80,3 +80,41 @@ def test_export_writes_a_loadable_bf16_directory(model_dir, tmp_path):
     assert m.dtype == torch.bfloat16
     assert (tmp_path / "out" / "tokenizer.json").is_file()
     assert main([str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("kind", ["engine", "generate"])
+def test_a_reply_without_its_section_is_continued_once(model_dir, kind):
+    """SamplingParams.require on the batch backends: a sample that stops without the
+    marker is continued from its own text plus the section opening, with its own seed,
+    exactly as one more request with that prefill would be."""
+    from dataclasses import replace
+
+    from selfcodealign.backends.base import continuation_params, merge_continuation, needs_continuation
+    from selfcodealign.backends.hf import HFBackend
+    from selfcodealign.backends.hf_engine import HFEngineBackend
+
+    cls = HFEngineBackend if kind == "engine" else HFBackend
+    # plain generate samples per batch, not per request: compare greedy replies there
+    temp = 0.8 if kind == "engine" else 0.0
+    prompts = [[{"role": "user", "content": f"Write a function that sorts {i} items."}] for i in range(4)]
+    with cls(str(model_dir), batch_size=4) as backend:
+        base = SamplingParams(n=2, temperature=temp, max_tokens=10, seed=3)
+        plain = backend.generate(prompts, base)
+        # per prompt, a stop string that its first sample reaches: it ends "stop" without the marker
+        stops = [next(ch for ch in cs[0].text[1:] if ch.isalnum()) for cs in plain]
+        params = [replace(base, stop=(st,), require=("### Tests", "\n\n### Tests\n")) for st in stops]
+        out = backend.generate(prompts, params)
+        first = backend.generate(prompts, [replace(sp, require=None) for sp in params])
+        continued = 0
+        for i, sp in enumerate(params):
+            for s in range(2):
+                c = first[i][s]
+                if not needs_continuation(c, sp):
+                    assert out[i][s] == c
+                    continue
+                more = backend.generate([prompts[i]], replace(continuation_params(c, sp), n=1, seed=sp.seed + s))
+                assert out[i][s] == merge_continuation(c, more[0][0])
+                assert out[i][s].text.startswith(c.text.rstrip() + "\n\n### Tests\n")
+                assert out[i][s].completion_tokens == c.completion_tokens + more[0][0].completion_tokens
+                continued += 1
+    assert continued >= len(prompts)

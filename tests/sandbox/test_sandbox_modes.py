@@ -175,3 +175,17 @@ def test_cgroups_left_by_a_dead_pool_are_swept():
     assert g is not None and g.memory.exists()
     cgroups.sweep_stale()
     assert not g.memory.exists() and not g.pids.exists()
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="runs only inside a virtualenv")
+@pytest.mark.parametrize("name", ["bwrap", "unshare", "rlimits"])
+def test_programs_import_what_the_virtualenv_has(force_mode, name):
+    """Programs run on the venv's interpreter, not its base one: a task that needs numpy
+    passes where the user's venv has numpy, whatever the system Python lacks."""
+    if name == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    if name == "unshare" and (not ROOT or shutil.which("unshare") is None):
+        pytest.skip("unshare mode needs root")
+    force_mode(name)
+    v = run("import sys, rich\nprint(sys.prefix)\n")
+    assert v.status == "passed" and v.stdout.strip() == sys.prefix, v

@@ -77,6 +77,33 @@ def completion_from_openai(res: object, prompt: "Prompt", sp: SamplingParams) ->
     )
 
 
+def needs_continuation(c: Completion, sp: SamplingParams) -> bool:
+    """A completion that stopped by itself without the section ``sp.require`` asks for."""
+    return sp.require is not None and c.finish_reason == "stop" and sp.require[0] not in c.text
+
+
+def continuation_params(c: Completion, sp: SamplingParams) -> SamplingParams:
+    """The request that continues ``c`` once: its own text plus the required section's
+    opening as prefill, the unspent token budget (at least 128), no further continuing."""
+    assert sp.require is not None
+    return replace(sp, prefill=c.text.rstrip() + sp.require[1],
+                   max_tokens=max(128, sp.max_tokens - c.completion_tokens), require=None)
+
+
+def merge_continuation(first: Completion, more: Completion) -> Completion:
+    """One completion from a first part and its continuation (whose text is the whole
+    reply, prefill included); a failed continuation leaves the first part as it was."""
+    if more.finish_reason == "error":
+        return first
+    return Completion(
+        text=more.text,
+        finish_reason=more.finish_reason,
+        prompt_tokens=first.prompt_tokens + more.prompt_tokens,
+        completion_tokens=first.completion_tokens + more.completion_tokens,
+        cached_tokens=first.cached_tokens + more.cached_tokens,
+    )
+
+
 @dataclass
 class GenerationStats:
     requests: int = 0
@@ -139,6 +166,34 @@ class Backend(abc.ABC):
                 on_done(i, comps)
         return [c if c is not None else [] for c in out]
 
+    def _continued(
+        self,
+        first_pass: Callable[[Sequence[Prompt], Sequence[SamplingParams]], Iterator[tuple[int, list[Completion]]]],
+        prompts: Sequence[Prompt],
+        params: Sequence[SamplingParams],
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """``first_pass`` (a batch backend's generation) with SamplingParams.require
+        honoured: prompts whose samples all came out whole are yielded at once; the
+        samples to continue go through ``first_pass`` again, one request each with the
+        sample's own seed, and their prompts are yielded after that second pass."""
+        held: dict[int, list[Completion]] = {}
+        for i, comps in first_pass(prompts, params):
+            if any(needs_continuation(c, params[i]) for c in comps):
+                held[i] = comps
+            else:
+                yield i, comps
+        if not held:
+            return
+        jobs = [(i, s) for i, comps in held.items() for s, c in enumerate(comps)
+                if needs_continuation(c, params[i])]
+        more_params = [replace(continuation_params(held[i][s], params[i]), n=1, seed=params[i].seed + s)
+                       for i, s in jobs]
+        for k, comps in first_pass([prompts[i] for i, _ in jobs], more_params):
+            i, s = jobs[k]
+            if comps:
+                held[i][s] = merge_continuation(held[i][s], comps[0])
+        yield from held.items()
+
     def close(self) -> None:
         pass
 
@@ -166,22 +221,9 @@ class ThreadedBackend(Backend):
 
     def _sample(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
         comp = self._request(prompt, sp, sample)
-        if sp.require is None or comp.finish_reason != "stop" or sp.require[0] in comp.text:
+        if not needs_continuation(comp, sp):
             return comp
-        marker, continuation = sp.require
-        budget = max(128, sp.max_tokens - comp.completion_tokens)
-        more = self._request(
-            prompt, replace(sp, prefill=comp.text.rstrip() + continuation, max_tokens=budget,
-                            require=None), sample)
-        if more.finish_reason == "error":
-            return comp
-        return Completion(
-            text=more.text,
-            finish_reason=more.finish_reason,
-            prompt_tokens=comp.prompt_tokens + more.prompt_tokens,
-            completion_tokens=comp.completion_tokens + more.completion_tokens,
-            cached_tokens=comp.cached_tokens + more.cached_tokens,
-        )
+        return merge_continuation(comp, self._request(prompt, continuation_params(comp, sp), sample))
 
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]

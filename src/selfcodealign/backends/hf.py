@@ -98,6 +98,11 @@ class HFBackend(HFModelMixin, Backend):
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
     ) -> Iterator[tuple[int, list[Completion]]]:
+        return self._continued(self._first_pass, prompts, params)
+
+    def _first_pass(
+        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
+    ) -> Iterator[tuple[int, list[Completion]]]:
         texts = [self.render(p, sp) for p, sp in zip(prompts, params)]
         lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         requests = [(i, s) for i in range(len(prompts)) for s in range(params[i].n)]

@@ -14,6 +14,7 @@ plain ``generate`` backend (``HFBackend``) instead; ``from_config`` decides.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from selfcodealign.backends.hf import HFModelMixin
@@ -23,6 +24,9 @@ from selfcodealign.backends.base import (
     Completion,
     Prompt,
     SamplingParams,
+    continuation_params,
+    merge_continuation,
+    needs_continuation,
 )
 
 log = logging.getLogger("selfcodealign.gpu")
@@ -117,16 +121,33 @@ class HFEngineBackend(HFModelMixin, Backend):
                 owners.append((i, s))
         if not requests:
             return
-        engine = self.engine_for(max(len(r.prompt_ids) + r.max_tokens for r in requests))
+        # a continuation (SamplingParams.require) may run up to 128 tokens past the budget
+        extra = 128 + 32 if any(sp.require for sp in params) else 0
+        engine = self.engine_for(max(len(r.prompt_ids) + r.max_tokens for r in requests) + extra)
         results: dict[int, list[Completion | None]] = {i: [None] * sp.n for i, sp in enumerate(params) if sp.n}
         left = {i: sp.n for i, sp in enumerate(params) if sp.n}
+        # Samples to continue go back into the running engine (its feed) as soon as their
+        # first part ends, so the slots never wait for a second pass.
+        feed: deque = deque()
+        first: dict[tuple[int, int], Completion] = {}
         try:
-            for _, res in engine.run(requests):
+            for _, res in engine.run(requests, feed=feed):
                 i, s = res.tag
-                prefill = params[i].prefill
+                sp = params[i]
+                part = first.pop((i, s), None)
+                prefill = continuation_params(part, sp).prefill if part is not None else sp.prefill
                 c = Completion(prefill + res.text if res.finish_reason != "error" else "",
                                res.finish_reason, res.prompt_tokens, res.completion_tokens)
                 self.stats.add(c)
+                if part is not None:
+                    c = merge_continuation(part, c)
+                elif needs_continuation(c, sp):
+                    more = continuation_params(c, sp)
+                    ids_more = self.tokenizer(self.render(prompts[i], more), add_special_tokens=False)["input_ids"]
+                    feed.append(Request(tuple(ids_more), more.max_tokens, sp.temperature, sp.top_p,
+                                        sp.seed + s, tuple(sp.stop), tag=(i, s)))
+                    first[(i, s)] = c
+                    continue
                 results[i][s] = c
                 left[i] -= 1
                 if left[i] == 0:

@@ -96,6 +96,11 @@ class VLLMBackend(Backend):
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
     ) -> Iterator[tuple[int, list[Completion]]]:
+        return self._continued(self._first_pass, prompts, params)
+
+    def _first_pass(
+        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
+    ) -> Iterator[tuple[int, list[Completion]]]:
         # Batches hold whole prompts (all their samples), so a prompt is yielded as soon
         # as its batch returns.
         batch: list[int] = []

@@ -303,10 +303,16 @@ class Engine:
             out.append(None if end is None else self._finish(st, end.tokens, end.reason))
         return out
 
-    def run(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result]]:
-        """Yield ``(input_index, result)`` as requests finish."""
+    def run(
+        self, requests: Sequence[Request], feed: deque[Request] | None = None
+    ) -> Iterator[tuple[int, Result]]:
+        """Yield ``(input_index, result)`` as requests finish.
+
+        ``feed``: requests the caller appends while the run goes on (a follow-up of a
+        result it was just given, say); they join the queue at the next step and get
+        the indices after ``requests``, in the order they were fed."""
         with self.torch.inference_mode():
-            yield from self._run(requests)
+            yield from self._run(requests, feed)
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         out: list[Result | None] = [None] * len(requests)
@@ -314,24 +320,37 @@ class Engine:
             out[i] = r
         return out  # type: ignore[return-value]
 
-    def _run(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result]]:
+    def _enqueue(self, queue: deque, i: int, r: Request) -> Result | None:
+        """Queue one request, or return the result it gets at once (nothing to do, or a
+        prompt too long for a slot)."""
+        if not isinstance(r.prompt_ids, tuple):  # prompts are deduplicated by value
+            r = replace(r, prompt_ids=tuple(r.prompt_ids))
+        if r.max_tokens < 1 or not r.prompt_ids:
+            return Result(r.tag, "", (), "length" if r.prompt_ids else "error", len(r.prompt_ids), 0)
+        if len(r.prompt_ids) >= self.max_len:
+            log.warning("prompt of %d tokens does not fit a %d-token slot", len(r.prompt_ids), self.max_len)
+            return Result(r.tag, "", (), "error", len(r.prompt_ids), 0)
+        budget = min(r.max_tokens, self.max_len - len(r.prompt_ids))
+        queue.append((i, replace(r, max_tokens=budget, seed=_fold_seed(r.seed))))
+        return None
+
+    def _run(self, requests: Sequence[Request], feed: deque[Request] | None = None) -> Iterator[tuple[int, Result]]:
         queue: deque[tuple[int, Request]] = deque()
         for i, r in enumerate(requests):
-            if not isinstance(r.prompt_ids, tuple):  # prompts are deduplicated by value
-                r = replace(r, prompt_ids=tuple(r.prompt_ids))
-            if r.max_tokens < 1 or not r.prompt_ids:
-                yield i, Result(r.tag, "", (), "length" if r.prompt_ids else "error", len(r.prompt_ids), 0)
-            elif len(r.prompt_ids) >= self.max_len:
-                log.warning("prompt of %d tokens does not fit a %d-token slot", len(r.prompt_ids), self.max_len)
-                yield i, Result(r.tag, "", (), "error", len(r.prompt_ids), 0)
-            else:
-                budget = min(r.max_tokens, self.max_len - len(r.prompt_ids))
-                queue.append((i, replace(r, max_tokens=budget, seed=_fold_seed(r.seed))))
+            res = self._enqueue(queue, i, r)
+            if res is not None:
+                yield i, res
+        fed = len(requests)
         active: dict[int, _Slot] = {}
         inflight: _Round | None = None
         # One round in flight: while the device decodes round r, the host checks round
         # r-1, frees finished slots and queues prefills that run after round r.
-        while queue or active or inflight:
+        while queue or active or inflight or feed:
+            while feed:
+                res = self._enqueue(queue, fed, feed.popleft())
+                if res is not None:
+                    yield fed, res
+                fed += 1
             if queue and len(active) < self.slots:
                 self._admit(queue, active)
             nxt = None

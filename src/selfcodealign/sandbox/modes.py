@@ -77,15 +77,19 @@ def sandbox_uid(worker_index: int) -> int:
 
 
 def _interpreter() -> str:
-    """The Python binary the server runs (isolated mode: the standard library only). A
-    virtualenv's own binary may live under /tmp, which every namespace mode replaces
-    with a private tmpfs; its base interpreter is then used instead."""
-    exe = os.path.realpath(sys.executable)
-    if exe.startswith(("/tmp/", "/dev/shm/")):
+    """The Python binary the server runs, in isolated mode. Inside a virtualenv that is
+    the venv's own binary, path unresolved, so programs import what the venv has (numpy,
+    say) and not what its base interpreter happens to have. A venv under /tmp, which
+    every namespace mode replaces with a private tmpfs, gets its base interpreter."""
+    exe = os.path.abspath(sys.executable)
+    real = os.path.realpath(exe)
+    if sys.prefix != sys.base_prefix and not exe.startswith(("/tmp/", "/dev/shm/")):
+        return exe
+    if real.startswith(("/tmp/", "/dev/shm/")):
         base = os.path.realpath(getattr(sys, "_base_executable", "") or "")
         if base and os.path.isfile(base):
             return base
-    return exe
+    return real
 
 
 def _paths_to_rebind() -> list[str]:
