@@ -706,8 +706,10 @@ def cmd_gpu_generate(a, ctx: Ctx | None = None) -> None:
         for name, src, dst in GEN_STAGES:
             if stage_complete(ctx.run / dst):
                 continue
+            limit = ["--limit", str(a.max_instructions)] if name == "responses" and getattr(
+                a, "max_instructions", None) else []
             res = ctx.step(name, cli(name, "--in", ctx.run / src, "--out", ctx.run / dst, "--backend", "hf",
-                                     "--model", ctx.model, "--quiet", *sets))
+                                     "--model", ctx.model, "--quiet", *limit, *sets))
             if res == "failed":
                 fail(f"{name} failed; see run/logs/{name}.log (a rerun resumes)", 1)
             if res == "out_of_time":
@@ -1073,6 +1075,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_gpu_eval)
     p = sub.add_parser("gpu-generate")
     p.add_argument("--max-seeds", type=int, help="use only the first N carried seeds (first call only)")
+    p.add_argument("--max-instructions", type=int,
+                   help="responses for the first N instructions only (the same N on every call)")
     p.set_defaults(func=cmd_gpu_generate)
     p = sub.add_parser("gpu-execute")
     p.add_argument("--here", action="store_true", help="on this (CPU) machine, in runs/repro/run")

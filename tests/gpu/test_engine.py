@@ -113,3 +113,22 @@ def test_slots_moved_down_at_the_tail_keep_their_cache(qwen2, tok, prompts, gree
     assert moves == [[(2, 0), (3, 1)]]
     for p, b, r in zip(prompts, budgets, res):
         assert list(r.token_ids) == greedy_reference(qwen2, p, b)
+
+
+def test_fed_requests_run_next_and_match_a_plain_run(qwen2, tok, prompts, greedy_reference):
+    """A request fed while the run goes on (a continuation) is served before the rest of
+    the queue, gets the next index, and decodes as it would on its own."""
+    from collections import deque
+
+    engine = Engine(qwen2, tok, slots=1, max_len=64, sync_every=4)
+    feed: deque = deque()
+    order = []
+    for i, r in engine.run([Request(p, 5, tag=k) for k, p in enumerate(prompts[:3])], feed=feed):
+        order.append((i, r.tag))
+        if r.tag == 0:
+            feed.append(Request(prompts[0] + r.token_ids, 6, tag="more"))
+        if r.tag == "more":
+            more = r
+    assert order == [(0, 0), (3, "more"), (1, 1), (2, 2)]
+    first = greedy_reference(qwen2, prompts[0], 5)
+    assert list(more.token_ids) == greedy_reference(qwen2, prompts[0] + tuple(first), 6)

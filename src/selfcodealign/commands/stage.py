@@ -24,6 +24,16 @@ HELP = {
 }
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return n
+
+
 def register_stage(sub, name: str) -> None:
     help_text, default_in, default_out = HELP[name]
     p = sub.add_parser(
@@ -34,6 +44,9 @@ def register_stage(sub, name: str) -> None:
     )
     p.add_argument("--in", dest="inp", required=True, metavar="FILE", help=f"input JSONL ({default_in})")
     p.add_argument("--out", required=True, metavar="FILE", help=f"output JSONL ({default_out})")
+    if name != "select":
+        p.add_argument("--limit", type=_positive, metavar="N",
+                       help="only the first N input records (a later run without it goes on with the rest)")
     add_config_args(p)
     p.set_defaults(func=lambda args: run_stage_command(name, args))
 
@@ -53,7 +66,7 @@ def run_stage_command(name: str, args) -> int:
         from selfcodealign.stages.execute import ExecuteStage
 
         stage = ExecuteStage(cfg.execute)
-        inputs = list(read_records(Path(args.inp), stage.input_type))
+        inputs = list(read_records(Path(args.inp), stage.input_type))[: args.limit]
         executor = local_executor(cfg, args.verbose)
     else:
         from selfcodealign.stages.concepts import ConceptsStage
@@ -62,7 +75,7 @@ def run_stage_command(name: str, args) -> int:
 
         cls = {"concepts": ConceptsStage, "instructions": InstructionsStage,
                "responses": ResponsesStage}[name]
-        inputs = list(read_records(Path(args.inp), cls.input_type))
+        inputs = list(read_records(Path(args.inp), cls.input_type))[: args.limit]
         executor = local_executor(cfg, args.verbose)
         info, prompts = model_info_and_prompts(cfg, executor.backend)
         stage = cls(getattr(cfg, name), prompts, info, cfg.seed, generation_key(cfg, name))

@@ -309,8 +309,9 @@ class Engine:
         """Yield ``(input_index, result)`` as requests finish.
 
         ``feed``: requests the caller appends while the run goes on (a follow-up of a
-        result it was just given, say); they join the queue at the next step and get
-        the indices after ``requests``, in the order they were fed."""
+        result it was just given, say); they go to the head of the queue at the next
+        step, so a caller waiting on them is not held up by the whole queue, and get the
+        indices after ``requests``, in the order they were fed."""
         with self.torch.inference_mode():
             yield from self._run(requests, feed)
 
@@ -320,7 +321,7 @@ class Engine:
             out[i] = r
         return out  # type: ignore[return-value]
 
-    def _enqueue(self, queue: deque, i: int, r: Request) -> Result | None:
+    def _enqueue(self, queue: deque, i: int, r: Request, *, front: bool = False) -> Result | None:
         """Queue one request, or return the result it gets at once (nothing to do, or a
         prompt too long for a slot)."""
         if not isinstance(r.prompt_ids, tuple):  # prompts are deduplicated by value
@@ -331,7 +332,8 @@ class Engine:
             log.warning("prompt of %d tokens does not fit a %d-token slot", len(r.prompt_ids), self.max_len)
             return Result(r.tag, "", (), "error", len(r.prompt_ids), 0)
         budget = min(r.max_tokens, self.max_len - len(r.prompt_ids))
-        queue.append((i, replace(r, max_tokens=budget, seed=_fold_seed(r.seed))))
+        item = (i, replace(r, max_tokens=budget, seed=_fold_seed(r.seed)))
+        queue.appendleft(item) if front else queue.append(item)
         return None
 
     def _run(self, requests: Sequence[Request], feed: deque[Request] | None = None) -> Iterator[tuple[int, Result]]:
@@ -347,7 +349,7 @@ class Engine:
         # r-1, frees finished slots and queues prefills that run after round r.
         while queue or active or inflight or feed:
             while feed:
-                res = self._enqueue(queue, fed, feed.popleft())
+                res = self._enqueue(queue, fed, feed.popleft(), front=True)
                 if res is not None:
                     yield fed, res
                 fed += 1
