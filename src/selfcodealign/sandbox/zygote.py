@@ -285,6 +285,9 @@ def prepare(code, tests):
     # normal end and anywhere else is not.
     head, _ = joined_source(code, tests)
     offset = head.count("\n")
+    fast = _prepare_from_source(code, tests, offset)
+    if fast is not None:
+        return fast
     trees = []
     if code.strip():
         trees.append(_ast.parse(code, "main.py"))
@@ -298,6 +301,40 @@ def prepare(code, tests):
         trees[-1] = _ast.Module(body=trees[-1].body[:-1], type_ignores=[])
     compiled = [compile(t, "main.py", "exec") for t in trees]
     final = compile(last, "main.py", "exec") if last else None
+    return compiled, final
+
+
+def _prepare_from_source(code, tests, offset):
+    # What prepare() makes, compiled straight from the source: about half the cost of
+    # building the AST first. The last top-level statement starts on the last line that
+    # begins at column 0 with code; if that guess is wrong (a string, a bracket, an
+    # "else:" or a decorator spanning it), one of the two halves does not compile, and
+    # None sends prepare() to the AST.
+    parts = [(code, 0)] if code.strip() else []
+    if tests.strip():
+        parts.append((tests, offset))
+    if not parts:
+        return [], None
+    src, first = parts[-1]
+    # A lone CR ends a line for the compiler and not for split("\n"); a form feed can
+    # put a statement after blanks.
+    if "\r" in src or "\f" in src:
+        return None
+    lines = [line + "\n" for line in src.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    cut = next((i for i in range(len(lines) - 1, -1, -1)
+                if lines[i].strip() and lines[i][0] not in " \t#"), None)
+    if cut is None:
+        return None
+    body, last = "".join(lines[:cut]), "".join(lines[cut:])
+    if ";" in last:  # maybe two statements on one line
+        return None
+    try:
+        compiled = [compile(c, "main.py", "exec") for c, _ in parts[:-1]]
+        compiled.append(compile("\n" * first + body, "main.py", "exec"))
+        final = compile("\n" * (first + cut) + last, "main.py", "exec")
+    except (SyntaxError, ValueError):
+        return None
     return compiled, final
 
 
