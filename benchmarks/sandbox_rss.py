@@ -18,39 +18,16 @@ import sys
 import time
 from pathlib import Path
 
+# this folder is on sys.path when the script runs
+from proc_info import children_by_parent, rss_kib
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/HumanEvalPlus-v0.1.10.jsonl.gz"
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children_of() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        ppid = int(data[data.rindex(b")") + 2 :].split()[1])
-        tree.setdefault(ppid, []).append(int(name))
-    return tree
 
 
 def server_pids() -> list[int]:
     """The sandbox servers: the Python processes started by our bwrap/unshare (or, in
     rlimits mode, our direct Python children), not the short-lived runs they fork."""
-    tree = children_of()
+    tree = children_by_parent()
     out = []
     for child in tree.get(os.getpid(), []):
         try:

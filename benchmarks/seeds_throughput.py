@@ -28,6 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# this folder is on sys.path when the script runs
+from proc_info import children_by_parent, rss_kib
+
 
 def py_bytes(root: Path) -> int:
     if root.is_file():
@@ -48,28 +51,6 @@ def default_corpus(min_mb: float) -> list[Path]:
         chosen.append(p)
         total += size
     return chosen
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out.extend(int(x) for x in f.read().split())
-    except OSError:
-        pass
-    return out
 
 
 def child_main(corpus: str, out: str, typecheck: bool, progress_file: str) -> None:
@@ -100,8 +81,8 @@ def watch(corpus: str, typecheck: bool, tmp: Path) -> tuple[dict, float, list[tu
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     samples = []  # (seconds, docs done, docs total, kept, main rss MB, biggest worker rss MB)
     while proc.poll() is None:
-        main = rss_kb(proc.pid)
-        kids = [rss_kb(c) for c in children(proc.pid)]
+        main = rss_kib(proc.pid)
+        kids = [rss_kib(c) for c in children_by_parent().get(proc.pid, [])]
         last = "0 None 0"
         try:
             lines = prog.read_text().splitlines()
