@@ -129,13 +129,13 @@ class HFEngineBackend(HFModelMixin, Backend):
         # Samples to continue go back into the running engine (its feed) as soon as their
         # first part ends, so the slots never wait for a second pass.
         feed: deque = deque()
-        first: dict[tuple[int, int], Completion] = {}
+        # (prompt, sample) -> the first part and the prefill its continuation started from
+        first: dict[tuple[int, int], tuple[Completion, str]] = {}
         try:
             for _, res in engine.run(requests, feed=feed):
                 i, s = res.tag
                 sp = params[i]
-                part = first.pop((i, s), None)
-                prefill = continuation_params(part, sp).prefill if part is not None else sp.prefill
+                part, prefill = first.pop((i, s), (None, sp.prefill))
                 c = Completion(prefill + res.text if res.finish_reason != "error" else "",
                                res.finish_reason, res.prompt_tokens, res.completion_tokens)
                 self.stats.add(c)
@@ -146,7 +146,7 @@ class HFEngineBackend(HFModelMixin, Backend):
                     ids_more = self.tokenizer(self.render(prompts[i], more), add_special_tokens=False)["input_ids"]
                     feed.append(Request(tuple(ids_more), more.max_tokens, sp.temperature, sp.top_p,
                                         sp.seed + s, tuple(sp.stop), tag=(i, s)))
-                    first[(i, s)] = c
+                    first[(i, s)] = (c, more.prefill)
                     continue
                 results[i][s] = c
                 left[i] -= 1
