@@ -78,7 +78,8 @@ def main() -> int:
         if done % args.every == 0 or done == args.runs:
             now = time.perf_counter()
             host = rss_kib()
-            servers = [rss_kib(p) for p in server_pids()]
+            # a server that exits between listing and reading reads 0: not a sample
+            servers = [r for r in (rss_kib(p) for p in server_pids()) if r]
             if servers:  # (gone already if this is the very last result)
                 first = first or (host, servers)
                 latest = (host, servers)
