@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,9 +138,12 @@ def gpu_name() -> str:
 class Ctx:
     """Where a run lives. GPU: /tmp/w and $OUT; tiny: under runs/repro-tiny."""
 
-    def __init__(self, work: Path, out: Path | None, *, tiny: bool = False) -> None:
+    def __init__(self, work: Path, out: Path | None, *, tiny: bool = False,
+                 run: Path | None = None, phases: Path | None = None) -> None:
         self.work = work
-        self.run = work / "run"
+        self.run = run or work / "run"
+        # a shard's steps are logged in its own folder but timed in the run's phases
+        self.phases = phases or self.run / "phases.jsonl"
         self.ferry = work / "ferry"
         self.out = out
         self.tiny = tiny
@@ -165,11 +169,13 @@ class Ctx:
         return [f"backend.batch_size={GPU_SLOTS}", f"responses.n={RESPONSES_N}"]
 
     def step(self, phase: str, argv: list[str], *, budget: float | None = None,
-             env: dict | None = None) -> str:
+             env: dict | None = None, while_running: Callable[[], None] | None = None,
+             log_name: str | None = None) -> str:
         """Run one command with a log under run/logs: "ok", "failed" or "out_of_time".
 
         Past its budget the command gets SIGINT (the stage ledgers are crash-safe, so a
-        rerun resumes), then SIGKILL 30 s later."""
+        rerun resumes), then SIGKILL 30 s later. ``while_running`` is called every few
+        seconds while the command runs (it must keep to this call's deadline itself)."""
         logs = self.run / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         limit = self.remaining() if budget is None else min(budget, self.remaining())
@@ -178,15 +184,23 @@ class Ctx:
             return "out_of_time"
         say(f"{phase}: {shlex.join(argv)}  (up to {limit:.0f} s)")
         t0 = time.perf_counter()
-        with open(logs / f"{phase}.log", "a") as log:
+        end = time.monotonic() + limit
+        log_path = logs / f"{log_name or phase.rsplit('/', 1)[-1]}.log"
+        with open(log_path, "a") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
             log.flush()
             p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                  env={**os.environ, **(env or {})}, start_new_session=True)
             finished = True
-            try:
-                rc = p.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
+            while True:
+                try:
+                    rc = p.wait(timeout=max(0.1, min(5.0, end - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() < end:
+                        if while_running is not None:
+                            while_running()
+                        continue
                 finished = False
                 os.killpg(p.pid, signal.SIGINT)
                 try:
@@ -194,13 +208,14 @@ class Ctx:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     rc = p.wait()
+                break
         seconds = time.perf_counter() - t0
-        with open(self.run / "phases.jsonl", "a") as f:
+        with open(self.phases, "a") as f:
             f.write(json.dumps({"phase": phase, "seconds": round(seconds, 2), "rc": rc,
                                 "finished": finished and rc == 0, "gpu": gpu_name(),
                                 "host": platform.node(), "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                 "argv": argv}) + "\n")
-        tail = (logs / f"{phase}.log").read_text(errors="replace").splitlines()[-12:]
+        tail = log_path.read_text(errors="replace").splitlines()[-12:]
         say(f"{phase}: exit {rc} after {seconds:.1f} s" + ("" if finished else " (stopped: out of time)"))
         if rc != 0 or not finished:
             print("\n".join("    " + t for t in tail), flush=True)
@@ -227,6 +242,14 @@ class Ctx:
             if files:
                 groups[stem] = files
         size = {k: sum(p.stat().st_size for p in v) for k, v in groups.items()}
+        # A shard's responses and executed records never travel (hundreds of MB): its
+        # dataset and counts do, and a shard cut off by a lost machine starts over.
+        shard_big: set[Path] = set()
+        for shard in sorted((self.run / "shards").glob("*")) if (self.run / "shards").is_dir() else []:
+            old_sf = shard / "funnel.json"
+            sf = {**(json.loads(old_sf.read_text()) if old_sf.exists() else {}), **stage_summaries(shard)}
+            old_sf.write_text(json.dumps(sf, indent=1))
+            shard_big |= {p for stem in SHARD_BIG for p in shard.glob(f"{stem}.*") if p.is_file()}
         left_out: set[str] = set()
         while sum(v for k, v in size.items() if k not in left_out) > SNAPSHOT_RAW_TRY:
             left_out.add(max(set(size) - left_out, key=size.get))
@@ -234,7 +257,7 @@ class Ctx:
         while True:
             funnel["left_out_of_snapshot"] = sorted(left_out)
             (self.run / "funnel.json").write_text(json.dumps(funnel, indent=1))
-            skip = {p for k in left_out for p in groups[k]}
+            skip = {p for k in left_out for p in groups[k]} | shard_big
             with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
                 tar.add(self.run, arcname="run", filter=lambda ti, skip=skip: None if (
                     self.run.parent / ti.name) in skip else ti)
@@ -271,6 +294,9 @@ class Ctx:
         if not (path / "config.json").exists():
             fail(f"{path} is missing: run gpu-ferry for every carry folder, then gpu-setup "
                  "(the machine was probably given back since)")
+
+
+SHARD_BIG = ("responses", "executed")  # file stems a snapshot leaves out of every shard
 
 
 def stage_summaries(run: Path) -> dict:
@@ -757,15 +783,228 @@ def cmd_gpu_execute(a, ctx: Ctx | None = None) -> None:
     say(f"dataset: {count_lines(ctx.run / 'dataset.jsonl')} examples")
 
 
+# --------------------------------------------------------------------------------------
+# shards: more of a run, each part self-contained, execution following generation
+# --------------------------------------------------------------------------------------
+
+FOLLOW_BATCH = 1000  # new responses that start an execute run while generation goes on
+
+
+class ReadyResponses:
+    """Responses whose instruction the responses ledger has committed, appended to
+    ``responses.ready.jsonl`` as they land, so that execution follows generation instead
+    of waiting for it. Only committed ones: the responses stage removes an interrupted
+    instruction's outputs when it resumes."""
+
+    def __init__(self, shard: Path) -> None:
+        self.src, self.done = shard / "responses.jsonl", shard / "responses.done.jsonl"
+        self.dst = shard / "responses.ready.jsonl"
+        self.ino: int | None = None
+        self.offset = self.done_offset = self.count = 0
+        self.committed: set[str] = set()
+        self.pending: list[tuple[str, bytes]] = []
+        self.dst.write_bytes(b"")
+
+    @staticmethod
+    def _lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next pass
+        return [x for x in data[:end].splitlines() if x.strip()], offset + end
+
+    def update(self) -> int:
+        """Append the newly committed responses; returns how many."""
+        if not (self.src.exists() and self.done.exists()):
+            return 0
+        st = self.src.stat()
+        if st.st_ino != self.ino or st.st_size < self.offset:  # rewritten by a resume
+            self.ino, self.offset, self.count, self.pending = st.st_ino, 0, 0, []
+            self.dst.write_bytes(b"")
+        lines, self.done_offset = self._lines(self.done, self.done_offset)
+        self.committed.update(json.loads(x)["id"] for x in lines)
+        lines, self.offset = self._lines(self.src, self.offset)
+        self.pending += [(json.loads(x)["parent_id"], x) for x in lines]
+        ready = [x for parent, x in self.pending if parent in self.committed]
+        self.pending = [(parent, x) for parent, x in self.pending if parent not in self.committed]
+        if ready:
+            with open(self.dst, "ab") as f:
+                f.write(b"\n".join(ready) + b"\n")
+        self.count += len(ready)
+        return len(ready)
+
+
+def _shard_spec(a) -> dict:
+    if bool(a.instructions) == bool(a.seeds):
+        fail("give exactly one of --instructions A:B and --seeds FILE")
+    if a.instructions:
+        try:
+            lo, hi = (int(x) for x in a.instructions.split(":"))
+        except ValueError:
+            fail(f"--instructions {a.instructions!r}: expected A:B (record numbers, from 0)")
+        if not 0 <= lo < hi:
+            fail(f"--instructions {a.instructions!r}: expected 0 <= A < B")
+        return {"instructions": [lo, hi]}
+    return {"seeds": a.seeds}
+
+
+def _shard_inputs(ctx: Ctx, shard: Path, spec: dict) -> list[tuple[str, str, str]]:
+    """Write the shard's first input file; return the generation stages it runs."""
+    if "instructions" in spec:
+        if not (shard / "instructions.jsonl").exists():
+            if not stage_complete(ctx.run / "instructions.jsonl"):
+                fail("the run's instructions are not complete: run gpu-generate first")
+            lo, hi = spec["instructions"]
+            path = ctx.run / "instructions.jsonl"
+            if ctx.tiny and count_lines(path) == 0:  # random weights write no instruction
+                path = ctx.run / "instructions.tiny.jsonl"
+            with open(path) as src:
+                lines = [x for x in src if x.strip()][lo:hi]
+            if not lines:
+                fail(f"no instructions in {lo}:{hi} (the run has {count_lines(ctx.run / 'instructions.jsonl')})")
+            (shard / "instructions.jsonl.tmp").write_text("".join(lines))
+            os.replace(shard / "instructions.jsonl.tmp", shard / "instructions.jsonl")
+        return [GEN_STAGES[2]]
+    if not (shard / "seeds.jsonl").exists():
+        src = Path(spec["seeds"])
+        src = src if src.is_absolute() else STATE / src
+        if not src.exists():
+            fail(f"{src} missing: put the seeds in {STATE} (it travels with every call)")
+        opener = gzip.open if src.suffix == ".gz" else open
+        with opener(src, "rt") as f:
+            lines = [x for x in f if x.strip()]
+        (shard / "seeds.jsonl.tmp").write_text("".join(lines))
+        os.replace(shard / "seeds.jsonl.tmp", shard / "seeds.jsonl")
+    return list(GEN_STAGES)
+
+
+def cmd_gpu_shard(a, ctx: Ctx | None = None) -> None:
+    """One more part of the run in run/shards/NAME: generation, execution following it,
+    selection. Only its dataset and counts travel in the snapshot."""
+    ctx = ctx or gpu_ctx()
+    ctx.restore()
+    ctx.need_model(ctx.model)
+    shard = ctx.run / "shards" / a.name
+    spec = _shard_spec(a)
+    shard.mkdir(parents=True, exist_ok=True)
+    spec_path = shard / "shard.json"
+    old = json.loads(spec_path.read_text()) if spec_path.exists() else None
+    if old is not None and old.get("spec") != spec:
+        fail(f"shard {a.name} was started with {old.get('spec')}; use another name")
+    if old is not None and old.get("complete"):
+        say(f"shard {a.name} is complete: {count_lines(shard / 'dataset.jsonl')} examples")
+        return
+    spec_path.write_text(json.dumps({"spec": spec, "complete": False}, indent=1))
+    sctx = Ctx(ctx.work, ctx.out, tiny=ctx.tiny, run=shard, phases=ctx.phases)
+    sctx.deadline = ctx.deadline
+    sets = [x for s in ctx.gen_sets() for x in ("--set", s)]
+    cores = os.cpu_count() or 2
+    env = sandbox_env()
+
+    def execute(src: Path, workers: int, phase: str) -> str:
+        return sctx.step(f"{a.name}/{phase}", cli("execute", "--in", src, "--out", shard / "executed.jsonl",
+                                                  "--quiet", "--set", f"execute.workers={workers}"),
+                         env=env, budget=sctx.remaining() - 15, log_name="execute")
+
+    try:
+        for name, src, dst in _shard_inputs(ctx, shard, spec):
+            if stage_complete(shard / dst):
+                continue
+            follow = None
+            if name == "responses":
+                ready, started = ReadyResponses(shard), [0]
+
+                def follow(ready=ready, started=started) -> None:
+                    ready.update()
+                    if ready.count - started[0] >= FOLLOW_BATCH and sctx.remaining() > 60:
+                        started[0] = ready.count
+                        execute(ready.dst, max(1, cores - 2), "execute-overlapped")
+
+            res = sctx.step(f"{a.name}/{name}", cli(name, "--in", shard / src, "--out", shard / dst,
+                                                    "--backend", "hf", "--model", ctx.model, "--quiet", *sets),
+                            while_running=follow)
+            if res == "failed":
+                fail(f"{name} failed; see run/shards/{a.name}/logs/{name}.log (a rerun resumes)", 1)
+            if res == "out_of_time":
+                say("INCOMPLETE: run this step again (it resumes)")
+                raise SystemExit(3)
+        if not stage_complete(shard / "executed.jsonl"):
+            src = shard / "responses.jsonl"
+            if ctx.tiny and count_lines(src) == 0:
+                src = ctx.run / "responses.tiny.jsonl"
+            res = execute(src, cores, "execute")
+            if res != "ok":
+                if res == "failed":
+                    fail(f"execute failed; see run/shards/{a.name}/logs/execute.log (a rerun resumes)", 1)
+                say("INCOMPLETE: run this step again (it resumes)")
+                raise SystemExit(3)
+        _execute_stats(shard)
+        if sctx.step(f"{a.name}/select", cli("select", "--in", shard / "executed.jsonl",
+                                             "--out", shard / "dataset.jsonl")) != "ok":
+            fail(f"select failed; see run/shards/{a.name}/logs/select.log", 1)
+        spec_path.write_text(json.dumps({"spec": spec, "complete": True}, indent=1))
+    finally:
+        ctx.pack()
+    say(f"shard {a.name}: {count_lines(shard / 'dataset.jsonl')} examples")
+
+
+def _execute_stats(shard: Path) -> None:
+    """Verdict counts and the programs' summed run time, per verdict (small: it travels)."""
+    stats: dict = {}
+    with open(shard / "executed.jsonl") as f:
+        for line in f:
+            if line.strip():
+                v = json.loads(line)["verdict"]
+                e = stats.setdefault(v["status"], {"count": 0, "seconds": 0.0})
+                e["count"] += 1
+                e["seconds"] = round(e["seconds"] + float(v.get("duration") or 0.0), 3)
+    (shard / "execute_stats.json").write_text(json.dumps(stats, indent=1))
+
+
+def merged_dataset(ctx: Ctx) -> Path:
+    """The run's dataset and every complete shard's, sanitised again as one: an example
+    that duplicates one of an earlier part (or a benchmark) is dropped."""
+    parts = [("run", ctx.run / "dataset.jsonl")] if (ctx.run / "dataset.jsonl").exists() else []
+    for spec in sorted((ctx.run / "shards").glob("*/shard.json")) if (ctx.run / "shards").is_dir() else []:
+        if json.loads(spec.read_text()).get("complete"):
+            parts.append((spec.parent.name, spec.parent / "dataset.jsonl"))
+    if len(parts) < 2:
+        return parts[0][1] if parts else ctx.run / "dataset.jsonl"
+    from selfcodealign.config import SelectConfig
+    from selfcodealign.seeds import sanitize
+
+    rows, counts = [], {}
+    for name, path in parts:
+        got = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        counts[name] = len(got)
+        rows += got
+    t0 = time.perf_counter()
+    kept, dropped = sanitize([(r["id"], r["instruction"] + "\n" + r["response"]) for r in rows],
+                             threshold=SelectConfig().dedup_threshold)
+    out = ctx.run / "dataset.merged.jsonl"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"] in kept))
+    os.replace(tmp, out)
+    info = {"parts": counts, "examples": len(kept), "dropped": dropped,
+            "seconds": round(time.perf_counter() - t0, 2)}
+    (ctx.run / "merge.json").write_text(json.dumps(info, indent=1))
+    say(f"merged {counts} -> {len(kept)} examples (dropped {dropped})")
+    return out
+
+
 def cmd_gpu_train(a, ctx: Ctx | None = None) -> None:
     ctx = ctx or gpu_ctx()
     ctx.restore()
     ctx.need_model(ctx.model)
-    data = ctx.run / "dataset.jsonl"
+    data = merged_dataset(ctx)
     if count_lines(data) == 0:
         fail("no dataset yet: run gpu-execute first")
     try:
         if not (ctx.tuned / "train_config.json").exists():
+            # samples of an earlier tuned model (in a restored snapshot) are not this one's
+            stale = ctx.run / "eval-after"
+            if stale.exists():
+                shutil.rmtree(stale)
             extra = ["--max-steps", "2", "--examples-per-step", "2"] if ctx.tiny else []
             if a.epochs:
                 extra += ["--epochs", str(a.epochs)]
@@ -868,6 +1107,18 @@ def collect_figures(run: Path) -> dict:
             fig[f"eval_{which}_gen"] = json.loads((d / "meta.json").read_text())
         if (d / "score" / "results.json").exists():
             fig[f"eval_{which}"] = json.loads((d / "score" / "results.json").read_text())
+    parts = []
+    for spec in sorted((run / "shards").glob("*/shard.json")) if (run / "shards").is_dir() else []:
+        d = spec.parent
+        part = {"name": d.name, **json.loads(spec.read_text()), "dataset": count_lines(d / "dataset.jsonl"),
+                "funnel": {**(json.loads((d / "funnel.json").read_text()) if (d / "funnel.json").exists()
+                              else {}), **stage_summaries(d)}}
+        if (d / "execute_stats.json").exists():
+            part["execute_stats"] = json.loads((d / "execute_stats.json").read_text())
+        parts.append(part)
+    fig["parts"] = parts
+    if (run / "merge.json").exists():
+        fig["merge"] = json.loads((run / "merge.json").read_text())
     if (run / "train_config.json").exists():
         fig["train"] = json.loads((run / "train_config.json").read_text())
     if (run / "gpu_env.json").exists():
@@ -880,6 +1131,41 @@ def _pct(res: dict | None, bench: str, kind: str) -> str:
         return f"{100 * res['benchmarks'][bench][kind]['pass@1']:.1f}"
     except (KeyError, TypeError):
         return "n/a"
+
+
+def _parts_table(fig: dict, st: dict) -> list[str]:
+    """The run and its shards: what each part generated, passed and kept."""
+    lines = ["### Parts (the run, then its shards; `gpu-shard`)", "",
+             "| part | input | instructions | responses | passed (rate) | examples |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = [("run", f"instructions 0:{st.get('responses', {}).get('in', 0)} of the run",
+             st.get("responses", {}), st.get("execute", {}), fig["dataset"])]
+    for x in fig["parts"]:
+        spec = x.get("spec", {})
+        src = (f"instructions {spec['instructions'][0]}:{spec['instructions'][1]} of the run"
+               if "instructions" in spec else f"{x['funnel'].get('seeds', '?')} new seeds ({spec.get('seeds')})")
+        rows.append((x["name"], src + ("" if x.get("complete") else " (incomplete)"),
+                     x["funnel"].get("responses", {}), x["funnel"].get("execute", {}), x["dataset"]))
+    tot = [0, 0, 0, 0]
+    for name, src, r, e, n in rows:
+        vals = (r.get("in", 0), e.get("out", 0), e.get("passed", 0), n)
+        tot = [a + b for a, b in zip(tot, vals)]
+        rate = f"{100 * vals[2] / vals[1]:.1f}%" if vals[1] else "n/a"
+        lines.append(f"| {name} | {src} | {vals[0]} | {vals[1]} | {vals[2]} ({rate}) | {n} |")
+    rate = f"{100 * tot[2] / tot[1]:.1f}%" if tot[1] else "n/a"
+    lines.append(f"| **all** | | {tot[0]} | {tot[1]} | {tot[2]} ({rate}) | {tot[3]} |")
+    m = fig.get("merge")
+    if m:
+        d = ", ".join(f"{k} {v}" for k, v in sorted(m.get("dropped", {}).items()))
+        lines += ["", (f"Merged and sanitised again as one dataset (an example that duplicates one of an "
+                      f"earlier part or a benchmark is dropped): **{m['examples']} examples** ({d}).")]
+    stats = [(x["name"], x["execute_stats"]) for x in fig["parts"] if x.get("execute_stats")]
+    if stats:
+        lines += ["", "Sandbox verdicts of the shards (count, and the programs' summed run time):", ""]
+        for name, es in stats:
+            lines.append(f"- {name}: " + ", ".join(f"{k} {v['count']} ({v['seconds']:.0f} s)"
+                                                   for k, v in sorted(es.items())))
+    return lines + [""]
 
 
 def render_report(fig: dict, prep: dict) -> str:
@@ -903,10 +1189,14 @@ def render_report(fig: dict, prep: dict) -> str:
     lines.append(f"| select (+ decontamination, dedup) | {n_ins} instructions | {fig['dataset']} | {sd} |")
     rate = f"{100 * passed / executed:.1f}%" if executed else "n/a"
     lines += ["", f"Responses passing their own tests in the sandbox: {passed} of {executed} ({rate}).", ""]
+    if fig.get("parts"):
+        lines += _parts_table(fig, st)
     lines += ["### Time and throughput", "", "| phase | wall (s, all calls) | calls | tokens | tokens/s |",
               "| --- | ---: | ---: | ---: | ---: |"]
+    part_funnels = {x["name"]: x["funnel"] for x in fig.get("parts", [])}
     for name, p in fig["phases"].items():
-        s = st.get(name, {})
+        part, _, stage = name.rpartition("/")
+        s = part_funnels.get(part, {}).get(stage, {}) if part else st.get(name, {})
         tok = s.get("completion_tokens", "")
         tps = s.get("tokens_per_s", "")
         if name.startswith("eval-"):
@@ -1021,6 +1311,8 @@ def tiny_responses(ctx: Ctx) -> Path:
                                 code=code, tests=tests, raw="", gen=gen))
     path = ctx.run / "responses.tiny.jsonl"
     path.write_text("".join(r.model_dump_json() + "\n" for r in out))
+    (ctx.run / "instructions.tiny.jsonl").write_text(
+        "".join(r.instruction.model_dump_json() + "\n" for r in out if r.sample_index == 0))
     say(f"tiny: {len(out)} made-up responses in {path}")
     return path
 
@@ -1049,6 +1341,9 @@ def cmd_tiny(a) -> None:
     cmd_gpu_eval(ns, ctx)
     cmd_gpu_generate(ns, ctx)
     cmd_gpu_execute(ns, ctx)
+    # one shard of each kind: the run's instructions again, and the carried seeds as "new" ones
+    cmd_gpu_shard(argparse.Namespace(name="part-i", instructions="0:2", seeds=None), ctx)
+    cmd_gpu_shard(argparse.Namespace(name="part-s", instructions=None, seeds=str(ctx.seeds)), ctx)
     cmd_gpu_train(ns, ctx)
     score(ctx.run, ctx.data_dir, limit=2)
     write_report(ctx.run, root / "results.md", root / "prepare.json")
@@ -1081,6 +1376,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("gpu-execute")
     p.add_argument("--here", action="store_true", help="on this (CPU) machine, in runs/repro/run")
     p.set_defaults(func=lambda a: cmd_gpu_execute(a, Ctx(LOCAL_RUN, None) if a.here else None))
+    p = sub.add_parser("gpu-shard", help="GPU: one more part of the run (run/shards/NAME)")
+    p.add_argument("name")
+    p.add_argument("--instructions", metavar="A:B", help="the run's instructions A..B-1 (from 0)")
+    p.add_argument("--seeds", metavar="FILE", help="new seeds (JSONL[.gz], relative to .ferry/repro/state)")
+    p.set_defaults(func=cmd_gpu_shard)
     p = sub.add_parser("gpu-train")
     p.add_argument("--epochs", type=float, help="default: the paper's recipe (4)")
     p.set_defaults(func=cmd_gpu_train)

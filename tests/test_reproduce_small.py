@@ -73,3 +73,69 @@ def test_restore_unpacks_a_snapshot_only_before_generation_started(tmp_path, mon
     (fresh.run / "seeds.jsonl").write_text("newer\n")
     fresh.restore()  # generation started here: the machine's files win
     assert (fresh.run / "seeds.jsonl").read_text() == "newer\n"
+
+
+def _resp(rid: str, parent: str) -> str:
+    return json.dumps({"id": rid, "parent_id": parent, "response": "x"}) + "\n"
+
+
+def test_ready_responses_follow_only_committed_instructions(tmp_path):
+    shard = tmp_path / "s"
+    shard.mkdir()
+    src, done = shard / "responses.jsonl", shard / "responses.done.jsonl"
+    src.write_text(_resp("a1", "A") + _resp("a2", "A") + _resp("b1", "B") + '{"id": "b2", "par')
+    done.write_text('{"id": "A", "out": 2}\n')
+    ready = repro.ReadyResponses(shard)
+    assert ready.update() == 2  # B is not committed yet, and its last line is half written
+    assert [json.loads(x)["id"] for x in ready.dst.read_text().splitlines()] == ["a1", "a2"]
+    with open(src, "a") as f:
+        f.write('ent_id": "B", "response": "x"}\n')
+    with open(done, "a") as f:
+        f.write('{"id": "B", "out": 2}\n')
+    assert ready.update() == 2
+    assert [json.loads(x)["id"] for x in ready.dst.read_text().splitlines()] == ["a1", "a2", "b1", "b2"]
+    assert ready.update() == 0
+    # a resume rewrites the file (a new inode): the ready list is rebuilt, not doubled
+    tmp = shard / "x.tmp"
+    tmp.write_text(_resp("a1", "A") + _resp("a2", "A"))
+    tmp.replace(src)
+    assert ready.update() == 2 and ready.count == 2
+
+
+def _example(i: int, text: str) -> str:
+    return json.dumps({"id": f"e{i}", "instruction": f"Task: {text}", "response": f"Answer: {text}"}) + "\n"
+
+
+def test_merged_dataset_drops_what_an_earlier_part_already_has(tmp_path):
+    ctx = repro.Ctx(tmp_path / "w", None, tiny=True)
+    ctx.run.mkdir(parents=True)
+    words = ["alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi",
+             "red orange yellow green blue indigo violet black white grey brown pink cyan teal",
+             "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"]
+    (ctx.run / "dataset.jsonl").write_text(_example(0, words[0]) + _example(1, words[1]))
+    for name, rows, complete in (("a", _example(2, words[0]) + _example(3, words[2]), True),
+                                 ("b", _example(4, "not finished yet, left out of the merge"), False)):
+        d = ctx.run / "shards" / name
+        d.mkdir(parents=True)
+        (d / "dataset.jsonl").write_text(rows)
+        (d / "shard.json").write_text(json.dumps({"spec": {}, "complete": complete}))
+    out = repro.merged_dataset(ctx)
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["e0", "e1", "e3"]
+    info = json.loads((ctx.run / "merge.json").read_text())
+    assert info["parts"] == {"run": 2, "a": 2} and info["dropped"]["near_duplicate"] == 1
+
+
+def test_pack_carries_a_shards_dataset_and_counts_but_not_its_responses(tmp_path):
+    ctx = repro.Ctx(tmp_path / "w", tmp_path / "out", tiny=True)
+    shard = ctx.run / "shards" / "a"
+    shard.mkdir(parents=True)
+    _stage(shard, "responses", 3, 10)
+    _stage(shard, "executed", 3, 10)
+    (shard / "responses.ready.jsonl").write_text("{}\n")
+    (shard / "dataset.jsonl").write_text('{"id": "e"}\n')
+    ctx.pack()
+    with tarfile.open(ctx.out / "run.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert "run/shards/a/dataset.jsonl" in names and "run/shards/a/funnel.json" in names
+    assert not any(n.startswith(("run/shards/a/responses.", "run/shards/a/executed.")) for n in names)
+    assert json.loads((shard / "funnel.json").read_text())["responses"]["in"] == 3
