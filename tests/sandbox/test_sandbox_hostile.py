@@ -139,6 +139,58 @@ def test_private_temp_dir_is_writable_and_emptied_between_runs():
     assert second.stdout.strip() == "[] ['run']", second
 
 
+_LIST_RUN_DIR = (
+    "import os\nhere = os.getcwd()\n"
+    "print(sorted(os.listdir(here)), sorted(os.listdir(os.path.dirname(here))),"
+    " oct(os.stat(here).st_mode & 0o777))\n"
+)
+
+
+def test_run_dir_replaced_or_locked_is_fresh_for_the_next_run():
+    # The server removes an empty run dir with one rmdir; whatever else a run made of
+    # it must still be wiped and replaced by a fresh directory.
+    swap = "import os\nd = os.getcwd()\nos.chdir('/')\nos.rmdir(d)\n"
+    spoilers = {
+        "file": swap + "open(d, 'w').write('x')\n",
+        "symlink": swap + "os.symlink('/', d)\n",
+        "locked": "import os\nos.mkdir('sub')\nos.chmod('sub', 0)\nos.chmod('.', 0o500)\n",
+        "nothing": "pass\n",
+    }
+    programs = []
+    for name, code in spoilers.items():
+        programs += [Program(id=name, code=code), Program(id=f"after-{name}", code=_LIST_RUN_DIR)]
+    verdicts = run_batch(programs, workers=1)
+    for spoiler, after in zip(verdicts[::2], verdicts[1::2]):
+        assert spoiler.status == "passed", spoiler
+        assert after.stdout.strip() == "[] ['run'] 0o700", (spoiler.id, after)
+
+
+def test_a_run_after_a_cgroup_oom_kill_is_not_oom():
+    if not check().cgroups:
+        pytest.skip("no memory cgroup here")
+    # Six processes of 40 MiB each overrun memory_mb (96) + the server's allowance.
+    hog = (
+        "import os, time\n"
+        "for _ in range(6):\n"
+        "    if os.fork() == 0:\n"
+        "        b = bytearray(40 << 20)\n"
+        "        for i in range(0, len(b), 4096):\n"
+        "            b[i] = 1\n"
+        "        time.sleep(30)\n"
+        "time.sleep(30)\n"
+    )
+    hog_v, after, again = run_batch(
+        [
+            Program(id="hog", code=hog, timeout=3, memory_mb=96),
+            Program(id="after", code="print('fine')", memory_mb=96),
+            Program(id="again", code="print('fine')", memory_mb=96),
+        ],
+        workers=1,
+    )
+    assert hog_v.status == "oom", hog_v
+    assert after.status == "passed" and again.status == "passed", (after, again)
+
+
 def test_parent_environment_is_not_visible(monkeypatch):
     secret = f"s3cr3t-{uuid.uuid4().hex}"
     monkeypatch.setenv("SELFCODEALIGN_TEST_SECRET", secret)

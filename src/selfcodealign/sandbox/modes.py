@@ -32,6 +32,12 @@ PROCESSES = 64  # processes and threads of the sandbox uid, the server included
 OUTPUT_CAP = 16_384  # characters of stdout / stderr kept in a verdict
 TMP_BYTES = 256 << 20  # size of the private /tmp in namespace modes
 
+# The server binds every symbol of the interpreter's libraries when it starts: left to
+# lazy binding, each forked run would resolve (and copy-on-write the pages of) the ones
+# it is first to call. The server clears its environment before any run, so programs
+# and what they start never see it.
+BIND_NOW = ("LD_BIND_NOW", "1")
+
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp", "/mnt", "/media", "/srv")
 STRONG_MISSING_HELP = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
@@ -196,7 +202,8 @@ def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
         argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
         argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
         argv += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
-        argv += ["--setenv", "LANG", "C.UTF-8", "--chdir", "/tmp", "--"]
+        argv += ["--setenv", "LANG", "C.UTF-8"]
+        argv += ["--setenv", *BIND_NOW, "--chdir", "/tmp", "--"]
         return Launch(argv + python + [json.dumps(cfg)], uid=uid)
     if mode == "unshare":
         cfg.update(

@@ -21,6 +21,7 @@ from selfcodealign.records import Verdict
 from selfcodealign.sandbox.cgroups import SERVER_ALLOWANCE
 from selfcodealign.sandbox.compiling import CompileFailed, compile_program
 from selfcodealign.sandbox.modes import (
+    BIND_NOW,
     PROCESSES,
     SandboxInfo,
     build_launch,
@@ -109,7 +110,7 @@ class Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **dict([BIND_NOW])},
                 start_new_session=True,
                 close_fds=True,
             )

@@ -162,7 +162,10 @@ def _kill_all(pid_ns_init):
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
-                pass
+                # ESRCH: no other process in the namespace, not even a zombie (the
+                # kernel counts every task not yet reaped), so nothing is left to reap,
+                # and nothing can start one but us.
+                return
         else:
             # We are a child subreaper: setsid'd and double-forked processes are
             # reparented to us, so they are all our descendants.
@@ -210,8 +213,36 @@ def _wipe(path):
             os.unlink(p)
 
 
+def _wipe_run(base, rundir):
+    """After a run: empty `base`. Most runs leave nothing but their empty run directory,
+    which one rmdir removes; anything else (files, a non-empty or replaced run
+    directory, an unreadable base) goes through _wipe."""
+    try:
+        if os.listdir(base) == ["run"]:
+            os.rmdir(rundir)
+            return
+    except OSError:
+        pass
+    _wipe(base)
+
+
+def _drain(fd, data):
+    """Add what the pipe holds now to `data`, without blocking: a process the run left
+    behind (killed after this) may still hold the write end open."""
+    os.set_blocking(fd, False)
+    try:
+        while len(data) < 8192:
+            more = os.read(fd, 4096)
+            if not more:
+                break
+            data += more
+    except BlockingIOError:
+        pass
+    return data
+
+
 def _read_capped(fd, cap):
-    size = os.fstat(fd).st_size
+    size = os.lseek(fd, 0, os.SEEK_END)  # an int; fstat would build a stat_result
     if size <= cap:
         data = os.pread(fd, size, 0)
         return data.decode("utf-8", "replace")
@@ -221,7 +252,25 @@ def _read_capped(fd, cap):
     return f"{head}\n... [{size - 2 * half} bytes cut] ...\n{tail}"
 
 
-def _child(job, cfg, rundir, out_fd, err_fd, report_w, nonce):
+def _run_limits(job, cfg):
+    """The run's rlimits, computed in the server before the fork: in the child, every
+    object made or touched costs a copy-on-write page fault, so it only makes the calls."""
+    cpu = max(1, math.ceil(float(job["timeout"])))
+    mem = int(job["memory_mb"]) << 20
+    return (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (mem, mem)),
+        (resource.RLIMIT_DATA, (mem, mem)),
+        (resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"])),
+        (resource.RLIMIT_NOFILE, (cfg["nofile"], cfg["nofile"])),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"])),
+        (resource.RLIMIT_MEMLOCK, (0, 0)),
+        (resource.RLIMIT_MSGQUEUE, (0, 0)),
+    )
+
+
+def _child(limits, rundir, out_fd, err_fd, report_w, program):
     """In the forked child: isolate further, then run the program. Never returns."""
     try:
         os.setsid()
@@ -231,35 +280,19 @@ def _child(job, cfg, rundir, out_fd, err_fd, report_w, nonce):
         os.dup2(err_fd, 2)
         os.dup2(report_w, 3)
         os.closerange(4, 1 << 16)
-        timeout = float(job["timeout"])
-        cpu = max(1, math.ceil(timeout))
-        mem = int(job["memory_mb"]) << 20
-        limits = [
-            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-            (resource.RLIMIT_AS, (mem, mem)),
-            (resource.RLIMIT_DATA, (mem, mem)),
-            (resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"])),
-            (resource.RLIMIT_NOFILE, (cfg["nofile"], cfg["nofile"])),
-            (resource.RLIMIT_CORE, (0, 0)),
-            (resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"])),
-            (resource.RLIMIT_MEMLOCK, (0, 0)),
-            (resource.RLIMIT_MSGQUEUE, (0, 0)),
-        ]
+        # All of them, every run, in the child: a run shares the server's uid, so it can
+        # change the server's own limits (prlimit); limits set once in the server could
+        # reach the runs after it.
         for which, value in limits:
             resource.setrlimit(which, value)
         os.chdir(rundir)
-        sys.argv = ["main.py"]
-        sys.path[:] = [rundir] + [p for p in sys.path if p and p != "."]
-        # Python ignores SIGXFSZ; restoring the default turns "output or file too large"
-        # into a clear kill instead of an OSError the program might swallow.
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        import_runner = sys.modules["__sandbox_runner__"]
+        sys.path.insert(0, rundir)  # the rest of the run's state is set in _serve_runs
     except BaseException as e:  # noqa: BLE001 - report any setup failure as an error
         try:
             os.write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
         finally:
             os._exit(121)
-    import_runner.run(job.get("compiled"), job["code"], job["tests"], nonce)
+    sys.modules["__sandbox_runner__"].run(*program)
 
 
 RUNNER = r"""
@@ -473,33 +506,47 @@ def _classify(job, status, timed_out, report, nonce, fsize):
     return "failed", code, f"exit status {code}"
 
 
-def _oom_kills(path):
-    if not path:
-        return 0
-    try:
-        fd = os.open(path, os.O_RDONLY)
+class _OomKills:
+    """The memory cgroup's OOM-kill counter, read through one descriptor, once per run:
+    when a run ends every process of it has been reaped, so until the next fork the
+    server is alone in the cgroup (and if it were killed for memory, nobody would be
+    left to answer). The count at one run's end is therefore the next run's start."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY) if path else None
+        self.seen = self.count()
+
+    def count(self):
+        if self.fd is None:
+            return 0
         try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-        i = data.index(b"oom_kill ")
-        return int(data[i + 9 :].split(None, 1)[0])
-    except (OSError, ValueError):
-        return 0
+            data = os.pread(self.fd, 4096, 0)
+            i = data.index(b"oom_kill ")
+            return int(data[i + 9 :].split(None, 1)[0])
+        except (OSError, ValueError):
+            return 0
+
+    def new_since_last(self):
+        """Whether a process was killed for memory since the last call (or start)."""
+        before, self.seen = self.seen, self.count()
+        return self.seen > before
 
 
-def _run_one(job, cfg, base):
+def _run_one(job, cfg, base, ooms):
     rundir = os.path.join(base, "run")
-    if os.path.lexists(rundir):  # normally emptied after each run; not if that failed
+    try:
+        os.mkdir(rundir, 0o700)
+    except FileExistsError:  # normally emptied after each run; not if that failed
         _wipe(base)
-    os.mkdir(rundir, 0o700)
+        os.mkdir(rundir, 0o700)
     # Fresh each run: an open file description is shared with the child, which could
     # change its flags or owner for the runs after it.
     out_fd = os.memfd_create("stdout")
     err_fd = os.memfd_create("stderr")
     report_r, report_w = os.pipe()
     nonce = os.urandom(16).hex()
-    ooms = _oom_kills(cfg.get("oom_file"))
+    limits = _run_limits(job, cfg)
+    program = (job.get("compiled"), job["code"], job["tests"], nonce)
     start = time.monotonic()
     # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
     # hooks of the preloaded modules (threading, random, logging) touch enough of the
@@ -509,7 +556,7 @@ def _run_one(job, cfg, base):
         raise OSError(ctypes.get_errno(), "fork failed")
     if pid == 0:
         try:
-            _child(job, cfg, rundir, out_fd, err_fd, report_w, nonce)
+            _child(limits, rundir, out_fd, err_fd, report_w, program)
         finally:
             os._exit(122)
     os.close(report_w)
@@ -539,22 +586,15 @@ def _run_one(job, cfg, base):
             pass
     _, status = os.waitpid(pid, 0)
     duration = time.monotonic() - start
-    os.set_blocking(report_r, False)
-    try:
-        while len(report) < 8192:
-            data = os.read(report_r, 4096)
-            if not data:
-                break
-            report += data
-    except BlockingIOError:
-        pass
+    if report_r in watch:  # no end of file seen yet: what is there now, without blocking
+        report = _drain(report_r, report)
     _kill_all(cfg["pid_ns_init"])
     os.close(report_r)
     os.close(pidfd)
     verdict, exit_code, detail = _classify(
         job, status, timed_out, report.decode("utf-8", "replace"), nonce, cfg["fsize"]
     )
-    if _oom_kills(cfg.get("oom_file")) > ooms:
+    if ooms.new_since_last():
         # Even if the program then passed or ran out its time: a process of it was
         # killed for memory, which is the more useful thing to know.
         verdict, detail = "oom", "memory cgroup limit reached; a process of the run was killed"
@@ -570,7 +610,7 @@ def _run_one(job, cfg, base):
     }
     os.close(out_fd)
     os.close(err_fd)
-    _wipe(base)
+    _wipe_run(base, rundir)
     return result
 
 
@@ -594,6 +634,18 @@ def _warm_up():
         raise ValueError("warm")
     except ValueError:
         traceback.print_exc(file=io.StringIO())
+
+
+def _serve_runs():
+    """What every run starts with that the server can set once, for all of them to
+    inherit (set in each child, it would cost copy-on-write faults there). None of it
+    can be changed in the server by a run."""
+    sys.argv = ["main.py"]
+    sys.path[:] = [p for p in sys.path if p and p != "."]  # each child adds its run dir
+    # Python ignores SIGXFSZ; restoring the default turns "output or file too large"
+    # into a clear kill instead of an OSError the program might swallow. The server
+    # itself writes no files (RLIMIT_FSIZE does not apply to its pipes).
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
 
 def main():
@@ -645,10 +697,12 @@ def main():
     # Objects that exist now are shared copy-on-write with every child; keeping them
     # out of the collector's reach stops each child's first GC pass from touching
     # (and so copying) the whole heap.
+    _serve_runs()
     import gc
 
     gc.collect()
     gc.freeze()
+    ooms = _OomKills(cfg.get("oom_file"))
     hello = {"hello": _identity(), "workdir": base}
     proto_out.write(json.dumps(hello).encode() + b"\n")
     proto_out.flush()
@@ -659,9 +713,10 @@ def main():
             continue
         job = json.loads(line)
         try:
-            result = _run_one(job, cfg, base)
+            result = _run_one(job, cfg, base, ooms)
         except Exception as e:  # noqa: BLE001 - the server itself must keep answering
             _kill_all(cfg["pid_ns_init"])
+            ooms.new_since_last()  # kills of the failed run are not the next run's
             try:
                 _wipe(base)
             except OSError:
