@@ -104,15 +104,25 @@ def baseline(model_dir: str, steps: int, rows: int = 16, seq: int = 1024) -> tup
     return rows * seq / dt, n
 
 
-def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int, per_step: int, compile_: bool):
+def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int, per_step: int, compile_: bool,
+         extra: dict | None = None, profile: bool = False):
     import torch
 
     from selfcodealign.train.config import TrainConfig
     from selfcodealign.train.loop import train
 
     cfg = TrainConfig(model=model_dir, method="full", max_steps=steps, examples_per_step=per_step,
-                      token_budget=budget, precision=precision, compile=compile_, log_every=1)
-    s = train(cfg, data, None)
+                      token_budget=budget, precision=precision, compile=compile_, log_every=1, **(extra or {}))
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as prof
+
+        with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+            s = train(cfg, data, None)
+        # where the GPU's time went, by kernel (stderr: the parent prints it)
+        print(p.key_averages().table(sort_by="self_cuda_time_total", row_limit=30), file=sys.stderr)
+    else:
+        s = train(cfg, data, None)
     hist = s["history"][2:] or s["history"]
     tok_s = sum(h["tokens"] for h in hist) / sum(h["seconds"] for h in hist)
     torch.cuda.empty_cache()
@@ -157,11 +167,17 @@ def child(args) -> int:
         tok_s, _ = baseline(args.model_dir, args.steps)
         out = {"tokens_per_s": tok_s}
     else:
-        precision = "bf16" if v.startswith("bf16") and "mixed" not in v else "bf16-mixed"
-        tok_s, s = ours(args.model_dir, args.data, args.steps, precision, args.token_budget,
-                        args.examples_per_step, compile_=v.endswith("compile"))
+        # NAME[:key=value...]: TrainConfig settings on top, e.g. bf16-mixed:kernels=liger:token_budget=32768
+        name, *opts = v.split(":")
+        extra = dict(o.split("=", 1) for o in opts)
+        budget = int(extra.pop("token_budget", args.token_budget))
+        precision = "bf16" if name.startswith("bf16") and "mixed" not in name else "bf16-mixed"
+        tok_s, s = ours(args.model_dir, args.data, args.steps, precision, budget,
+                        args.examples_per_step, compile_=name.endswith("compile"), extra=extra,
+                        profile=v == args.profile)
         out = {"tokens_per_s": tok_s, "final_loss": s["final_loss"], "attention": s["attention"],
-               "examples": s["examples"], "precision": precision}
+               "kernels": s.get("kernels"), "token_budget": budget, "examples": s["examples"],
+               "precision": precision}
     import torch
 
     out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -180,6 +196,7 @@ def main() -> int:
     ap.add_argument("--variants", default="baseline,bf16-mixed,bf16-mixed-compile,bf16-compile")
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--child-timeout", type=float, default=240, help="seconds per variant")
+    ap.add_argument("--profile", help="variant to run under torch.profiler (prints the top kernels)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -237,12 +254,14 @@ def main() -> int:
         # Each variant in a fresh process: clean GPU memory and accelerate state.
         cmd = [sys.executable, __file__, "--child", v, "--model-dir", model_dir, "--data", str(data),
                "--steps", str(args.steps), "--examples-per-step", str(args.examples_per_step),
-               "--token-budget", str(args.token_budget)]
+               "--token-budget", str(args.token_budget)] + (["--profile", args.profile] if args.profile else [])
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.child_timeout)
         except subprocess.TimeoutExpired:
             print(f"{v}: gave up after {args.child_timeout} s")
             continue
+        if v == args.profile:
+            print(proc.stderr[-12000:])
         lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
         if proc.returncode != 0 or not lines:
             print(f"{v}: failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}")

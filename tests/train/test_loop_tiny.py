@@ -71,3 +71,19 @@ def test_loss_weights_every_reply_token_equally_whatever_the_packing(tiny_model_
 def test_refuses_to_overwrite_a_model(tiny_model_dir, data):
     with pytest.raises(UserError, match="already holds a model"):
         train(TrainConfig(model=str(tiny_model_dir)), data, tiny_model_dir)
+
+
+def test_chunked_loss_trains_like_plain_logits(tiny_model_dir, data, tmp_path):
+    runs = {}
+    for kernels in ("none", "torch"):
+        cfg = TrainConfig(model=str(tiny_model_dir), lr=1e-2, epochs=3, examples_per_step=3,
+                          max_len=256, token_budget=128, warmup_ratio=0.0, kernels=kernels)
+        s = train(cfg, data, tmp_path / kernels)
+        assert s["kernels"] == kernels
+        runs[kernels] = ([h["loss"] for h in s["history"]],
+                         transformers.AutoModelForCausalLM.from_pretrained(tmp_path / kernels).state_dict())
+    (plain, plain_sd), (chunked, chunked_sd) = runs["none"], runs["torch"]
+    assert chunked == pytest.approx(plain, rel=1e-4)
+    assert plain_sd.keys() == chunked_sd.keys()  # the output layer saved as a normal layer
+    for k in plain_sd:
+        assert torch.allclose(plain_sd[k], chunked_sd[k], atol=1e-4), k

@@ -38,6 +38,11 @@ class TrainConfig(BaseModel):
     )
     attention: Literal["auto", "varlen", "sdpa", "eager"] = "auto"
     compile: bool = Field(False, description="torch.compile the model (GPU)")
+    kernels: Literal["auto", "liger", "torch", "none"] = Field(
+        "auto",
+        description="loss without full logits + fused kernels: liger (Liger Kernel, CUDA), torch "
+        "(chunked loss in PyTorch), none (plain logits); auto: liger if installed on CUDA, else torch",
+    )
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from selfcodealign.errors import UserError
+from selfcodealign.train import fused_loss
 from selfcodealign.train.config import TrainConfig
 from selfcodealign.train.data import load_dataset
 from selfcodealign.train.format import IGNORE
@@ -51,6 +52,31 @@ def _resolve_attention(cfg: TrainConfig, cuda: bool) -> str:
         raise UserError("attention=varlen needs a CUDA GPU and torch >= 2.10")
     # On CPU, packed rows get a block-diagonal mask from the restarting position ids.
     return "eager" if cfg.attention == "eager" else "sdpa"
+
+
+def _resolve_kernels(cfg: TrainConfig, cuda: bool, fsdp: bool) -> str:
+    from selfcodealign.train import fused_loss
+
+    if fsdp:
+        # FSDP shards the output matrix outside the model's forward: the loss must stay
+        # inside it
+        if cfg.kernels not in ("auto", "none"):
+            log.warning("kernels=%s is not used under FSDP: plain logits and cross-entropy", cfg.kernels)
+        return "none"
+    if cfg.kernels == "liger" and not fused_loss.liger_available():
+        raise UserError("kernels=liger needs a CUDA GPU and Liger Kernel: pip install liger-kernel")
+    if cfg.kernels == "auto":
+        return "liger" if cuda and fused_loss.liger_available() else "torch"
+    return cfg.kernels
+
+
+def _apply_liger(model) -> None:
+    """Liger's fused RMSNorm, SwiGLU and rotary kernels in the model's own modules (the
+    loss is applied by the loop)."""
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=model, rope=True, rms_norm=True, swiglu=True,
+                                    cross_entropy=False, fused_linear_cross_entropy=False)
 
 
 def _batch(p: Packed, device, varlen: bool, max_len: int | None = None):
@@ -116,6 +142,10 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
 
     model = load_model(src, dtype="bfloat16" if precision == "bf16" else "float32", attn=attn)
     model.config.use_cache = False
+    fsdp = acc.distributed_type == accelerate.utils.DistributedType.FSDP
+    kernels = _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
+    if kernels == "liger":
+        _apply_liger(model)
     for m in model.modules():  # the paper trains without dropout
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
@@ -173,9 +203,48 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
             "training %s (%s, %s, attention %s) on %d examples (%s dropped), %d steps, %d GPU(s)/process(es)",
             src.name, cfg.method, precision, attn, len(data.examples), dict(data.dropped) or "none", total, world,
         )
-    history = []
     t_start = time.perf_counter()
     model.train()
+    stack = contextlib.ExitStack()
+    head_weight = None
+    if kernels != "none":
+        head_weight = stack.enter_context(fused_loss.hidden_states_out(acc.unwrap_model(model))).weight
+    with stack:
+        history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight,
+                             world, total, trackers)
+    elapsed = time.perf_counter() - t_start
+
+    summary = {
+        **cfg.model_dump(),
+        "base_model": src.name,
+        "precision": precision,
+        "attention": attn,
+        "kernels": kernels,
+        "world_size": world,
+        "data": str(Path(data_path).resolve()),
+        "data_sha256": data.sha256,
+        "data_lines": data.lines,
+        "examples": len(data.examples),
+        "dropped": dict(data.dropped),
+        "steps": total,
+        "epochs_done": total / steps_per_epoch,
+        "final_loss": history[-1]["loss"] if history else None,
+        "seconds": elapsed,
+        "history": history,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    if out_dir is not None:
+        _save(acc, model, tok, cfg, precision, out_dir, summary)
+    if trackers:
+        acc.end_training()
+    return summary
+
+
+def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight, world, total,
+               trackers) -> list[dict]:
+    import torch
+
+    history = []
     for step_no, step in enumerate(plan, 1):
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=acc.device)
@@ -188,8 +257,11 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
             sync = j == len(step.micro) - 1
             ctx = contextlib.nullcontext() if sync or world == 1 else acc.no_sync(model)
             with ctx, acc.autocast():
-                logits = model(**batch).logits[0]
-                ce = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+                out = model(**batch).logits[0]  # final hidden states when head_weight is set
+                if head_weight is not None:
+                    ce = fused_loss.linear_cross_entropy(out, head_weight, targets, use_liger=kernels == "liger")
+                else:
+                    ce = torch.nn.functional.cross_entropy(out.float(), targets, reduction="sum")
                 acc.backward(ce * scale)
             loss_sum += ce.detach()
         # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
@@ -218,31 +290,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
             if acc.is_main_process:
                 log.info("step %d/%d loss %.4f lr %.2e %.0f tokens/s", step_no, total, rec["loss"],
                          rec["lr"], rec["tokens"] / dt)
-    elapsed = time.perf_counter() - t_start
-
-    summary = {
-        **cfg.model_dump(),
-        "base_model": src.name,
-        "precision": precision,
-        "attention": attn,
-        "world_size": world,
-        "data": str(Path(data_path).resolve()),
-        "data_sha256": data.sha256,
-        "data_lines": data.lines,
-        "examples": len(data.examples),
-        "dropped": dict(data.dropped),
-        "steps": total,
-        "epochs_done": total / steps_per_epoch,
-        "final_loss": history[-1]["loss"] if history else None,
-        "seconds": elapsed,
-        "history": history,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-    }
-    if out_dir is not None:
-        _save(acc, model, tok, cfg, precision, out_dir, summary)
-    if trackers:
-        acc.end_training()
-    return summary
+    return history
 
 
 def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict) -> None:
