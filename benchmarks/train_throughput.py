@@ -7,8 +7,9 @@ embedding table; ~494M for Qwen2.5-Coder-0.5B), for:
 - baseline: a plain transformers step (bf16 weights, SDPA, 16 rows x 1024 tokens with
   no padding and no packing boundaries, logits and loss on every position, AdamW);
 - ours: ``selfcodealign.train.loop.train`` with packing (varlen flash attention,
-  positions restarting per example), logits only where a label is, fused AdamW, in
-  bf16-mixed (fp32 master weights, the default) and pure bf16.
+  positions restarting per example), the loss only where a label is, fused AdamW.
+  A variant is PRECISION[-compile][:setting=value...], e.g.
+  ``bf16-master:kernels=liger:token_budget=32768`` (TrainConfig settings on top).
 
 Model: ``--model`` (the embedded GGUF by default; needs ``gguf``) or
 ``--random-init CONFIG_DIR`` (the same architecture with random weights, from a
@@ -171,7 +172,8 @@ def child(args) -> int:
         name, *opts = v.split(":")
         extra = dict(o.split("=", 1) for o in opts)
         budget = int(extra.pop("token_budget", args.token_budget))
-        precision = "bf16" if name.startswith("bf16") and "mixed" not in name else "bf16-mixed"
+        base = name.removesuffix("-compile")
+        precision = base if base in ("fp32", "bf16", "bf16-mixed", "bf16-master") else "bf16-mixed"
         tok_s, s = ours(args.model_dir, args.data, args.steps, precision, budget,
                         args.examples_per_step, compile_=name.endswith("compile"), extra=extra,
                         profile=v == args.profile)

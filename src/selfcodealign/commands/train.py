@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--examples-per-step", type=int, help="effective batch, all GPUs together (default 64)")
     p.add_argument("--max-len", type=int, help="longest example in tokens; longer ones are dropped (default 1280)")
     p.add_argument("--token-budget", type=int, help="tokens per packed micro-batch per GPU (default 8192)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16-mixed", "bf16"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16-master", "bf16-mixed", "bf16"])
     p.add_argument("--attention", choices=["auto", "varlen", "sdpa", "eager"])
     p.add_argument("--lora-r", type=int)
     p.add_argument("--lora-alpha", type=int)

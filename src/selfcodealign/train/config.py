@@ -33,8 +33,11 @@ class TrainConfig(BaseModel):
     # 16384 ran out of memory on an 80 GB H100 for the 0.5B model in bf16-mixed (fp32
     # logits of a 152k vocabulary dominate); 8192 keeps micro-batches large enough.
     token_budget: int = Field(8192, ge=16, description="tokens per packed micro-batch (per GPU)")
-    precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = Field(
-        "auto", description="auto: bf16-mixed on GPU (fp32 master weights), fp32 on CPU"
+    precision: Literal["auto", "fp32", "bf16-master", "bf16-mixed", "bf16"] = Field(
+        "auto",
+        description="bf16-master: bf16 model, fp32 master weights and gradient sums (fastest); "
+        "bf16-mixed: fp32 model under autocast; bf16: bf16 everywhere (small updates are lost); "
+        "auto: bf16-master on GPU (bf16-mixed under FSDP), fp32 on CPU",
     )
     attention: Literal["auto", "varlen", "sdpa", "eager"] = "auto"
     compile: bool = Field(False, description="torch.compile the model (GPU)")

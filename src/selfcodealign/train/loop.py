@@ -25,6 +25,7 @@ from selfcodealign.train import fused_loss
 from selfcodealign.train.config import TrainConfig
 from selfcodealign.train.data import load_dataset
 from selfcodealign.train.format import IGNORE
+from selfcodealign.train.master import MasterWeights
 from selfcodealign.train.modelio import (
     TRAIN_CONFIG,
     load_model,
@@ -37,9 +38,13 @@ from selfcodealign.train.packing import Packed, pack, plan_epoch
 log = logging.getLogger(__name__)
 
 
-def _resolve_precision(cfg: TrainConfig, cuda: bool) -> str:
+def _resolve_precision(cfg: TrainConfig, cuda: bool, fsdp: bool) -> str:
     if cfg.precision == "auto":
-        return "bf16-mixed" if cuda else "fp32"
+        # FSDP keeps its own fp32 shards and casts them (accelerate's bf16 policy)
+        return ("bf16-mixed" if fsdp else "bf16-master") if cuda else "fp32"
+    if cfg.precision == "bf16-master" and fsdp:
+        log.warning("precision bf16-master is not used under FSDP: bf16-mixed instead")
+        return "bf16-mixed"
     return cfg.precision
 
 
@@ -114,7 +119,8 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     _check_out(out_dir, overwrite)
 
     cuda = torch.cuda.is_available()
-    precision = _resolve_precision(cfg, cuda)
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    precision = _resolve_precision(cfg, cuda, fsdp)
     trackers = None
     if out_dir is not None:
         try:
@@ -140,9 +146,9 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     budget = max(cfg.token_budget, cfg.max_len)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
-    model = load_model(src, dtype="bfloat16" if precision == "bf16" else "float32", attn=attn)
+    model = load_model(src, dtype="bfloat16" if precision in ("bf16", "bf16-master") else "float32", attn=attn)
     model.config.use_cache = False
-    fsdp = acc.distributed_type == accelerate.utils.DistributedType.FSDP
+    fsdp = fsdp or acc.distributed_type == accelerate.utils.DistributedType.FSDP
     kernels = _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
     if kernels == "liger":
         _apply_liger(model)
@@ -186,6 +192,10 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     plan = plan[:total]
 
     params = [p for p in model.parameters() if p.requires_grad]
+    master = None
+    if precision == "bf16-master":
+        master = MasterWeights(params)
+        params = master.master
     opt = torch.optim.AdamW(
         params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
         fused=acc.device.type == "cuda",
@@ -211,7 +221,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         head_weight = stack.enter_context(fused_loss.hidden_states_out(acc.unwrap_model(model))).weight
     with stack:
         history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight,
-                             world, total, trackers)
+                             master, world, total, trackers)
     elapsed = time.perf_counter() - t_start
 
     summary = {
@@ -234,14 +244,14 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     if out_dir is not None:
-        _save(acc, model, tok, cfg, precision, out_dir, summary)
+        _save(acc, model, tok, cfg, precision, out_dir, summary, master)
     if trackers:
         acc.end_training()
     return summary
 
 
-def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight, world, total,
-               trackers) -> list[dict]:
+def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight, master, world,
+               total, trackers) -> list[dict]:
     import torch
 
     history = []
@@ -255,7 +265,8 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
             tokens += packed.n_tokens
             batch, targets = _batch(packed, acc.device, varlen, cfg.max_len if cfg.compile else None)
             sync = j == len(step.micro) - 1
-            ctx = contextlib.nullcontext() if sync or world == 1 else acc.no_sync(model)
+            # master weights sum every micro-batch's (all-reduced) gradients in fp32
+            ctx = contextlib.nullcontext() if sync or world == 1 or master else acc.no_sync(model)
             with ctx, acc.autocast():
                 out = model(**batch).logits[0]  # final hidden states when head_weight is set
                 if head_weight is not None:
@@ -263,12 +274,20 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
                 else:
                     ce = torch.nn.functional.cross_entropy(out.float(), targets, reduction="sum")
                 acc.backward(ce * scale)
+            if master is not None:
+                master.accumulate()
             loss_sum += ce.detach()
-        # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
-        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+        grad_norm = None
+        if cfg.max_grad_norm > 0:
+            # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
+            grad_norm = (master.clip_grad_norm_(cfg.max_grad_norm) if master is not None
+                         else acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
         opt.step()
         sched.step()
-        opt.zero_grad(set_to_none=True)
+        if master is not None:
+            master.refresh()
+        else:
+            opt.zero_grad(set_to_none=True)
         if step_no % cfg.log_every == 0 or step_no == total:
             stats = torch.stack([loss_sum, torch.tensor(float(tokens), device=acc.device)])
             stats = acc.reduce(stats, reduction="sum")
@@ -293,7 +312,7 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
     return history
 
 
-def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict) -> None:
+def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict, master=None) -> None:
     import torch
 
     acc.wait_for_everyone()
@@ -307,6 +326,12 @@ def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summ
     if save_dtype == "auto":
         save_dtype = "bf16" if precision.startswith("bf16") else "fp32"
     dtype = torch.bfloat16 if save_dtype == "bf16" else torch.float32
+    if master is not None and dtype == torch.float32:
+        # the fp32 master weights, not their bf16 copies (no FSDP here: the model is whole)
+        model.float()
+        with torch.no_grad():
+            torch._foreach_copy_(master.params, master.master)
+        state = None
     if cfg.method == "lora" and cfg.merge_lora:
         model = model.merge_and_unload()
         state = None

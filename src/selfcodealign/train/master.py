@@ -1,0 +1,40 @@
+"""bf16 weights for the model's arithmetic, fp32 master weights for the optimizer.
+
+Autocast ("bf16-mixed") keeps fp32 parameters and casts every weight to bf16 again in
+every micro-batch, forward and backward: on a small model that casting was a fifth of
+the GPU's time (profile in docs/train_eval.md). Here the model itself is bf16; after
+each micro-batch its gradients are added into fp32 gradient buffers and freed; the
+optimizer steps on fp32 copies of the weights, which are then copied back into the
+model. Small updates (lr 1e-5) are kept in fp32, as with autocast.
+"""
+
+from __future__ import annotations
+
+
+class MasterWeights:
+    def __init__(self, params) -> None:
+        import torch
+
+        self.torch = torch
+        self.params = [p for p in params if p.requires_grad]
+        with torch.no_grad():
+            self.master = [torch.nn.Parameter(p.detach().float().clone()) for p in self.params]
+        for m in self.master:
+            m.grad = torch.zeros_like(m)
+
+    def accumulate(self) -> None:
+        """Add the model's (bf16) gradients into the fp32 buffers; free them."""
+        pairs = [(m.grad, p.grad) for m, p in zip(self.master, self.params) if p.grad is not None]
+        if pairs:
+            self.torch._foreach_add_([a for a, _ in pairs], [b.float() for _, b in pairs])
+        for p in self.params:
+            p.grad = None
+
+    def clip_grad_norm_(self, max_norm: float):
+        return self.torch.nn.utils.clip_grad_norm_(self.master, max_norm)
+
+    def refresh(self) -> None:
+        """After an optimizer step: the model's weights from the masters; buffers zeroed."""
+        with self.torch.no_grad():
+            self.torch._foreach_copy_(self.params, self.master)
+        self.torch._foreach_zero_([m.grad for m in self.master])
