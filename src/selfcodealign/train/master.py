@@ -24,11 +24,10 @@ class MasterWeights:
 
     def accumulate(self) -> None:
         """Add the model's (bf16) gradients into the fp32 buffers; free them."""
-        pairs = [(m.grad, p.grad) for m, p in zip(self.master, self.params) if p.grad is not None]
-        if pairs:
-            self.torch._foreach_add_([a for a, _ in pairs], [b.float() for _, b in pairs])
-        for p in self.params:
-            p.grad = None
+        for m, p in zip(self.master, self.params):
+            if p.grad is not None:
+                m.grad.add_(p.grad)  # in place, fp32 += bf16: no fp32 copy of the gradients
+                p.grad = None
 
     def clip_grad_norm_(self, max_norm: float):
         return self.torch.nn.utils.clip_grad_norm_(self.master, max_norm)
