@@ -87,18 +87,26 @@ def _apply_liger(model) -> None:
 def _batch(p: Packed, device, varlen: bool, max_len: int | None = None):
     import torch
 
+    cuda = device.type == "cuda"
+
+    def dev(values, dtype=torch.long):
+        # pinned + non-blocking: the host goes on packing the next micro-batch instead of
+        # waiting for a pageable copy behind the queued kernels
+        t = torch.tensor(values, dtype=dtype)
+        return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
+
     keep = [i for i, t in enumerate(p.targets) if t != IGNORE]
     batch = {
-        "input_ids": torch.tensor([p.input_ids], device=device),
-        "position_ids": torch.tensor([p.position_ids], device=device),
-        "logits_to_keep": torch.tensor(keep, dtype=torch.long, device=device),
+        "input_ids": dev([p.input_ids]),
+        "position_ids": dev([p.position_ids]),
+        "logits_to_keep": dev(keep),
         "use_cache": False,
     }
     if varlen:
-        cu = torch.tensor(p.cu_seq_lens, dtype=torch.int32, device=device)
+        cu = dev(p.cu_seq_lens, torch.int32)
         m = max(p.max_len, max_len or 0)
         batch.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=m, max_length_k=m)
-    targets = torch.tensor([p.targets[i] for i in keep], dtype=torch.long, device=device)
+    targets = dev([p.targets[i] for i in keep])
     return batch, targets
 
 
