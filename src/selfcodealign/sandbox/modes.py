@@ -170,6 +170,8 @@ def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
         "output_cap": OUTPUT_CAP,
         "drop_to_uid": uid,
         "pid_ns_init": mode in ("bwrap", "unshare"),
+        # Own IPC namespace and /dev/shm: the server empties both after each run.
+        "private_ipc": mode in ("bwrap", "unshare"),
         "workdir": "/tmp",
         "setup_mounts": False,
         "die_with_parent": mode != "bwrap",
@@ -243,6 +245,7 @@ ISOLATION = {
     "bwrap": (
         "own network namespace (no network), PID, IPC and UTS namespaces",
         "filesystem read-only; /root, /home, /run hidden; private /tmp (tmpfs)",
+        "private /tmp, /dev/shm and SysV IPC emptied after every run",
         "environment cleared (no variables from the parent)",
         "unprivileged uid, no capabilities, no_new_privs",
         "rlimits: CPU seconds, address space, file size, open files, processes",
@@ -251,6 +254,7 @@ ISOLATION = {
     "unshare": (
         "own network namespace (no network), PID, IPC and UTS namespaces",
         "filesystem remounted read-only; /root, /home, /run hidden; private /tmp",
+        "private /tmp, /dev/shm and SysV IPC emptied after every run",
         "environment cleared (no variables from the parent)",
         "unprivileged uid, no capabilities, no_new_privs",
         "rlimits: CPU seconds, address space, file size, open files, processes",
@@ -270,6 +274,7 @@ GAPS = {
     "rlimits": (
         "NO network isolation: programs can open connections",
         "NO read-only filesystem: programs can write wherever the uid may",
+        "host /dev/shm and SysV IPC: what a run leaves there stays for later runs",
         "total memory of a run bounded only as processes x address space",
     ),
 }

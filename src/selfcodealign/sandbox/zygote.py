@@ -20,6 +20,7 @@ children cannot kill.
 """
 
 import ctypes
+import errno
 import json
 import math
 import os
@@ -224,6 +225,62 @@ def _wipe_run(base, rundir):
     except OSError:
         pass
     _wipe(base)
+
+
+IPC_RMID = 0
+SYSV_IPC = ("shm", "sem", "msg")
+
+
+class _LeftBehind(Exception):
+    """Something a run left that the server could not remove: it must not serve again."""
+
+
+class _PrivateIpc:
+    """What a run can leave in the server's private IPC and mount namespaces besides
+    /tmp (namespace modes only): files in the private /dev/shm (POSIX shared memory is
+    a file there) and SysV IPC objects (shared memory segments, semaphore sets, message
+    queues). POSIX message queues need none: RLIMIT_MSGQUEUE is 0, so a run cannot make
+    one. Each /proc/sysvipc file is read through a descriptor held open, one pread per
+    run: with nothing in the namespace it holds only its header line, so a read of one
+    byte more than the header says whether anything is there."""
+
+    def __init__(self):
+        # bwrap always mounts a private /dev/shm; `unshare` mode does where it exists.
+        self.shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.fds = []
+        for kind in SYSV_IPC:
+            fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
+            header = os.pread(fd, 4096, 0)
+            self.fds.append((kind, fd, header.index(b"\n") + 1))
+
+    def clean(self):
+        """After a run, once every process of it is gone."""
+        if self.shm and os.listdir(self.shm):
+            _wipe(self.shm)
+        for kind, fd, header in self.fds:
+            if len(os.pread(fd, header + 1, 0)) > header:
+                self._remove_all(kind, fd, header)
+
+    @staticmethod
+    def _remove_all(kind, fd, header):
+        # The run's uid is the server's, and the kernel lets an object's creator remove
+        # it whatever its mode or owner were changed to; a run cannot make an object of
+        # another creator (no capabilities, no setuid). With every process of the run
+        # gone, nothing is attached, so IPC_RMID frees each one at once.
+        with open(f"/proc/sysvipc/{kind}", "rb") as f:
+            ids = [int(line.split()[1]) for line in f.read().splitlines()[1:] if line.strip()]
+        for ipc_id in ids:
+            if kind == "shm":
+                rc = _libc.shmctl(ipc_id, IPC_RMID, None)
+            elif kind == "sem":
+                rc = _libc.semctl(ipc_id, 0, IPC_RMID)
+            else:
+                rc = _libc.msgctl(ipc_id, IPC_RMID, None)
+            if rc != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.EIDRM):
+                err = ctypes.get_errno()
+                raise _LeftBehind(f"SysV {kind} {ipc_id}: {os.strerror(err)}")
+        if len(os.pread(fd, header + 1, 0)) > header:
+            raise _LeftBehind(f"SysV {kind} objects left after removal")
 
 
 def _drain(fd, data):
@@ -532,7 +589,7 @@ class _OomKills:
         return self.seen > before
 
 
-def _run_one(job, cfg, base, ooms):
+def _run_one(job, cfg, base, ooms, ipc):
     rundir = os.path.join(base, "run")
     try:
         os.mkdir(rundir, 0o700)
@@ -611,6 +668,8 @@ def _run_one(job, cfg, base, ooms):
     os.close(out_fd)
     os.close(err_fd)
     _wipe_run(base, rundir)
+    if ipc is not None:
+        ipc.clean()
     return result
 
 
@@ -703,6 +762,9 @@ def main():
     gc.collect()
     gc.freeze()
     ooms = _OomKills(cfg.get("oom_file"))
+    # Without private namespaces (rlimits mode) /dev/shm and SysV IPC are the host's:
+    # not ours to empty (docs/sandbox.md).
+    ipc = _PrivateIpc() if cfg.get("private_ipc") else None
     hello = {"hello": _identity(), "workdir": base}
     proto_out.write(json.dumps(hello).encode() + b"\n")
     proto_out.flush()
@@ -712,8 +774,9 @@ def main():
         if not line.strip():
             continue
         job = json.loads(line)
+        unclean = None
         try:
-            result = _run_one(job, cfg, base, ooms)
+            result = _run_one(job, cfg, base, ooms, ipc)
         except Exception as e:  # noqa: BLE001 - the server itself must keep answering
             _kill_all(cfg["pid_ns_init"])
             ooms.new_since_last()  # kills of the failed run are not the next run's
@@ -721,9 +784,20 @@ def main():
                 _wipe(base)
             except OSError:
                 pass
+            if ipc is not None:
+                # Nothing checks /dev/shm or SysV IPC before a run: if they cannot be
+                # emptied now, this server must not take another one.
+                try:
+                    ipc.clean()
+                except Exception as left:  # noqa: BLE001
+                    unclean = left
             result = {"status": "error", "detail": f"sandbox server: {type(e).__name__}: {e}"}
         proto_out.write(json.dumps(result).encode() + b"\n")
         proto_out.flush()
+        if unclean is not None:
+            # The next run would see what this one left: end here, and the host starts
+            # a fresh server in fresh namespaces.
+            raise SystemExit(f"sandbox server: {unclean}")
 
 
 if __name__ == "__main__":
