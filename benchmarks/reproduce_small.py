@@ -873,6 +873,15 @@ def _shard_inputs(ctx: Ctx, shard: Path, spec: dict) -> list[tuple[str, str, str
         opener = gzip.open if src.suffix == ".gz" else open
         with opener(src, "rt") as f:
             lines = [x for x in f if x.strip()]
+        # a seed the run already has (mined again from another corpus) is not a new seed
+        have = set()
+        if (ctx.run / "seeds.jsonl").exists():
+            with open(ctx.run / "seeds.jsonl") as f:
+                have = {json.loads(x)["id"] for x in f if x.strip()}
+        fresh = [x for x in lines if json.loads(x)["id"] not in have]
+        if len(fresh) < len(lines):
+            say(f"{len(lines) - len(fresh)} of the new seeds are already in the run: left out")
+        lines = fresh
         (shard / "seeds.jsonl.tmp").write_text("".join(lines))
         os.replace(shard / "seeds.jsonl.tmp", shard / "seeds.jsonl")
     return list(GEN_STAGES)
@@ -976,14 +985,17 @@ def merged_dataset(ctx: Ctx) -> Path:
     from selfcodealign.config import SelectConfig
     from selfcodealign.seeds import sanitize
 
-    rows, counts = [], {}
+    rows, counts, seen, repeated = [], {}, set(), 0
     for name, path in parts:
         got = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         counts[name] = len(got)
-        rows += got
+        # the same seed mined from two corpora gives the same example id (ids are hashes)
+        repeated += sum(1 for r in got if r["id"] in seen)
+        rows += [r for r in got if r["id"] not in seen and not seen.add(r["id"])]
     t0 = time.perf_counter()
     kept, dropped = sanitize([(r["id"], r["instruction"] + "\n" + r["response"]) for r in rows],
                              threshold=SelectConfig().dedup_threshold)
+    dropped = {**dropped, "same_id": repeated}
     out = ctx.run / "dataset.merged.jsonl"
     tmp = out.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"] in kept))

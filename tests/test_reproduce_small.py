@@ -113,7 +113,7 @@ def test_merged_dataset_drops_what_an_earlier_part_already_has(tmp_path):
              "red orange yellow green blue indigo violet black white grey brown pink cyan teal",
              "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"]
     (ctx.run / "dataset.jsonl").write_text(_example(0, words[0]) + _example(1, words[1]))
-    for name, rows, complete in (("a", _example(2, words[0]) + _example(3, words[2]), True),
+    for name, rows, complete in (("a", _example(2, words[0]) + _example(3, words[2]) + _example(1, words[1]), True),
                                  ("b", _example(4, "not finished yet, left out of the merge"), False)):
         d = ctx.run / "shards" / name
         d.mkdir(parents=True)
@@ -122,7 +122,8 @@ def test_merged_dataset_drops_what_an_earlier_part_already_has(tmp_path):
     out = repro.merged_dataset(ctx)
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["e0", "e1", "e3"]
     info = json.loads((ctx.run / "merge.json").read_text())
-    assert info["parts"] == {"run": 2, "a": 2} and info["dropped"]["near_duplicate"] == 1
+    assert info["parts"] == {"run": 2, "a": 3} and info["dropped"]["near_duplicate"] == 1
+    assert info["dropped"]["same_id"] == 1 and info["examples"] == 3
 
 
 def test_pack_carries_a_shards_dataset_and_counts_but_not_its_responses(tmp_path):
