@@ -1219,7 +1219,7 @@ def render_report(fig: dict, prep: dict) -> str:
             tok, tps = g.get("completion_tokens", ""), g.get("tokens_per_s", "")
         lines.append(f"| {name} | {p['seconds']} | {p['calls']} | {tok} | {tps} |")
     lines += ["", ("Tokens/s of a generation stage: generated tokens (to each sequence's end) over the "
-                   "stage's own wall time, model load included; eval rows: over generation time only."), ""]
+                   "stage's own wall time (from the model loaded to the last result, CUDA-graph capture included); eval rows: over generation time only."), ""]
     t = fig.get("train")
     if t:
         keep = {k: t.get(k) for k in ("base_model", "method", "examples", "dropped", "steps", "epochs",
