@@ -109,7 +109,10 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     executed = tmp_path / "executed.jsonl"
     done = tmp_path / "executed.done.jsonl"
     cmd = [sys.executable, "-m", "selfcodealign", "execute", "--in", str(responses), "--out", str(executed), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A runner started in the background of a non-interactive shell ignores SIGINT, and
+    # so would the child (Python keeps an inherited SIG_IGN): give it the default back.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t = time.monotonic()
     while time.monotonic() - t < 120 and not (done.exists() and done.read_text().count("\n") >= 2):
         time.sleep(0.05)
