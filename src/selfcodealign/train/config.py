@@ -30,8 +30,8 @@ class TrainConfig(BaseModel):
     max_grad_norm: float = 1.0
     examples_per_step: int = Field(64, ge=1, description="effective batch (examples per optimizer step, all GPUs)")
     max_len: int = Field(1280, ge=16, description="longer examples are dropped, not cut")
-    # 16384 ran out of memory on an 80 GB H100 for the 0.5B model in bf16-mixed (fp32
-    # logits of a 152k vocabulary dominate); 8192 keeps micro-batches large enough.
+    # Safe for 7B models on an 80 GB card. The fused loss (kernels) lets small models go
+    # much higher: the 0.5B model ran fastest at 49152 on an H100 (docs/train_eval.md).
     token_budget: int = Field(8192, ge=16, description="tokens per packed micro-batch (per GPU)")
     precision: Literal["auto", "fp32", "bf16-master", "bf16-mixed", "bf16"] = Field(
         "auto",
