@@ -135,6 +135,63 @@ def gpu_name() -> str:
         return "none"
 
 
+class Running:
+    """A command started by ``Ctx.launch``: logged under run/logs, timed in the phases
+    file when it ends, stopped (SIGINT, then SIGKILL 30 s later) at its deadline."""
+
+    def __init__(self, ctx: Ctx, phase: str, argv: list[str], limit: float, env: dict | None,
+                 log_name: str | None) -> None:
+        logs = ctx.run / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.ctx, self.phase, self.argv = ctx, phase, argv
+        self.log_path = logs / f"{log_name or phase.rsplit('/', 1)[-1]}.log"
+        self.t0, self.end = time.perf_counter(), time.monotonic() + limit
+        self.finished, self.rc, self.status = True, None, None
+        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in result()
+        self.log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
+        self.log.flush()
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+                                  env={**os.environ, **(env or {})}, start_new_session=True)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True while it still runs (it is stopped at its deadline)."""
+        try:
+            self.rc = self.p.wait(timeout=max(0.05, min(seconds, self.end - time.monotonic())))
+            return False
+        except subprocess.TimeoutExpired:
+            if time.monotonic() < self.end:
+                return True
+        self.finished = False
+        os.killpg(self.p.pid, signal.SIGINT)
+        try:
+            self.rc = self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.rc = self.p.wait()
+        return False
+
+    def result(self) -> str:
+        """Wait for the end; record it once: "ok", "failed" or "out_of_time"."""
+        if self.status is not None:
+            return self.status
+        while self.wait(5.0):
+            pass
+        self.log.close()
+        seconds = time.perf_counter() - self.t0
+        with open(self.ctx.phases, "a") as f:
+            f.write(json.dumps({"phase": self.phase, "seconds": round(seconds, 2), "rc": self.rc,
+                                "finished": self.finished and self.rc == 0, "gpu": gpu_name(),
+                                "host": platform.node(), "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                "argv": self.argv}) + "\n")
+        say(f"{self.phase}: exit {self.rc} after {seconds:.1f} s"
+            + ("" if self.finished else " (stopped: out of time)"))
+        if self.rc != 0 or not self.finished:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-12:]
+            print("\n".join("    " + t for t in tail), flush=True)
+        self.status = "out_of_time" if not self.finished else ("ok" if self.rc == 0 else "failed")
+        return self.status
+
+
 class Ctx:
     """Where a run lives. GPU: /tmp/w and $OUT; tiny: under runs/repro-tiny."""
 
@@ -168,58 +225,31 @@ class Ctx:
                     "instructions.max_tokens=8", "responses.max_tokens=8"]
         return [f"backend.batch_size={GPU_SLOTS}", f"responses.n={RESPONSES_N}"]
 
-    def step(self, phase: str, argv: list[str], *, budget: float | None = None,
-             env: dict | None = None, while_running: Callable[[], None] | None = None,
-             log_name: str | None = None) -> str:
-        """Run one command with a log under run/logs: "ok", "failed" or "out_of_time".
-
-        Past its budget the command gets SIGINT (the stage ledgers are crash-safe, so a
-        rerun resumes), then SIGKILL 30 s later. ``while_running`` is called every few
-        seconds while the command runs (it must keep to this call's deadline itself)."""
-        logs = self.run / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+    def launch(self, phase: str, argv: list[str], *, budget: float | None = None,
+               env: dict | None = None, log_name: str | None = None) -> Running | None:
+        """Start one command with a log under run/logs; None if this call has no time left."""
         limit = self.remaining() if budget is None else min(budget, self.remaining())
         if limit < 20:
             say(f"{phase}: no time left in this call; run it again")
-            return "out_of_time"
+            return None
         say(f"{phase}: {shlex.join(argv)}  (up to {limit:.0f} s)")
-        t0 = time.perf_counter()
-        end = time.monotonic() + limit
-        log_path = logs / f"{log_name or phase.rsplit('/', 1)[-1]}.log"
-        with open(log_path, "a") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
-            log.flush()
-            p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                 env={**os.environ, **(env or {})}, start_new_session=True)
-            finished = True
-            while True:
-                try:
-                    rc = p.wait(timeout=max(0.1, min(5.0, end - time.monotonic())))
-                    break
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() < end:
-                        if while_running is not None:
-                            while_running()
-                        continue
-                finished = False
-                os.killpg(p.pid, signal.SIGINT)
-                try:
-                    rc = p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    rc = p.wait()
-                break
-        seconds = time.perf_counter() - t0
-        with open(self.phases, "a") as f:
-            f.write(json.dumps({"phase": phase, "seconds": round(seconds, 2), "rc": rc,
-                                "finished": finished and rc == 0, "gpu": gpu_name(),
-                                "host": platform.node(), "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                "argv": argv}) + "\n")
-        tail = log_path.read_text(errors="replace").splitlines()[-12:]
-        say(f"{phase}: exit {rc} after {seconds:.1f} s" + ("" if finished else " (stopped: out of time)"))
-        if rc != 0 or not finished:
-            print("\n".join("    " + t for t in tail), flush=True)
-        return "out_of_time" if not finished else ("ok" if rc == 0 else "failed")
+        return Running(self, phase, argv, limit, env, log_name)
+
+    def step(self, phase: str, argv: list[str], *, budget: float | None = None,
+             env: dict | None = None, while_running: Callable[[], None] | None = None,
+             log_name: str | None = None) -> str:
+        """Run one command to its end: "ok", "failed" or "out_of_time".
+
+        Past its budget the command gets SIGINT (the stage ledgers are crash-safe, so a
+        rerun resumes), then SIGKILL 30 s later. ``while_running`` is called every few
+        seconds while the command runs; it must not block for long."""
+        r = self.launch(phase, argv, budget=budget, env=env, log_name=log_name)
+        if r is None:
+            return "out_of_time"
+        while r.wait(5.0):
+            if while_running is not None:
+                while_running()
+        return r.result()
 
     def pack(self) -> None:
         """Snapshot the run directory into $OUT/run.tar.gz (the device tool brings it back).
@@ -911,10 +941,18 @@ def cmd_gpu_shard(a, ctx: Ctx | None = None) -> None:
     cores = os.cpu_count() or 2
     env = sandbox_env()
 
-    def execute(src: Path, workers: int, phase: str) -> str:
-        return sctx.step(f"{a.name}/{phase}", cli("execute", "--in", src, "--out", shard / "executed.jsonl",
-                                                  "--quiet", "--set", f"execute.workers={workers}"),
-                         env=env, budget=sctx.remaining() - 15, log_name="execute")
+    def execute_argv(src: Path, workers: int) -> list[str]:
+        return cli("execute", "--in", src, "--out", shard / "executed.jsonl", "--quiet",
+                   "--set", f"execute.workers={workers}")
+
+    # At most one overlapped execute at a time, in the background: generation is watched
+    # every few seconds, not only between execute runs.
+    overlapped: list[Running] = []
+
+    def settle() -> None:
+        """Let the overlapped execute end (it must, before the final one or the snapshot)."""
+        if overlapped:
+            overlapped.pop().result()
 
     try:
         for name, src, dst in _shard_inputs(ctx, shard, spec):
@@ -925,14 +963,20 @@ def cmd_gpu_shard(a, ctx: Ctx | None = None) -> None:
                 ready, started = ReadyResponses(shard), [0]
 
                 def follow(ready=ready, started=started) -> None:
+                    if overlapped and not overlapped[0].wait(0):
+                        settle()
                     ready.update()
-                    if ready.count - started[0] >= FOLLOW_BATCH and sctx.remaining() > 60:
+                    if not overlapped and ready.count - started[0] >= FOLLOW_BATCH and sctx.remaining() > 60:
                         started[0] = ready.count
-                        execute(ready.dst, max(1, cores - 2), "execute-overlapped")
+                        r = sctx.launch(f"{a.name}/execute-overlapped", execute_argv(ready.dst, max(1, cores - 2)),
+                                        env=env, budget=sctx.remaining() - 15, log_name="execute")
+                        if r is not None:
+                            overlapped.append(r)
 
             res = sctx.step(f"{a.name}/{name}", cli(name, "--in", shard / src, "--out", shard / dst,
                                                     "--backend", "hf", "--model", ctx.model, "--quiet", *sets),
                             while_running=follow)
+            settle()
             if res == "failed":
                 fail(f"{name} failed; see run/shards/{a.name}/logs/{name}.log (a rerun resumes)", 1)
             if res == "out_of_time":
@@ -940,22 +984,23 @@ def cmd_gpu_shard(a, ctx: Ctx | None = None) -> None:
                 raise SystemExit(3)
         # Always: the overlapped runs saw only what was ready then (each marks the stage
         # complete), and a resumed execute skips what is done.
-        if True:
-            src = shard / "responses.jsonl"
-            if ctx.tiny and count_lines(src) == 0:
-                src = ctx.run / "responses.tiny.jsonl"
-            res = execute(src, cores, "execute")
-            if res != "ok":
-                if res == "failed":
-                    fail(f"execute failed; see run/shards/{a.name}/logs/execute.log (a rerun resumes)", 1)
-                say("INCOMPLETE: run this step again (it resumes)")
-                raise SystemExit(3)
+        src = shard / "responses.jsonl"
+        if ctx.tiny and count_lines(src) == 0:
+            src = ctx.run / "responses.tiny.jsonl"
+        res = sctx.step(f"{a.name}/execute", execute_argv(src, cores), env=env,
+                        budget=sctx.remaining() - 15, log_name="execute")
+        if res != "ok":
+            if res == "failed":
+                fail(f"execute failed; see run/shards/{a.name}/logs/execute.log (a rerun resumes)", 1)
+            say("INCOMPLETE: run this step again (it resumes)")
+            raise SystemExit(3)
         _execute_stats(shard)
         if sctx.step(f"{a.name}/select", cli("select", "--in", shard / "executed.jsonl",
                                              "--out", shard / "dataset.jsonl")) != "ok":
             fail(f"select failed; see run/shards/{a.name}/logs/select.log", 1)
         spec_path.write_text(json.dumps({"spec": spec, "complete": True}, indent=1))
     finally:
+        settle()
         ctx.pack()
     say(f"shard {a.name}: {count_lines(shard / 'dataset.jsonl')} examples")
 

@@ -140,3 +140,23 @@ def test_pack_carries_a_shards_dataset_and_counts_but_not_its_responses(tmp_path
     assert "run/shards/a/dataset.jsonl" in names and "run/shards/a/funnel.json" in names
     assert not any(n.startswith(("run/shards/a/responses.", "run/shards/a/executed.")) for n in names)
     assert json.loads((shard / "funnel.json").read_text())["responses"]["in"] == 3
+
+
+def test_a_launched_command_is_logged_timed_and_stopped_at_its_deadline(tmp_path):
+    import sys
+    import time
+
+    ctx = repro.Ctx(tmp_path / "w", None, tiny=True)
+    ok = ctx.launch("p/quick", [sys.executable, "-c", "print('hi')"], log_name="quick")
+    while ok.wait(5.0):
+        pass
+    assert ok.result() == "ok" and ok.result() == "ok"  # recorded once
+    slow = ctx.launch("p/slow", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert slow.wait(0.1)  # still running, and the caller got control back
+    slow.end = time.monotonic()  # its deadline has come: SIGINT, then the verdict
+    t = time.monotonic()
+    assert slow.result() == "out_of_time" and time.monotonic() - t < 20
+    phases = [json.loads(x) for x in ctx.phases.read_text().splitlines()]
+    assert [(p["phase"], p["finished"]) for p in phases] == [("p/quick", True), ("p/slow", False)]
+    assert "hi" in (ctx.run / "logs" / "quick.log").read_text()
+    assert (ctx.run / "logs" / "slow.log").exists()
