@@ -60,8 +60,6 @@ def _resolve_attention(cfg: TrainConfig, cuda: bool) -> str:
 
 
 def _resolve_kernels(cfg: TrainConfig, cuda: bool, fsdp: bool) -> str:
-    from selfcodealign.train import fused_loss
-
     if fsdp:
         # FSDP shards the output matrix outside the model's forward: the loss must stay
         # inside it
@@ -127,7 +125,9 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     _check_out(out_dir, overwrite)
 
     cuda = torch.cuda.is_available()
-    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    # accelerate's own test (`accelerate launch` with an FSDP config sets it; we never pass
+    # a plugin): known here, before the Accelerator, because precision depends on it
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     precision = _resolve_precision(cfg, cuda, fsdp)
     trackers = None
     if out_dir is not None:
@@ -156,7 +156,6 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
 
     model = load_model(src, dtype="bfloat16" if precision in ("bf16", "bf16-master") else "float32", attn=attn)
     model.config.use_cache = False
-    fsdp = fsdp or acc.distributed_type == accelerate.utils.DistributedType.FSDP
     kernels = _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
     if kernels == "liger":
         _apply_liger(model)
