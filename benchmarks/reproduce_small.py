@@ -738,6 +738,16 @@ def stage_complete(path: Path) -> bool:
         return False
 
 
+def must_finish(res: str, what: str, log: str) -> None:
+    """Stop the device call after a step that did not finish: a failure (exit 1) or a
+    budget run out (exit 3; the same command resumes)."""
+    if res == "failed":
+        fail(f"{what} failed; see {log} (a rerun resumes)", 1)
+    if res == "out_of_time":
+        say("INCOMPLETE: run this step again (it resumes)")
+        raise SystemExit(3)
+
+
 GEN_STAGES = (("concepts", "seeds.jsonl", "concepts.jsonl"),
               ("instructions", "concepts.jsonl", "instructions.jsonl"),
               ("responses", "instructions.jsonl", "responses.jsonl"))
@@ -757,25 +767,17 @@ def cmd_gpu_generate(a, ctx: Ctx | None = None) -> None:
         (ctx.run / "seeds.jsonl.tmp").write_text("".join(lines))
         os.replace(ctx.run / "seeds.jsonl.tmp", ctx.run / "seeds.jsonl")
     sets = [x for s in ctx.gen_sets() for x in ("--set", s)]
-    complete = True
     try:
         for name, src, dst in GEN_STAGES:
             if stage_complete(ctx.run / dst):
                 continue
             limit = ["--limit", str(a.max_instructions)] if name == "responses" and getattr(
                 a, "max_instructions", None) else []
-            res = ctx.step(name, cli(name, "--in", ctx.run / src, "--out", ctx.run / dst, "--backend", "hf",
-                                     "--model", ctx.model, "--quiet", *limit, *sets))
-            if res == "failed":
-                fail(f"{name} failed; see run/logs/{name}.log (a rerun resumes)", 1)
-            if res == "out_of_time":
-                complete = False
-                break
+            must_finish(ctx.step(name, cli(name, "--in", ctx.run / src, "--out", ctx.run / dst, "--backend", "hf",
+                                           "--model", ctx.model, "--quiet", *limit, *sets)),
+                        name, f"run/logs/{name}.log")
     finally:
         ctx.pack()
-    if not complete:
-        say("INCOMPLETE: run this step again (it resumes)")
-        raise SystemExit(3)
     say("generation complete")
 
 
@@ -798,13 +800,9 @@ def cmd_gpu_execute(a, ctx: Ctx | None = None) -> None:
     env = sandbox_env()
     try:
         if not stage_complete(ctx.run / "executed.jsonl"):
-            res = ctx.step("execute", cli("execute", "--in", src, "--out", ctx.run / "executed.jsonl",
-                                          "--quiet"), env=env)
-            if res == "failed":
-                fail("execute failed; see run/logs/execute.log (a rerun resumes)", 1)
-            if res == "out_of_time":
-                say("INCOMPLETE: run this step again (it resumes)")
-                raise SystemExit(3)
+            must_finish(ctx.step("execute", cli("execute", "--in", src, "--out", ctx.run / "executed.jsonl",
+                                                "--quiet"), env=env),
+                        "execute", "run/logs/execute.log")
         if ctx.step("select", cli("select", "--in", ctx.run / "executed.jsonl",
                                   "--out", ctx.run / "dataset.jsonl")) != "ok":
             fail("select failed; see run/logs/select.log", 1)
@@ -977,23 +975,15 @@ def cmd_gpu_shard(a, ctx: Ctx | None = None) -> None:
                                                     "--backend", "hf", "--model", ctx.model, "--quiet", *sets),
                             while_running=follow)
             settle()
-            if res == "failed":
-                fail(f"{name} failed; see run/shards/{a.name}/logs/{name}.log (a rerun resumes)", 1)
-            if res == "out_of_time":
-                say("INCOMPLETE: run this step again (it resumes)")
-                raise SystemExit(3)
+            must_finish(res, name, f"run/shards/{a.name}/logs/{name}.log")
         # Always: the overlapped runs saw only what was ready then (each marks the stage
         # complete), and a resumed execute skips what is done.
         src = shard / "responses.jsonl"
         if ctx.tiny and count_lines(src) == 0:
             src = ctx.run / "responses.tiny.jsonl"
-        res = sctx.step(f"{a.name}/execute", execute_argv(src, cores), env=env,
-                        budget=sctx.remaining() - 15, log_name="execute")
-        if res != "ok":
-            if res == "failed":
-                fail(f"execute failed; see run/shards/{a.name}/logs/execute.log (a rerun resumes)", 1)
-            say("INCOMPLETE: run this step again (it resumes)")
-            raise SystemExit(3)
+        must_finish(sctx.step(f"{a.name}/execute", execute_argv(src, cores), env=env,
+                              budget=sctx.remaining() - 15, log_name="execute"),
+                    "execute", f"run/shards/{a.name}/logs/execute.log")
         _execute_stats(shard)
         if sctx.step(f"{a.name}/select", cli("select", "--in", shard / "executed.jsonl",
                                              "--out", shard / "dataset.jsonl")) != "ok":
