@@ -63,3 +63,21 @@ def test_pack_restarts_positions_and_never_predicts_across_examples():
 def test_empty_micro_batch_is_a_zero_weight_pass():
     p = pack([], pad_id=9)
     assert p.input_ids == [9] and p.targets == [IGNORE] and p.n_tokens == 0
+
+
+def test_micro_batches_are_made_one_ahead():
+    # the next micro-batch exists before the current one is handed out (so it is packed
+    # while the GPU works), and every one is handed out once, in order
+    from selfcodealign.train.loop import _one_ahead
+
+    made = []
+
+    def produce():
+        for i in range(3):
+            made.append(i)
+            yield i
+
+    it = _one_ahead(produce())
+    assert next(it) == 0 and made == [0, 1]
+    assert list(it) == [1, 2] and made == [0, 1, 2]
+    assert list(_one_ahead(iter([]))) == []
