@@ -195,7 +195,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--examples-per-step", type=int, default=256)
     ap.add_argument("--token-budget", type=int, default=16384)
-    ap.add_argument("--variants", default="baseline,bf16-mixed,bf16-mixed-compile,bf16-compile")
+    ap.add_argument("--variants", default="baseline,bf16-master:token_budget=49152",
+                    help="comma-separated; a variant named twice runs twice (the first run of a "
+                         "Liger variant on a fresh machine also compiles its Triton kernels)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--child-timeout", type=float, default=240, help="seconds per variant")
     ap.add_argument("--profile", help="variant to run under torch.profiler (prints the top kernels)")
@@ -270,6 +272,10 @@ def main() -> int:
             continue
         r = json.loads(lines[-1])
         r["mfu"] = 6 * n * r["tokens_per_s"] / PEAK
+        k = 2
+        while v in results["variants"]:  # a repeated variant keeps every run
+            v = f"{v.split(' #')[0]} #{k}"
+            k += 1
         results["variants"][v] = r
         print(f"{v:>14}: {r['tokens_per_s']:>10,.0f} tokens/s  MFU {100 * r['mfu']:5.1f}%  "
               f"{ {k: x for k, x in r.items() if k not in ('tokens_per_s', 'mfu')} }", flush=True)

@@ -65,10 +65,10 @@ def test_empty_micro_batch_is_a_zero_weight_pass():
     assert p.input_ids == [9] and p.targets == [IGNORE] and p.n_tokens == 0
 
 
-def test_micro_batches_are_made_one_ahead():
-    # the next micro-batch exists before the current one is handed out (so it is packed
-    # while the GPU works), and every one is handed out once, in order
-    from selfcodealign.train.loop import _one_ahead
+def test_micro_batches_are_made_ahead_on_request():
+    # fill() makes the next micro-batch while the GPU works on the current one; take()
+    # hands each one out once, in order, making it then if fill() was not called
+    from selfcodealign.train.loop import _Ahead
 
     made = []
 
@@ -77,7 +77,12 @@ def test_micro_batches_are_made_one_ahead():
             made.append(i)
             yield i
 
-    it = _one_ahead(produce())
-    assert next(it) == 0 and made == [0, 1]
-    assert list(it) == [1, 2] and made == [0, 1, 2]
-    assert list(_one_ahead(iter([]))) == []
+    ahead = _Ahead(produce())
+    assert made == []
+    assert ahead.take() == 0 and made == [0]
+    ahead.fill()
+    ahead.fill()
+    assert made == [0, 1]
+    assert ahead.take() == 1 and ahead.take() == 2
+    with pytest.raises(StopIteration):
+        ahead.take()

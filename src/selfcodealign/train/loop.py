@@ -266,16 +266,27 @@ def _micro_batches(cfg, device, plan, data, pad_id, varlen):
             yield packed.n_tokens, batch, targets
 
 
-def _one_ahead(items):
-    """Yield each item once the next one is made: the host packs and uploads micro-batch
-    k+1 while the GPU runs k, and the next step's first micro-batch is ready before the
-    sync at a step's end (packing ~50k tokens in Python takes 10-20 ms, time the GPU
-    would otherwise sit idle in every step)."""
-    it = iter(items)
-    nxt = next(it, None)
-    while nxt is not None:
-        cur, nxt = nxt, next(it, None)
-        yield cur
+class _Ahead:
+    """Hands out items made ahead of time. ``fill()`` makes the next one; the loop calls
+    it once the current micro-batch's work is queued on the GPU, so the host packs and
+    uploads micro-batch k+1 while the GPU runs k, and the next step's first micro-batch
+    is ready before the sync at a step's end (packing ~50k tokens in Python takes 10-20
+    ms: time the GPU would otherwise sit idle in every step)."""
+
+    def __init__(self, items) -> None:
+        self._it = iter(items)
+        self._next = None
+
+    def fill(self) -> None:
+        if self._next is None:
+            self._next = next(self._it, None)
+
+    def take(self):
+        self.fill()
+        item, self._next = self._next, None
+        if item is None:
+            raise StopIteration
+        return item
 
 
 def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight, master, world,
@@ -283,14 +294,14 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
     import torch
 
     history = []
-    micro_batches = _one_ahead(_micro_batches(cfg, acc.device, plan, data, pad_id, varlen))
+    micro_batches = _Ahead(_micro_batches(cfg, acc.device, plan, data, pad_id, varlen))
     for step_no, step in enumerate(plan, 1):
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=acc.device)
         tokens = 0
         scale = world / max(step.label_tokens, 1)
         for j in range(len(step.micro)):
-            n_tokens, batch, targets = next(micro_batches)
+            n_tokens, batch, targets = micro_batches.take()
             tokens += n_tokens
             sync = j == len(step.micro) - 1
             # master weights sum every micro-batch's (all-reduced) gradients in fp32
@@ -302,6 +313,7 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
                 else:
                     ce = torch.nn.functional.cross_entropy(out.float(), targets, reduction="sum")
                 acc.backward(ce * scale)
+            micro_batches.fill()  # the GPU has queued work: pack the next one meanwhile
             if master is not None:
                 master.accumulate()
             loss_sum += ce.detach()
