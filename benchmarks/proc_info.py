@@ -31,3 +31,26 @@ def children_by_parent() -> dict[int, list[int]]:
         ppid = int(data[data.rindex(b")") + 2 :].split()[1])
         tree.setdefault(ppid, []).append(int(name))
     return tree
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process and all its descendants, live or reaped: ours from
+    os.times (reaped children included), each live descendant's own and reaped
+    children's time from /proc (a reaped process is counted once, by its parent)."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    tick = os.sysconf("SC_CLK_TCK")
+    tree = children_by_parent()
+    stack = list(tree.get(os.getpid(), ()))
+    while stack:
+        pid = stack.pop()
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        # utime, stime, cutime, cstime: fields 14-17 of stat(5), here 11-14 after ")"
+        total += sum(int(x) for x in fields[11:15]) / tick
+        stack += tree.get(pid, ())
+    return total
