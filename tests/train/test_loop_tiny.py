@@ -111,3 +111,18 @@ def test_bf16_master_weights_train_like_fp32(tiny_model_dir, data, tmp_path):
         "model.layers.0.mlp.up_proj.weight"]
     ref_w = ref_sd["model.layers.0.mlp.up_proj.weight"]
     assert (w - ref_w).abs().mean() < 0.3 * (ref_w - w0).abs().mean()
+
+
+def test_gpu_out_of_memory_is_a_one_line_error_naming_the_token_budget(tiny_model_dir, data, monkeypatch):
+    # A budget too large for the card is a setting to change, not a traceback. The OOM is
+    # raised by a stand-in for the step loop: this CPU machine cannot run out of GPU memory.
+    from selfcodealign.train import loop
+
+    def oom(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "_run_steps", oom)
+    cfg = TrainConfig(model=str(tiny_model_dir), max_steps=1, max_len=256, token_budget=49152)
+    with pytest.raises(UserError, match=r"up to 49,152 tokens.*lower --token-budget") as e:
+        train(cfg, data, None)
+    assert "\n" not in str(e.value)

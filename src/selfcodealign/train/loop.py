@@ -227,8 +227,15 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     if kernels != "none":
         head_weight = stack.enter_context(fused_loss.hidden_states_out(acc.unwrap_model(model))).weight
     with stack:
-        history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight,
-                             master, world, total, trackers)
+        try:
+            history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight,
+                                 master, world, total, trackers)
+        except torch.cuda.OutOfMemoryError:
+            # The usual cause is a --token-budget set for a smaller model or a larger card.
+            raise UserError(
+                f"GPU out of memory with micro-batches of up to {budget:,} tokens ({precision}, "
+                f"{cfg.method}); lower --token-budget (default 8192), or use --method lora or FSDP"
+            ) from None
     elapsed = time.perf_counter() - t_start
 
     summary = {
