@@ -105,7 +105,7 @@ def baseline(model_dir: str, steps: int, rows: int = 16, seq: int = 1024) -> tup
     return rows * seq / dt, n
 
 
-def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int, per_step: int, compile_: bool,
+def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int | str, per_step: int, compile_: bool,
          extra: dict | None = None, profile: bool = False):
     import torch
 
@@ -171,14 +171,15 @@ def child(args) -> int:
         # NAME[:key=value...]: TrainConfig settings on top, e.g. bf16-mixed:kernels=liger:token_budget=32768
         name, *opts = v.split(":")
         extra = dict(o.split("=", 1) for o in opts)
-        budget = int(extra.pop("token_budget", args.token_budget))
+        budget = extra.pop("token_budget", args.token_budget)
+        budget = budget if budget == "auto" else int(budget)
         base = name.removesuffix("-compile")
         precision = base if base in ("fp32", "bf16", "bf16-mixed", "bf16-master") else "bf16-mixed"
         tok_s, s = ours(args.model_dir, args.data, args.steps, precision, budget,
                         args.examples_per_step, compile_=name.endswith("compile"), extra=extra,
                         profile=v == args.profile)
         out = {"tokens_per_s": tok_s, "final_loss": s["final_loss"], "attention": s["attention"],
-               "kernels": s.get("kernels"), "token_budget": budget, "examples": s["examples"],
+               "kernels": s.get("kernels"), "token_budget": s["token_budget_used"], "examples": s["examples"],
                "precision": precision}
     import torch
 
@@ -194,8 +195,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help="dataset.jsonl (default: synthetic from the stdlib)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--examples-per-step", type=int, default=256)
-    ap.add_argument("--token-budget", type=int, default=16384)
-    ap.add_argument("--variants", default="baseline,bf16-master:token_budget=49152",
+    ap.add_argument("--token-budget", default="auto", help="for variants that do not set one (default: auto)")
+    ap.add_argument("--variants", default="baseline,bf16-master",
                     help="comma-separated; a variant named twice runs twice (the first run of a "
                          "Liger variant on a fresh machine also compiles its Triton kernels)")
     ap.add_argument("--json", type=Path, help="write all figures here")

@@ -126,3 +126,31 @@ def test_gpu_out_of_memory_is_a_one_line_error_naming_the_token_budget(tiny_mode
     with pytest.raises(UserError, match=r"up to 49,152 tokens.*lower --token-budget") as e:
         train(cfg, data, None)
     assert "\n" not in str(e.value)
+
+
+def test_auto_token_budget_from_free_gpu_memory(monkeypatch):
+    # The arithmetic of "auto" with the GPU's free memory given (no GPU here): the 0.5B
+    # model on an 80 GB card lands near the measured sweet spot (44-48k tokens); a 7B LoRA
+    # near the 8k that suits it; a full card gives the floor; CPU keeps 8,192.
+    from types import SimpleNamespace
+
+    from selfcodealign.train.loop import _token_budget
+
+    gib = 1 << 30
+    cuda = SimpleNamespace(device=SimpleNamespace(type="cuda"), num_processes=1)
+
+    def budget(free, layers, hidden, trainable, precision="bf16-master", method="full", dev=cuda):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *_: (free, 80 * gib))
+        model = SimpleNamespace(config=SimpleNamespace(num_hidden_layers=layers, hidden_size=hidden))
+        cfg = TrainConfig(method=method)
+        return _token_budget(cfg, dev, model, precision, "liger", False, [SimpleNamespace(numel=lambda: trainable)])
+
+    qwen05 = budget(int(73.2 * gib), 24, 896, 630_000_000)
+    assert 40_960 <= qwen05 <= 49_152 and qwen05 % 1024 == 0
+    assert 6_144 <= budget(64 * gib, 28, 3584, 40_000_000, method="lora") <= 12_288
+    assert budget(2 * gib, 24, 896, 630_000_000) == 1024
+    assert budget(200 * gib, 24, 896, 1000) == 65_536  # the ceiling
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"), num_processes=1)
+    assert budget(73 * gib, 24, 896, 1, dev=cpu) == 8192
+    fixed = TrainConfig(token_budget=12_345)
+    assert _token_budget(fixed, cuda, None, "bf16-master", "liger", False, []) == 12_345

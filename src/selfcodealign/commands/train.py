@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--examples-per-step", type=int, help="effective batch, all GPUs together (default 64)")
     p.add_argument("--max-len", type=int, help="longest example in tokens; longer ones are dropped (default 1280)")
-    p.add_argument("--token-budget", type=int, help="tokens per packed micro-batch per GPU (default 8192)")
+    p.add_argument("--token-budget", type=_budget,
+                   help="tokens per packed micro-batch per GPU, or auto (default: sized from the GPU's free memory)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16-master", "bf16-mixed", "bf16"])
     p.add_argument("--attention", choices=["auto", "varlen", "sdpa", "eager"])
     p.add_argument("--lora-r", type=int)
@@ -43,6 +44,15 @@ def register(subparsers) -> None:
     p.add_argument("--print-accelerate-config", choices=["ddp", "fsdp"],
                    help="print the path of a shipped accelerate config and exit")
     p.set_defaults(func=run)
+
+
+def _budget(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens or auto, got {text!r}") from None
 
 
 def accelerate_config(name: str) -> Path:

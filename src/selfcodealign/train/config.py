@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,6 +14,10 @@ from selfcodealign.errors import UserError
 FULL_LR = 1e-5
 # LoRA updates a low-rank delta from zero and needs a much larger step to move as far.
 LORA_LR = 2e-4
+# token_budget "auto": the ceiling (more gained nothing on an H100) and the value where
+# free memory is not what limits it (CPU) or cannot be read simply (FSDP).
+AUTO_BUDGET_MAX = 65536
+AUTO_BUDGET_FALLBACK = 8192
 
 
 class TrainConfig(BaseModel):
@@ -30,9 +34,13 @@ class TrainConfig(BaseModel):
     max_grad_norm: float = 1.0
     examples_per_step: int = Field(64, ge=1, description="effective batch (examples per optimizer step, all GPUs)")
     max_len: int = Field(1280, ge=16, description="longer examples are dropped, not cut")
-    # Safe for 7B models on an 80 GB card. The fused loss (kernels) lets small models go
-    # much higher: the 0.5B model ran fastest at 49152 on an H100 (docs/train_eval.md).
-    token_budget: int = Field(8192, ge=16, description="tokens per packed micro-batch (per GPU)")
+    # auto sizes it from the GPU's free memory: the 0.5B model ran fastest at 44-48k tokens
+    # on an H100, while 8,192 suits a 7B model on the same card (docs/train_eval.md).
+    token_budget: Annotated[int, Field(ge=16)] | Literal["auto"] = Field(
+        "auto",
+        description="tokens per packed micro-batch (per GPU); auto: sized from the GPU's free memory "
+        f"(at most {AUTO_BUDGET_MAX}; {AUTO_BUDGET_FALLBACK} on CPU and under FSDP)",
+    )
     precision: Literal["auto", "fp32", "bf16-master", "bf16-mixed", "bf16"] = Field(
         "auto",
         description="bf16-master: bf16 model, fp32 master weights and gradient sums (fastest); "
