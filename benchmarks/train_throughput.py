@@ -105,7 +105,7 @@ def baseline(model_dir: str, steps: int, rows: int = 16, seq: int = 1024) -> tup
     return rows * seq / dt, n
 
 
-def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int | str, per_step: int, compile_: bool,
+def ours(model_dir: str, data: Path, steps: int, precision: str, per_step: int, compile_: bool,
          extra: dict | None = None, profile: bool = False):
     import torch
 
@@ -113,7 +113,7 @@ def ours(model_dir: str, data: Path, steps: int, precision: str, budget: int | s
     from selfcodealign.train.loop import train
 
     cfg = TrainConfig(model=model_dir, method="full", max_steps=steps, examples_per_step=per_step,
-                      token_budget=budget, precision=precision, compile=compile_, log_every=1, **(extra or {}))
+                      precision=precision, compile=compile_, log_every=1, **(extra or {}))
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as prof
@@ -168,14 +168,13 @@ def child(args) -> int:
         tok_s, _ = baseline(args.model_dir, args.steps)
         out = {"tokens_per_s": tok_s}
     else:
-        # NAME[:key=value...]: TrainConfig settings on top, e.g. bf16-mixed:kernels=liger:token_budget=32768
+        # NAME[:key=value...]: TrainConfig settings on top (it parses the values), e.g.
+        # bf16-mixed:kernels=liger:token_budget=32768
         name, *opts = v.split(":")
-        extra = dict(o.split("=", 1) for o in opts)
-        budget = extra.pop("token_budget", args.token_budget)
-        budget = budget if budget == "auto" else int(budget)
+        extra = {"token_budget": args.token_budget, **dict(o.split("=", 1) for o in opts)}
         base = name.removesuffix("-compile")
         precision = base if base in ("fp32", "bf16", "bf16-mixed", "bf16-master") else "bf16-mixed"
-        tok_s, s = ours(args.model_dir, args.data, args.steps, precision, budget,
+        tok_s, s = ours(args.model_dir, args.data, args.steps, precision,
                         args.examples_per_step, compile_=name.endswith("compile"), extra=extra,
                         profile=v == args.profile)
         out = {"tokens_per_s": tok_s, "final_loss": s["final_loss"], "attention": s["attention"],

@@ -22,7 +22,11 @@ from pathlib import Path
 
 from selfcodealign.errors import UserError
 from selfcodealign.train import fused_loss
-from selfcodealign.train.config import TrainConfig
+from selfcodealign.train.config import (
+    AUTO_BUDGET_FALLBACK,
+    AUTO_BUDGET_MAX,
+    TrainConfig,
+)
 from selfcodealign.train.data import load_dataset
 from selfcodealign.train.format import IGNORE
 from selfcodealign.train.master import MasterWeights
@@ -86,8 +90,6 @@ def _token_budget(cfg: TrainConfig, acc, model, precision: str, kernels: str, fs
     memory holds once the optimizer's state and the gradients exist (they are made at
     the first step), rounded down to 1,024 and the same on every rank."""
     import torch
-
-    from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, AUTO_BUDGET_MAX
 
     if cfg.token_budget != "auto":
         return cfg.token_budget
