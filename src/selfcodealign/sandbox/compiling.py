@@ -9,8 +9,6 @@ only unmarshals the result. A syntax error is answered here without a sandbox ru
 
 from __future__ import annotations
 
-import binascii
-import marshal
 import threading
 import traceback
 import types
@@ -33,17 +31,16 @@ class CompileFailed(Exception):
         self.stderr = stderr
 
 
-def compile_program(code: str, tests: str) -> str | None:
-    """The compiled program, marshalled and base64-encoded for the JSON protocol; None
-    if the program is too large to compile outside the sandbox."""
+def compile_program(code: str, tests: str) -> tuple | None:
+    """The compiled program (code objects, marshalled into the run's payload); None if
+    the program is too large to compile outside the sandbox."""
     if len(code) + len(tests) > MAX_CHARS:
         return None
     try:
         with _lock, warnings.catch_warnings():
             # The program's SyntaxWarnings belong to its own stderr, not ours.
             warnings.simplefilter("ignore")
-            prepared = _runner.prepare(code, tests)
+            return _runner.prepare(code, tests)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
         text = "".join(traceback.format_exception_only(type(e), e))
         raise CompileFailed(type(e).__name__, text) from None
-    return binascii.b2a_base64(marshal.dumps(prepared), newline=False).decode("ascii")

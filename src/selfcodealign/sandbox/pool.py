@@ -1,20 +1,32 @@
-"""Host side: sandbox servers (one per worker) and the pool that keeps them all busy."""
+"""Host side: sandbox servers (one per worker) and the pool that keeps them all busy.
+
+A run's descriptors are made here, not in the server: its stdout and stderr files, its
+report pipe and its payload (rlimits, the program compiled by compiling.py, a fresh
+nonce). They go to the server over a socket with the job; the server forks the run,
+waits, cleans up and answers with the wait status. Reading the outputs and the report
+and classifying happen here, where no fork makes memory copy-on-write (zygote.py says
+why that matters).
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+import marshal
+import math
 import os
-import queue
+import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from selfcodealign.records import Verdict
@@ -40,6 +52,7 @@ ANSWER_GRACE = 15.0  # beyond a program's own timeout: kill, reap, wipe
 MAX_LINE = 1 << 20
 CLOSE_GRACE = 2.0  # for a server to finish on its own (then its CPU time is ours)
 PIPELINE = 2  # runs queued per server: the next one starts while we read the last
+REPORT_CAP = 8192  # what the run's report pipe may say; the runner writes < 4 KiB
 
 
 _SLOTS = itertools.count()
@@ -49,8 +62,31 @@ class SandboxStartError(RuntimeError):
     pass
 
 
+@dataclass
+class _Run:
+    """A program sent to a server: what the host keeps until the answer comes."""
+
+    index: int
+    program: Program
+    prepared: object  # the compiled program (None: too large, compiled in the run)
+    nonce: str = ""
+    out: int = -1  # the run's stdout and stderr files, and its report pipe's read end
+    err: int = -1
+    report: int = -1
+    started: float = 0.0  # when it became the server's oldest run (its answer's clock)
+
+    def close(self) -> None:
+        for fd in (self.out, self.err, self.report):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.out = self.err = self.report = -1
+
+
 class Worker:
-    """One sandbox server process and the pipe protocol to it."""
+    """One sandbox server process and the protocol to it."""
 
     def __init__(self, info: SandboxInfo, index: int) -> None:
         self.info = info
@@ -59,11 +95,17 @@ class Worker:
         # picks the server's uid and cgroup.
         self.slot = next(_SLOTS) % 256
         self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
         self._buf = b""
         self._workdir: str | None = None
         self._cgroup = None
         self._memory_limit = 0
-        self._compiled: dict[int, str | None] = {}
+        self._cfg: dict = {}
+        self._compiled: dict[int, object] = {}
+        self.inflight: deque[_Run] = deque()  # sent, oldest first
+        self.ready = False  # its hello has been read
+        self.deadline = 0.0  # for the oldest run's answer, or for the hello
+        self.oom_seen = 0  # the cgroup's OOM-kill count, all of it accounted for
 
     def precheck(self, program: Program) -> Verdict | None:
         """A verdict given without the sandbox (bad parameters, syntax error), or None
@@ -81,13 +123,24 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
+        self.launch()
+        self.greet(self._read_line(START_TIMEOUT))
+
+    def launch(self) -> None:
+        """Start the server process; its hello line comes later (`greet`). Jobs may be
+        sent at once: they wait in the socket."""
         nproc_base = 0
         if self.info.mode == "rlimits" and not self.info.root:
             nproc_base = user_process_count()
         launch = build_launch(self.info.mode, self.slot, nproc_base)
         self._workdir = launch.workdir_host
         self._buf = b""
-        argv = launch.argv
+        self.ready = False
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfg = json.loads(launch.argv[-1])
+        cfg["jobs_fd"] = theirs.fileno()
+        self._cfg = cfg
+        argv = launch.argv[:-1] + [json.dumps(cfg)]
         if self.info.cgroups:
             from selfcodealign.sandbox import cgroups
 
@@ -97,9 +150,10 @@ class Worker:
                 memory_bytes=(1024 << 20) + cgroups.SERVER_ALLOWANCE,
             )
             if self._cgroup is None:
+                ours.close()
+                theirs.close()
                 raise SandboxStartError("cannot create the memory/pids cgroups")
             self._memory_limit = 0
-            argv = _with_oom_file(argv, self._cgroup.oom_file)
             # The shell joins the cgroups before it becomes the sandbox (exec keeps the
             # pid), so every process of the sandbox is born inside them.
             joins = " && ".join(f"echo $$ > {f}" for f in self._cgroup.procs_files)
@@ -113,25 +167,38 @@ class Worker:
                 env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **dict([BIND_NOW])},
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(theirs.fileno(),),
             )
         except OSError as e:
+            ours.close()
             raise SandboxStartError(f"cannot start {launch.argv[0]}: {e.strerror}") from None
+        finally:
+            theirs.close()
+        self.sock = ours
         try:
             self.proc.stdin.write(server_preamble())
-            self.proc.stdin.flush()
+            self.proc.stdin.close()
         except OSError:
-            pass  # it died at once: its stderr says why, below
-        line = self._read_line(START_TIMEOUT)
+            pass  # it died at once: its stderr says why, in greet()
+        self.oom_seen = self._cgroup.oom_kills() if self._cgroup is not None else 0
+
+    def greet(self, line: bytes | None) -> None:
+        """Check the server's hello line (None: it never came)."""
         if line is None:
             err = self._stderr_after_exit()
             self.close()
             raise SandboxStartError(err or "sandbox server did not start")
-        hello = json.loads(line)["hello"]
+        try:
+            hello = json.loads(line)["hello"]
+        except (ValueError, TypeError, KeyError):
+            self.close()
+            raise SandboxStartError("sandbox server sent a malformed hello") from None
         problem = self._privilege_problem(hello)
         if problem:
             self.close()
             raise SandboxStartError(problem)
         self.identity = hello
+        self.ready = True
 
     def _privilege_problem(self, hello: dict) -> str | None:
         if (self.info.root or os.geteuid() == 0) and self.info.mode != "rlimits":
@@ -156,13 +223,16 @@ class Worker:
 
     def close(self, graceful: bool = False) -> None:
         """Stop the server. `graceful`: let it finish (it exits at the end of its input),
-        so that it is reaped by its parent and its CPU time adds up to ours."""
+        so that it is reaped by its parent and its CPU time adds up to ours. Runs still
+        in flight stay in `inflight` (their descriptors closed) for the caller."""
         proc, self.proc = self.proc, None
+        sock, self.sock = self.sock, None
+        self.ready = False
+        for run in self.inflight:
+            run.close()
+        if sock is not None:
+            sock.close()
         if proc is not None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
             if graceful:
                 try:
                     proc.wait(timeout=CLOSE_GRACE)
@@ -178,7 +248,7 @@ class Worker:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 log.warning("sandbox server %d did not exit after SIGKILL", proc.pid)
-            for f in (proc.stdout, proc.stderr):
+            for f in (proc.stdin, proc.stdout, proc.stderr):
                 try:
                     f.close()
                 except OSError:
@@ -204,6 +274,7 @@ class Worker:
 
     # -- protocol -------------------------------------------------------------------
     def _read_line(self, timeout: float) -> bytes | None:
+        """The hello line from the server's stdout."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
@@ -214,7 +285,10 @@ class Worker:
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            data = os.read(fd, 1 << 16)
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
             if not data:
                 return None
             self._buf += data
@@ -226,76 +300,234 @@ class Worker:
             self.close()
             self.start()
 
-    def send(self, program: Program, memory_mb: int | None = None) -> bool:
-        """Queue a program on the server (it runs them one by one, in order). False if
-        the server is gone; the caller restarts it and sends again. The program must
-        have passed `precheck`."""
-        job = {
-            "code": program.code,
-            "tests": program.tests,
-            "timeout": float(program.timeout),
-            "memory_mb": int(program.memory_mb),
-            "compiled": self._compiled.pop(id(program), None),
-        }
+    def submit(self, index: int, program: Program) -> None:
+        """Send a program that passed `precheck` (OSError: the server is gone; the run
+        stays in `inflight` for a resend)."""
+        run = _Run(index, program, self._compiled.pop(id(program), None))
+        self.inflight.append(run)
+        if len(self.inflight) == 1:
+            run.started = time.monotonic()
+        self._send(run)
+
+    def resend(self) -> None:
+        """A fresh server: send it every run still in flight, with fresh descriptors."""
+        if self.inflight:
+            self.inflight[0].started = time.monotonic()
+        for run in self.inflight:
+            run.close()
+            self._send(run)
+
+    def _send(self, run: _Run) -> None:
+        if self.sock is None:
+            raise OSError("sandbox server is not running")
+        p = run.program
         if self._cgroup is not None:
             # The limit must hold for every queued run: the largest of them.
-            limit = (int(memory_mb or program.memory_mb) << 20) + SERVER_ALLOWANCE
+            memory = max(int(r.program.memory_mb) for r in self.inflight)
+            limit = (memory << 20) + SERVER_ALLOWANCE
             if limit != self._memory_limit:
                 self._cgroup.set_memory(limit)
                 self._memory_limit = limit
+        run.nonce = os.urandom(16).hex()
+        payload = marshal.dumps((self._limits(p), run.prepared, p.code, p.tests, run.nonce))
+        run.out = os.memfd_create("stdout")
+        run.err = os.memfd_create("stderr")
+        run.report, report_w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(run.report, False)
+        payload_fd = os.memfd_create("payload")
         try:
-            self.proc.stdin.write((json.dumps(job) + "\n").encode())
-            self.proc.stdin.flush()
-            return True
-        except (BrokenPipeError, OSError, AttributeError):
-            return False
-
-    def receive(self, program: Program) -> Verdict | None:
-        """The verdict of the oldest queued program; None (and the server stopped) if the
-        server died or did not answer in time."""
-        started = time.monotonic()
-        ooms = self._cgroup.oom_kills() if self._cgroup is not None else 0
-        line = self._read_line(float(program.timeout) + ANSWER_GRACE)
-        if line is not None:
-            return _verdict(program.id, line)
-        alive = self.proc is not None and self.proc.poll() is None
-        oom = self._cgroup is not None and self._cgroup.oom_kills() > ooms
-        self.close()
-        if oom:
-            detail = "memory cgroup limit (the sandbox server was killed too)"
-            return Verdict(
-                id=program.id, status="oom", duration=time.monotonic() - started, detail=detail
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(payload_fd, view) :]
+            fds = [run.out, run.err, report_w, payload_fd]
+            self.sock.sendmsg(
+                [repr(float(p.timeout)).encode()],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, memoryview(bytes(_int_array(fds))))],
             )
-        return Verdict(
-            id=program.id,
-            status="error",
-            duration=time.monotonic() - started,
-            detail="sandbox server stopped answering" if alive else "sandbox server died",
+        finally:
+            os.close(report_w)
+            os.close(payload_fd)
+
+    def _limits(self, p: Program) -> tuple:
+        """The run's rlimits, computed here: in the child every object made costs a
+        copy-on-write fault, so it only makes the calls."""
+        cpu = max(1, math.ceil(float(p.timeout)))
+        mem = int(p.memory_mb) << 20
+        cfg = self._cfg
+        return (
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_AS, (mem, mem)),
+            (resource.RLIMIT_DATA, (mem, mem)),
+            (resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"])),
+            (resource.RLIMIT_NOFILE, (cfg["nofile"], cfg["nofile"])),
+            (resource.RLIMIT_CORE, (0, 0)),
+            (resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"])),
+            (resource.RLIMIT_MEMLOCK, (0, 0)),
+            (resource.RLIMIT_MSGQUEUE, (0, 0)),
         )
+
+    def answer(self, msg: bytes) -> tuple[int, Verdict]:
+        """The oldest run's verdict from the server's answer to it."""
+        run = self.inflight.popleft()
+        if self.inflight:
+            self.inflight[0].started = time.monotonic()
+        try:
+            return run.index, self._verdict(run, msg)
+        finally:
+            run.close()
+
+    def _verdict(self, run: _Run, msg: bytes) -> Verdict:
+        pid = run.program.id
+        if msg[:2] in (b"E ", b"X "):
+            detail = msg[2:].decode("utf-8", "replace")
+            return Verdict(id=pid, status="error", detail=detail)
+        try:
+            status_s, timed_out_s, duration_s = msg.split()
+            status, timed_out, duration = int(status_s), timed_out_s == b"1", float(duration_s)
+        except ValueError:
+            return Verdict(id=pid, status="error", detail="sandbox server sent a malformed answer")
+        report = _drain(run.report)
+        verdict, exit_code, detail = classify(
+            run.program, status, timed_out, report, run.nonce, self._cfg["fsize"]
+        )
+        if self._cgroup is not None:
+            kills = self._cgroup.oom_kills()
+            if kills > self.oom_seen:
+                # Even if the program then passed or ran out its time: a process of it
+                # was killed for memory, which is the more useful thing to know.
+                verdict = "oom"
+                detail = "memory cgroup limit reached; a process of the run was killed"
+                self.oom_seen = kills
+        cap = self._cfg["output_cap"]
+        return Verdict(
+            id=pid,
+            status=verdict,
+            exit_code=exit_code,
+            duration=round(duration, 6),
+            stdout=_read_capped(run.out, cap),
+            stderr=_read_capped(run.err, cap),
+            detail=detail,
+        )
+
+    def fail_oldest(self, why: str) -> tuple[int, Verdict]:
+        """The server died or stopped answering: the oldest run gets the blame (as out
+        of memory if the cgroup killed something). Call before close()."""
+        run = self.inflight.popleft()
+        run.close()
+        duration = max(0.0, time.monotonic() - run.started) if run.started else 0.0
+        if self._cgroup is not None and self._cgroup.oom_kills() > self.oom_seen:
+            detail = "memory cgroup limit (the sandbox server was killed too)"
+            return run.index, Verdict(id=run.program.id, status="oom", duration=duration, detail=detail)
+        return run.index, Verdict(id=run.program.id, status="error", duration=duration, detail=why)
+
+    def fail_all(self, detail: str) -> Iterator[tuple[int, Verdict]]:
+        while self.inflight:
+            run = self.inflight.popleft()
+            run.close()
+            yield run.index, Verdict(id=run.program.id, status="error", detail=detail)
+
+    def receive(self, timeout: float) -> bytes | None:
+        """The next answer, waiting at most `timeout` seconds (None: no answer, or the
+        server is gone)."""
+        assert self.sock is not None
+        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        if not ready:
+            return None
+        try:
+            return self.sock.recv(4096) or None
+        except OSError:
+            return None
 
     def run(self, program: Program) -> Verdict:
         early = self.precheck(program)
         if early is not None:
             return early
         self.ensure_started()
-        if not self.send(program):
+        try:
+            self.submit(0, program)
+        except OSError:
             self.close()
             self.ensure_started()
-            if not self.send(program):
-                return Verdict(id=program.id, status="error", detail="sandbox server died")
-        return self.receive(program)
+            try:
+                self.resend()
+            except OSError:
+                self.close()
+                return next(self.fail_all("sandbox server died"))[1]
+        msg = self.receive(float(program.timeout) + ANSWER_GRACE)
+        if msg is None:
+            alive = self.proc is not None and self.proc.poll() is None
+            _, v = self.fail_oldest("sandbox server stopped answering" if alive else "sandbox server died")
+            self.close()
+            return v
+        _, v = self.answer(msg)
+        if msg[:2] == b"X ":
+            self.close()
+        return v
 
-    @property
-    def oom_file(self) -> str | None:
-        return self._cgroup.oom_file if self._cgroup is not None else None
+
+def _int_array(fds: list[int]) -> bytes:
+    return b"".join(fd.to_bytes(4, "little" if _LITTLE else "big", signed=True) for fd in fds)
 
 
-def _with_oom_file(argv: list[str], oom_file: str | None) -> list[str]:
-    """The server reads the cgroup's OOM-kill count around each run (the cgroup
-    filesystem is visible read-only inside the sandbox)."""
-    cfg = json.loads(argv[-1])
-    cfg["oom_file"] = oom_file
-    return argv[:-1] + [json.dumps(cfg)]
+_LITTLE = memoryview(b"\x01\x00").cast("H")[0] == 1
+
+
+def _drain(fd: int) -> str:
+    """What the run's report pipe holds, without blocking (every process of the run is
+    gone, so nothing writes any more)."""
+    data = b""
+    try:
+        while len(data) < REPORT_CAP:
+            more = os.read(fd, 4096)
+            if not more:
+                break
+            data += more
+    except (BlockingIOError, OSError):
+        pass
+    return data.decode("utf-8", "replace")
+
+
+def _read_capped(fd: int, cap: int) -> str:
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size <= cap:
+        return os.pread(fd, size, 0).decode("utf-8", "replace")
+    half = cap // 2
+    head = os.pread(fd, half, 0).decode("utf-8", "replace")
+    tail = os.pread(fd, half, size - half).decode("utf-8", "replace")
+    return f"{head}\n... [{size - 2 * half} bytes cut] ...\n{tail}"
+
+
+def classify(
+    program: Program, status: int, timed_out: bool, report: str, nonce: str, fsize: int
+) -> tuple[str, int | None, str]:
+    """How the run ended -> (status, exit_code, detail)."""
+    if timed_out:
+        return "timeout", None, f"wall-clock limit of {float(program.timeout):g}s"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        if sig == signal.SIGXCPU:
+            return "timeout", -sig, f"CPU time limit ({name})"
+        if sig == signal.SIGXFSZ:
+            return "crashed", -sig, f"output or a file exceeded {fsize} bytes ({name})"
+        return "crashed", -sig, f"killed by {name}"
+    code = os.WEXITSTATUS(status)
+    if report.startswith("SETUP"):
+        return "error", code, report
+    if report == "OOM":
+        return "oom", code, "MemoryError"
+    if code == 0 and report == "DONE " + nonce:
+        return "passed", 0, ""
+    if code == 0:
+        return "failed", 0, "exited with status 0 before the end of the program"
+    if report.startswith("EXC "):
+        return "failed", code, report[4:]
+    if report == "EXIT early":
+        return "failed", code, "exited before the end of the program"
+    return "failed", code, f"exit status {code}"
 
 
 def _invalid(p: Program) -> str:
@@ -312,27 +544,6 @@ def _invalid(p: Program) -> str:
     return ""
 
 
-def _verdict(pid: str, line: bytes) -> Verdict:
-    """Build a Verdict from the server's answer, trusting none of its fields blindly."""
-    try:
-        r = json.loads(line)
-        status = r.get("status")
-        if status not in STATUSES:
-            raise ValueError(status)
-        exit_code = r.get("exit_code")
-        return Verdict(
-            id=pid,
-            status=status,
-            exit_code=exit_code if isinstance(exit_code, int) else None,
-            duration=float(r.get("duration") or 0.0),
-            stdout=str(r.get("stdout", ""))[: 4 * 16_384],
-            stderr=str(r.get("stderr", ""))[: 4 * 16_384],
-            detail=str(r.get("detail", ""))[:4096],
-        )
-    except (ValueError, TypeError, AttributeError):
-        return Verdict(id=pid, status="error", detail="sandbox server sent a malformed answer")
-
-
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -340,147 +551,262 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_DONE = object()
+class _Feed:
+    """Reads the programs in a thread of its own (the input may be a generator that
+    waits, e.g. on a queue) into a short buffer that the event loop takes from without
+    blocking. The thread refills the buffer in bursts, from half full to full, so that
+    the two threads hand the interpreter lock back and forth a few times per burst
+    rather than per program."""
+
+    def __init__(self, programs: Iterable[Program], capacity: int) -> None:
+        self.items: deque = deque()
+        self.capacity = capacity
+        self.low = capacity // 2
+        self.done = False  # the input is exhausted (or failed: see error)
+        self.error: BaseException | None = None
+        self.starving = False  # the loop waits on `wake` for the next program
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.wake, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(
+            target=self._run, args=(programs,), daemon=True, name="sandbox-feed"
+        )
+        self._thread.start()
+
+    def _run(self, programs: Iterable[Program]) -> None:
+        try:
+            for item in enumerate(programs):
+                with self._cond:
+                    while len(self.items) >= self.capacity and not self._stopped:
+                        self._cond.wait()
+                    if self._stopped:
+                        return
+                self.items.append(item)
+                if self.starving:
+                    self._poke()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            self.error = e
+        finally:
+            self.done = True
+            self._poke()
+
+    def _poke(self) -> None:
+        self.starving = False
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # full (the loop will look anyway) or closed (stopped)
+
+    def take(self) -> tuple[int, Program] | None:
+        try:
+            item = self.items.popleft()
+        except IndexError:
+            return None
+        if len(self.items) == self.low:
+            with self._cond:
+                self._cond.notify()
+        return item
+
+    def drained(self) -> None:
+        try:
+            while os.read(self.wake, 4096):
+                pass
+        except OSError:
+            pass
+
+    @property
+    def exhausted(self) -> bool:
+        return self.done and not self.items
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        for fd in (self.wake, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def iter_batch(
     programs: Iterable[Program], info: SandboxInfo, workers: int | None = None
 ) -> Iterator[tuple[int, Verdict]]:
-    """Yield (input index, verdict) as runs finish; every worker keeps one server busy."""
+    """Yield (input index, verdict) as runs finish; every server is kept busy.
+
+    One thread (the caller's) drives every server through select(): it compiles each
+    program, sends jobs, reads answers and watches deadlines. Only the input has a
+    thread of its own, since it may wait (e.g. on a queue).
+    """
     n = workers or default_workers()
-    jobs: queue.Queue = queue.Queue(maxsize=4 * n)
-    results: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def feed() -> None:
-        try:
-            for item in enumerate(programs):
-                while not stop.is_set():
-                    try:
-                        jobs.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        pass
-                if stop.is_set():
-                    return
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-            results.put(("exc", e))
-        finally:
-            for _ in range(n):
-                while not stop.is_set():
-                    try:
-                        jobs.put(_DONE, timeout=0.2)
-                        break
-                    except queue.Full:
-                        pass
-
-    def work(index: int) -> None:
-        w = Worker(info, index)
-        inflight: deque = deque()  # (input index, program), sent and not answered yet
-        exhausted = False
-        try:
-            while not stop.is_set():
-                # Keep PIPELINE runs queued on the server, so that it never waits for us.
-                while not exhausted and len(inflight) < PIPELINE:
-                    try:
-                        item = jobs.get() if not inflight else jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _DONE:
-                        exhausted = True
-                        break
-                    i, program = item
-                    try:
-                        early = w.precheck(program)
-                    except Exception as e:  # noqa: BLE001 - e.g. a Program with odd fields
-                        early = Verdict(
-                            id=str(program.id), status="error", detail=f"sandbox: {e!r}"
-                        )
-                    if early is not None:
-                        results.put(("ok", (i, early)))
-                        continue
-                    inflight.append(item)
-                    if not _send(w, inflight):
-                        break
-                if not inflight:
-                    if exhausted:
-                        return
-                    continue
-                i, program = inflight.popleft()
-                try:
-                    v = w.receive(program)
-                except Exception as e:  # noqa: BLE001 - one bad run must not stop the pool
-                    log.exception("sandbox worker %d failed", index)
-                    w.close()
-                    v = Verdict(id=program.id, status="error", detail=f"sandbox: {e!r}")
-                results.put(("ok", (i, v)))
-                if w.proc is None and inflight:
-                    _resend(w, inflight)
-        finally:
-            w.close(graceful=not stop.is_set() and not inflight)
-            for i, program in inflight:
-                if not stop.is_set():
-                    results.put(
-                        (
-                            "ok",
-                            (i, Verdict(id=program.id, status="error", detail="sandbox stopped")),
-                        )
-                    )
-            results.put(("end", index))
-
-    def _send(w: Worker, inflight: deque) -> bool:
-        """Send the newest in-flight program, starting the server if needed."""
-        memory = max(int(p.memory_mb) for _, p in inflight)
-        try:
-            if w.proc is None:
-                return _resend(w, inflight)
-            if w.send(inflight[-1][1], memory):
-                return True
-            w.close()
-            return _resend(w, inflight)
-        except SandboxStartError as e:
-            _fail_all(inflight, f"sandbox: {e}")
-            return False
-
-    def _resend(w: Worker, inflight: deque) -> bool:
-        """A new server has an empty queue: send it everything still in flight."""
-        try:
-            w.ensure_started()
-            memory = max(int(p.memory_mb) for _, p in inflight)
-            if all(w.send(p, memory) for _, p in inflight):
-                return True
-            w.close()
-            _fail_all(inflight, "sandbox server died")
-        except SandboxStartError as e:
-            _fail_all(inflight, f"sandbox: {e}")
-        return False
-
-    def _fail_all(inflight: deque, detail: str) -> None:
-        while inflight:
-            i, p = inflight.popleft()
-            results.put(("ok", (i, Verdict(id=p.id, status="error", detail=detail))))
-
-    threads = [threading.Thread(target=feed, daemon=True, name="sandbox-feed")]
-    threads += [
-        threading.Thread(target=work, args=(k,), daemon=True, name=f"sandbox-{k}") for k in range(n)
-    ]
-    for t in threads:
-        t.start()
-    ended = 0
+    feed = _Feed(programs, capacity=4 * n)
+    pool = [Worker(info, k) for k in range(n)]
+    finished = False
     try:
-        while ended < n:
-            kind, value = results.get()
-            if kind == "ok":
-                yield value
-            elif kind == "end":
-                ended += 1
-            else:
-                raise value
+        yield from _drive(pool, feed)
+        finished = True
     finally:
-        stop.set()
-        # Unblock workers waiting for jobs so that they close their servers.
-        for _ in range(n):
+        feed.stop()
+        if finished:
+            # Every server ends at the end of its input, all together: reaped by their
+            # parents, their CPU time adds up to ours.
+            for w in pool:
+                if w.sock is not None:
+                    w.sock.shutdown(socket.SHUT_WR)
+        for w in pool:
+            w.close(graceful=finished)
+
+
+def _drive(pool: list[Worker], feed: _Feed) -> Iterator[tuple[int, Verdict]]:
+    while True:
+        yield from _hand_out(pool, feed)
+        if feed.error is not None:
+            raise feed.error
+        if feed.exhausted and not any(w.inflight for w in pool):
+            return
+        readers = {}
+        for w in pool:
+            if w.proc is not None:
+                fd = w.sock.fileno() if w.ready else w.proc.stdout.fileno()
+                readers[fd] = w
+        starving = False
+        if not feed.done and not feed.items and any(len(w.inflight) < PIPELINE for w in pool):
+            feed.starving = True  # the feed thread writes to feed.wake when it has more
+            if feed.items or feed.done:  # it came while we said so
+                continue
+            starving = True
+        now = time.monotonic()
+        deadlines = [_deadline(w) for w in pool if w.inflight]
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        watch = list(readers) + ([feed.wake] if starving else [])
+        ready, _, _ = select.select(watch, [], [], timeout)
+        for fd in ready:
+            if fd == feed.wake:
+                feed.drained()
+                continue
+            w = readers[fd]
+            if w.proc is None:  # replaced while we handled another descriptor
+                continue
+            yield from (_read_answers(w) if w.ready else _read_hello(w))
+        now = time.monotonic()
+        for w in pool:
+            if w.inflight and _deadline(w) <= now:
+                if w.ready:
+                    yield from _server_failed(w, "sandbox server stopped answering")
+                else:
+                    yield from _start_failed(w, None)
+
+
+def _deadline(w: Worker) -> float:
+    if not w.ready:
+        return w.deadline  # for the hello
+    return w.inflight[0].started + float(w.inflight[0].program.timeout) + ANSWER_GRACE
+
+
+def _hand_out(pool: list[Worker], feed: _Feed) -> Iterator[tuple[int, Verdict]]:
+    """Give every server up to PIPELINE programs (the next starts while we read the
+    last answer); programs answered without a run (syntax errors) come out here."""
+    for w in pool:
+        while len(w.inflight) < PIPELINE:
+            item = feed.take()
+            if item is None:
+                return
+            i, program = item
             try:
-                jobs.put_nowait(_DONE)
-            except queue.Full:
-                break
+                early = w.precheck(program)
+            except Exception as e:  # noqa: BLE001 - e.g. a Program with odd fields
+                early = Verdict(id=str(program.id), status="error", detail=f"sandbox: {e!r}")
+            if early is not None:
+                yield i, early
+                continue
+            if w.proc is None:
+                try:
+                    _launch(w)
+                except SandboxStartError as e:
+                    w._compiled.pop(id(program), None)
+                    yield i, Verdict(id=program.id, status="error", detail=f"sandbox: {e}")
+                    continue
+            try:
+                w.submit(i, program)
+            except OSError:
+                yield from _server_failed(w, "sandbox server died")
+
+
+def _launch(w: Worker) -> None:
+    try:
+        w.launch()
+    except SandboxStartError:
+        w.close()
+        raise
+    w.deadline = time.monotonic() + START_TIMEOUT
+    os.set_blocking(w.proc.stdout.fileno(), False)
+
+
+def _read_hello(w: Worker) -> Iterator[tuple[int, Verdict]]:
+    try:
+        data = os.read(w.proc.stdout.fileno(), 1 << 16)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:
+        yield from _start_failed(w, None)
+        return
+    w._buf += data
+    if b"\n" in w._buf:
+        line, _, w._buf = w._buf.partition(b"\n")
+        yield from _start_failed(w, line)
+    elif len(w._buf) > MAX_LINE:
+        yield from _start_failed(w, None)
+
+
+def _start_failed(w: Worker, line: bytes | None) -> Iterator[tuple[int, Verdict]]:
+    """The hello line (None: none came); a bad one fails the runs sent to this server."""
+    try:
+        w.greet(line)
+    except SandboxStartError as e:
+        yield from w.fail_all(f"sandbox: {e}")
+        return
+    if w.inflight:
+        w.inflight[0].started = time.monotonic()
+
+
+def _read_answers(w: Worker) -> Iterator[tuple[int, Verdict]]:
+    while w.sock is not None:
+        try:
+            msg = w.sock.recv(4096, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            msg = b""
+        if not msg:
+            yield from _server_failed(w, "sandbox server died")
+            return
+        if not w.inflight:  # an answer nobody asked for: not a server to trust
+            w.close()
+            return
+        yield w.answer(msg)
+        if msg[:2] == b"X ":  # the server ends after this answer: a fresh one for the rest
+            yield from _restart(w)
+            return
+
+
+def _server_failed(w: Worker, why: str) -> Iterator[tuple[int, Verdict]]:
+    """The oldest run gets the blame; the server is replaced and the rest resent."""
+    if w.inflight:
+        yield w.fail_oldest(why)
+    yield from _restart(w)
+
+
+def _restart(w: Worker) -> Iterator[tuple[int, Verdict]]:
+    w.close()
+    if not w.inflight:
+        return
+    try:
+        _launch(w)
+        w.resend()
+    except SandboxStartError as e:
+        yield from w.fail_all(f"sandbox: {e}")
+    except OSError:
+        w.close()
+        yield from w.fail_all("sandbox server died")

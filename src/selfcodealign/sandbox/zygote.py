@@ -8,21 +8,29 @@ be readable by the sandbox uid).
 Life of the server:
 1. optional setup as root: private read-only mounts (``unshare`` mode), then drop to an
    unprivileged uid with no capabilities, an empty bounding set and no_new_privs;
-2. import common modules once so that every run starts warm;
-3. for each job line on the protocol input: fork a fresh child that runs ``code`` then
-   ``tests`` under rlimits; wait with a wall-clock deadline; kill every process the run
-   left behind; wipe the writable directory; answer one JSON line.
+2. import common modules once so that every run starts warm; say hello on stdout;
+3. for each job on the jobs socket (a timeout, and four descriptors the host made: the
+   run's stdout and stderr files, its report pipe, and its payload, which holds the
+   compiled program and its rlimits): fork a fresh child that runs it; wait with a
+   wall-clock deadline; kill every process the run left behind; wipe the writable
+   directory; answer with the wait status, whether the deadline passed, and the duration.
+
+The server does as little as it can between two forks: every page it writes then was
+made copy-on-write by the last fork and costs a page fault (1.5-2.5 us each on the
+development VM, ~200 of them per run when the server also read outputs, classified and
+wrote JSON). Reading outputs and the report and classifying are the host's (pool.py).
 
 The child is forked, never exec'd, so whatever it patches (modules, environment, cwd)
 dies with it. The server is non-dumpable so its same-uid children can neither ptrace it
 nor open its file descriptors through /proc; in a PID namespace it is PID 1, which its
-children cannot kill.
+children cannot kill or stop.
 """
 
+import _socket
 import ctypes
 import errno
 import json
-import math
+import marshal
 import os
 import resource
 import select
@@ -283,52 +291,10 @@ class _PrivateIpc:
             raise _LeftBehind(f"SysV {kind} objects left after removal")
 
 
-def _drain(fd, data):
-    """Add what the pipe holds now to `data`, without blocking: a process the run left
-    behind (killed after this) may still hold the write end open."""
-    os.set_blocking(fd, False)
-    try:
-        while len(data) < 8192:
-            more = os.read(fd, 4096)
-            if not more:
-                break
-            data += more
-    except BlockingIOError:
-        pass
-    return data
-
-
-def _read_capped(fd, cap):
-    size = os.lseek(fd, 0, os.SEEK_END)  # an int; fstat would build a stat_result
-    if size <= cap:
-        data = os.pread(fd, size, 0)
-        return data.decode("utf-8", "replace")
-    half = cap // 2
-    head = os.pread(fd, half, 0).decode("utf-8", "replace")
-    tail = os.pread(fd, half, size - half).decode("utf-8", "replace")
-    return f"{head}\n... [{size - 2 * half} bytes cut] ...\n{tail}"
-
-
-def _run_limits(job, cfg):
-    """The run's rlimits, computed in the server before the fork: in the child, every
-    object made or touched costs a copy-on-write page fault, so it only makes the calls."""
-    cpu = max(1, math.ceil(float(job["timeout"])))
-    mem = int(job["memory_mb"]) << 20
-    return (
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_AS, (mem, mem)),
-        (resource.RLIMIT_DATA, (mem, mem)),
-        (resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"])),
-        (resource.RLIMIT_NOFILE, (cfg["nofile"], cfg["nofile"])),
-        (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"])),
-        (resource.RLIMIT_MEMLOCK, (0, 0)),
-        (resource.RLIMIT_MSGQUEUE, (0, 0)),
-    )
-
-
-def _child(limits, rundir, out_fd, err_fd, report_w, program):
-    """In the forked child: isolate further, then run the program. Never returns."""
+def _child(fds, rundir):
+    """In the forked child: take the run's descriptors and payload, isolate further,
+    then run the program. Never returns."""
+    out_fd, err_fd, report_w, payload_fd = fds
     try:
         os.setsid()
         devnull = os.open("/dev/null", os.O_RDONLY)
@@ -336,7 +302,9 @@ def _child(limits, rundir, out_fd, err_fd, report_w, program):
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         os.dup2(report_w, 3)
+        payload = os.pread(payload_fd, os.lseek(payload_fd, 0, os.SEEK_END), 0)
         os.closerange(4, 1 << 16)
+        limits, prepared, code, tests, nonce = marshal.loads(payload)
         # All of them, every run, in the child: a run shares the server's uid, so it can
         # change the server's own limits (prlimit); limits set once in the server could
         # reach the runs after it.
@@ -349,14 +317,12 @@ def _child(limits, rundir, out_fd, err_fd, report_w, program):
             os.write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
         finally:
             os._exit(121)
-    sys.modules["__sandbox_runner__"].run(*program)
+    sys.modules["__sandbox_runner__"].run(prepared, code, tests, nonce)
 
 
 RUNNER = r"""
 import ast as _ast
-import binascii as _binascii
 import builtins as _builtins
-import marshal as _marshal
 import os as _os
 import sys as _sys
 import traceback as _traceback
@@ -453,7 +419,7 @@ def _exits_from_last_statement(exc, final):
     return all(any(a in c.co_filename for a in allowed) for c in frames[2:])
 
 
-def run(compiled_b64, code, tests, nonce):
+def run(prepared, code, tests, nonce):
     # In the child: run the program and report how it ended on fd 3. Never returns.
     _write, _exit, exec_ = _os.write, _os._exit, _builtins.exec
 
@@ -471,11 +437,9 @@ def run(compiled_b64, code, tests, nonce):
                 pass
 
     try:
-        if compiled_b64 is not None:
-            # Compiled by the host (see compiling.py): unmarshalling touches far fewer
-            # copy-on-write pages than compiling here would.
-            prepared = _marshal.loads(_binascii.a2b_base64(compiled_b64))
-        else:
+        # Compiled by the host (see compiling.py) unless too large: unmarshalling it
+        # touched far fewer copy-on-write pages than compiling here would.
+        if prepared is None:
             prepared = prepare(code, tests)
     except BaseException as e:
         _traceback.print_exception(type(e), e, e.__traceback__.tb_next)
@@ -535,142 +499,60 @@ def run(compiled_b64, code, tests, nonce):
 """
 
 
-def _classify(job, status, timed_out, report, nonce, fsize):
-    """Turn how the child ended into (status, exit_code, detail)."""
-    if timed_out:
-        return "timeout", None, f"wall-clock limit of {job['timeout']:g}s"
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        if sig == signal.SIGXCPU:
-            return "timeout", -sig, f"CPU time limit ({name})"
-        if sig == signal.SIGXFSZ:
-            return "crashed", -sig, f"output or a file exceeded {fsize} bytes ({name})"
-        return "crashed", -sig, f"killed by {name}"
-    code = os.WEXITSTATUS(status)
-    if report.startswith("SETUP"):
-        return "error", code, report
-    if report == "OOM":
-        return "oom", code, "MemoryError"
-    if code == 0 and report == "DONE " + nonce:
-        return "passed", 0, ""
-    if code == 0:
-        return "failed", 0, "exited with status 0 before the end of the program"
-    if report.startswith("EXC "):
-        return "failed", code, report[4:]
-    if report == "EXIT early":
-        return "failed", code, "exited before the end of the program"
-    return "failed", code, f"exit status {code}"
-
-
-class _OomKills:
-    """The memory cgroup's OOM-kill counter, read through one descriptor, once per run:
-    when a run ends every process of it has been reaped, so until the next fork the
-    server is alone in the cgroup (and if it were killed for memory, nobody would be
-    left to answer). The count at one run's end is therefore the next run's start."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDONLY) if path else None
-        self.seen = self.count()
-
-    def count(self):
-        if self.fd is None:
-            return 0
-        try:
-            data = os.pread(self.fd, 4096, 0)
-            i = data.index(b"oom_kill ")
-            return int(data[i + 9 :].split(None, 1)[0])
-        except (OSError, ValueError):
-            return 0
-
-    def new_since_last(self):
-        """Whether a process was killed for memory since the last call (or start)."""
-        before, self.seen = self.seen, self.count()
-        return self.seen > before
-
-
-def _run_one(job, cfg, base, ooms, ipc):
+def _run_one(timeout, fds, cfg, base, ipc):
     rundir = os.path.join(base, "run")
     try:
-        os.mkdir(rundir, 0o700)
-    except FileExistsError:  # normally emptied after each run; not if that failed
-        _wipe(base)
-        os.mkdir(rundir, 0o700)
-    # Fresh each run: an open file description is shared with the child, which could
-    # change its flags or owner for the runs after it.
-    out_fd = os.memfd_create("stdout")
-    err_fd = os.memfd_create("stderr")
-    report_r, report_w = os.pipe()
-    nonce = os.urandom(16).hex()
-    limits = _run_limits(job, cfg)
-    program = (job.get("compiled"), job["code"], job["tests"], nonce)
-    start = time.monotonic()
-    # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
-    # hooks of the preloaded modules (threading, random, logging) touch enough of the
-    # heap to double the cost of a run through copy-on-write faults.
-    pid = _libc.fork()
-    if pid < 0:
-        raise OSError(ctypes.get_errno(), "fork failed")
-    if pid == 0:
         try:
-            _child(limits, rundir, out_fd, err_fd, report_w, program)
-        finally:
-            os._exit(122)
-    os.close(report_w)
+            os.mkdir(rundir, 0o700)
+        except FileExistsError:  # normally emptied after each run; not if that failed
+            _wipe(base)
+            os.mkdir(rundir, 0o700)
+        start = time.monotonic()
+        # libc's fork, not os.fork: the server is single-threaded, and CPython's
+        # after-fork hooks of the preloaded modules (threading, random, logging) touch
+        # enough of the heap to double the cost of a run through copy-on-write faults.
+        pid = _libc.fork()
+        if pid < 0:
+            raise OSError(ctypes.get_errno(), "fork failed")
+        if pid == 0:
+            try:
+                _child(fds, rundir)
+            finally:
+                os._exit(122)
+    finally:
+        for fd in fds:  # the run's and the host's now: no end of file while we held one
+            os.close(fd)
     pidfd = os.pidfd_open(pid)
-    deadline = start + float(job["timeout"])
-    report = b""
-    watch = [pidfd, report_r]
-    timed_out = False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select(watch, [], [], remaining)
-        if report_r in ready:
-            data = os.read(report_r, 4096)
-            if data and len(report) < 8192:
-                report += data
-            elif not data:
-                watch.remove(report_r)
-        if pidfd in ready:
-            break
+    timed_out = not select.select([pidfd], [], [], timeout)[0]
     if timed_out:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     duration = time.monotonic() - start
-    if report_r in watch:  # no end of file seen yet: what is there now, without blocking
-        report = _drain(report_r, report)
-    _kill_all(cfg["pid_ns_init"])
-    os.close(report_r)
     os.close(pidfd)
-    verdict, exit_code, detail = _classify(
-        job, status, timed_out, report.decode("utf-8", "replace"), nonce, cfg["fsize"]
-    )
-    if ooms.new_since_last():
-        # Even if the program then passed or ran out its time: a process of it was
-        # killed for memory, which is the more useful thing to know.
-        verdict, detail = "oom", "memory cgroup limit reached; a process of the run was killed"
-
-    result = {
-        "status": verdict,
-        "exit_code": exit_code,
-        "duration": round(duration, 6),
-        "stdout": _read_capped(out_fd, cfg["output_cap"]),
-        "stderr": _read_capped(err_fd, cfg["output_cap"]),
-        "detail": detail,
-        "signaled": os.WIFSIGNALED(status),
-    }
-    os.close(out_fd)
-    os.close(err_fd)
+    _kill_all(cfg["pid_ns_init"])
     _wipe_run(base, rundir)
     if ipc is not None:
         ipc.clean()
-    return result
+    return b"%d %d %.6f" % (status, timed_out, duration)
+
+
+def _job(sock):
+    """The next job: (timeout, [stdout, stderr, report, payload] descriptors), or None
+    at the end of the host's input."""
+    msg, anc, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(8 * 4))
+    fds = []
+    for level, kind, data in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
+    if not msg:
+        for fd in fds:
+            os.close(fd)
+        return None
+    if len(fds) != 4 or flags & _socket.MSG_CTRUNC:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a job needs exactly four descriptors")
+    return float(msg), fds
 
 
 def _warm_up():
@@ -761,25 +643,26 @@ def main():
 
     gc.collect()
     gc.freeze()
-    ooms = _OomKills(cfg.get("oom_file"))
     # Without private namespaces (rlimits mode) /dev/shm and SysV IPC are the host's:
     # not ours to empty (docs/sandbox.md).
     ipc = _PrivateIpc() if cfg.get("private_ipc") else None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, cfg["jobs_fd"])
     hello = {"hello": _identity(), "workdir": base}
     proto_out.write(json.dumps(hello).encode() + b"\n")
     proto_out.flush()
+    proto_out.close()
+    proto_in.close()
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
-    for line in proto_in:
-        if not line.strip():
-            continue
-        job = json.loads(line)
+    while True:
         unclean = None
         try:
-            result = _run_one(job, cfg, base, ooms, ipc)
+            job = _job(sock)
+            if job is None:
+                return
+            answer = _run_one(*job, cfg, base, ipc)
         except Exception as e:  # noqa: BLE001 - the server itself must keep answering
             _kill_all(cfg["pid_ns_init"])
-            ooms.new_since_last()  # kills of the failed run are not the next run's
             try:
                 _wipe(base)
             except OSError:
@@ -791,9 +674,10 @@ def main():
                     ipc.clean()
                 except Exception as left:  # noqa: BLE001
                     unclean = left
-            result = {"status": "error", "detail": f"sandbox server: {type(e).__name__}: {e}"}
-        proto_out.write(json.dumps(result).encode() + b"\n")
-        proto_out.flush()
+            # "E": this run failed in the server; "X": and the server ends after it.
+            answer = ("X" if unclean else "E") + f" sandbox server: {type(e).__name__}: {e}"
+            answer = answer.encode("utf-8", "replace")[:4000]
+        sock.send(answer)
         if unclean is not None:
             # The next run would see what this one left: end here, and the host starts
             # a fresh server in fresh namespaces.
