@@ -383,7 +383,8 @@ class Worker:
             return Verdict(id=pid, status="error", detail=detail)
         try:
             status_s, timed_out_s, duration_s = msg.split()
-            status, timed_out, duration = int(status_s), timed_out_s == b"1", float(duration_s)
+            status, timed_out = int(status_s), timed_out_s == b"1"
+            duration = int(duration_s) / 1e6  # microseconds
         except ValueError:
             return Verdict(id=pid, status="error", detail="sandbox server sent a malformed answer")
         report = _drain(run.report)

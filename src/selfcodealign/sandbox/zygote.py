@@ -36,6 +36,7 @@ import resource
 import select
 import signal
 import stat
+import struct
 import sys
 import time
 
@@ -220,19 +221,6 @@ def _wipe(path):
             os.rmdir(p)
         else:
             os.unlink(p)
-
-
-def _wipe_run(base, rundir):
-    """After a run: empty `base`. Most runs leave nothing but their empty run directory,
-    which one rmdir removes; anything else (files, a non-empty or replaced run
-    directory, an unreadable base) goes through _wipe."""
-    try:
-        if os.listdir(base) == ["run"]:
-            os.rmdir(rundir)
-            return
-    except OSError:
-        pass
-    _wipe(base)
 
 
 IPC_RMID = 0
@@ -499,60 +487,115 @@ def run(prepared, code, tests, nonce):
 """
 
 
-def _run_one(timeout, fds, cfg, base, ipc):
+def _serve(sock, cfg, base, ipc):
+    """Run jobs until the host closes the socket. This loop is all the server does
+    between two forks, and each page it writes then costs a fault, so the usual path is
+    one function with what it calls bound to locals; anything unusual (processes left
+    behind, files left, a bad job) goes to the general helpers."""
     rundir = os.path.join(base, "run")
-    try:
+    pid_ns_init = cfg["pid_ns_init"]
+    recvmsg, send = sock.recvmsg, sock.send
+    anc_size = _socket.CMSG_SPACE(8 * 4)
+    sol_socket, scm_rights = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
+    unpack_4i = struct.Struct("4i").unpack
+    ctrunc = _socket.MSG_CTRUNC
+    # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
+    # hooks of the preloaded modules (threading, random, logging) touch enough of the
+    # heap to double the cost of a run through copy-on-write faults.
+    fork, kill_c = _libc.fork, _libc.kill
+    mkdir, rmdir, listdir, close, pread = os.mkdir, os.rmdir, os.listdir, os.close, os.pread
+    pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
+    wait_for = select.select
+    now = time.monotonic_ns
+    shm = ipc.shm if ipc is not None else None
+    sysv = ipc.fds if ipc is not None else ()
+    while True:
+        fds = ()
+        unclean = None
         try:
-            os.mkdir(rundir, 0o700)
-        except FileExistsError:  # normally emptied after each run; not if that failed
-            _wipe(base)
-            os.mkdir(rundir, 0o700)
-        start = time.monotonic()
-        # libc's fork, not os.fork: the server is single-threaded, and CPython's
-        # after-fork hooks of the preloaded modules (threading, random, logging) touch
-        # enough of the heap to double the cost of a run through copy-on-write faults.
-        pid = _libc.fork()
-        if pid < 0:
-            raise OSError(ctypes.get_errno(), "fork failed")
-        if pid == 0:
+            msg, anc, flags, _ = recvmsg(64, anc_size)
+            fds = []
+            for level, kind, data in anc:
+                if level == sol_socket and kind == scm_rights:
+                    fds += unpack_4i(data) if len(data) == 16 else _ints(data)
+            if not msg:
+                for fd in fds:
+                    close(fd)
+                return
+            if len(fds) != 4 or flags & ctrunc:
+                raise ValueError("a job needs exactly four descriptors")
+            timeout = float(msg)
             try:
-                _child(fds, rundir)
-            finally:
-                os._exit(122)
-    finally:
-        for fd in fds:  # the run's and the host's now: no end of file while we held one
-            os.close(fd)
-    pidfd = os.pidfd_open(pid)
-    timed_out = not select.select([pidfd], [], [], timeout)[0]
-    if timed_out:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    duration = time.monotonic() - start
-    os.close(pidfd)
-    _kill_all(cfg["pid_ns_init"])
-    _wipe_run(base, rundir)
-    if ipc is not None:
-        ipc.clean()
-    return b"%d %d %.6f" % (status, timed_out, duration)
+                mkdir(rundir, 0o700)
+            except FileExistsError:  # normally emptied after each run; not if that failed
+                _wipe(base)
+                mkdir(rundir, 0o700)
+            start = now()
+            pid = fork()
+            if pid == 0:
+                try:
+                    _child(fds, rundir)
+                finally:
+                    os._exit(122)
+            for fd in fds:  # the run's and the host's now: no end of file while we held one
+                close(fd)
+            fds = ()
+            if pid < 0:
+                raise OSError(ctypes.get_errno(), "fork failed")
+            pidfd = pidfd_open(pid)
+            timed_out = not wait_for((pidfd,), (), (), timeout)[0]
+            if timed_out:
+                kill(pid, 9)
+            status = waitpid(pid, 0)[1]
+            duration = now() - start
+            close(pidfd)
+            # As PID 1, kill(-1) signals every other process of the namespace; ESRCH
+            # (-1 here) says there is none, not even a zombie, so nothing is left.
+            if not pid_ns_init or kill_c(-1, 9) == 0:
+                _kill_all(pid_ns_init)
+            try:
+                rmdir(rundir)
+                left = listdir(base)
+            except OSError:
+                left = True
+            if left:
+                _wipe(base)
+            if shm is not None and listdir(shm):
+                _wipe(shm)
+            for kind, fd, header in sysv:
+                if len(pread(fd, header + 1, 0)) > header:
+                    ipc._remove_all(kind, fd, header)
+            answer = b"%d %d %d" % (status, timed_out, duration // 1000)
+        except Exception as e:  # noqa: BLE001 - the server itself must keep answering
+            for fd in fds:
+                try:
+                    close(fd)
+                except OSError:
+                    pass
+            _kill_all(pid_ns_init)
+            try:
+                _wipe(base)
+            except OSError:
+                pass
+            if ipc is not None:
+                # Nothing checks /dev/shm or SysV IPC before a run: if they cannot be
+                # emptied now, this server must not take another one.
+                try:
+                    ipc.clean()
+                except Exception as left_behind:  # noqa: BLE001
+                    unclean = left_behind
+            # "E": this run failed in the server; "X": and the server ends after it.
+            answer = ("X" if unclean else "E") + f" sandbox server: {type(e).__name__}: {e}"
+            answer = answer.encode("utf-8", "replace")[:4000]
+        send(answer)
+        if unclean is not None:
+            # The next run would see what this one left: end here, and the host starts
+            # a fresh server in fresh namespaces.
+            raise SystemExit(f"sandbox server: {unclean}")
 
 
-def _job(sock):
-    """The next job: (timeout, [stdout, stderr, report, payload] descriptors), or None
-    at the end of the host's input."""
-    msg, anc, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(8 * 4))
-    fds = []
-    for level, kind, data in anc:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds += memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
-    if not msg:
-        for fd in fds:
-            os.close(fd)
-        return None
-    if len(fds) != 4 or flags & _socket.MSG_CTRUNC:
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("a job needs exactly four descriptors")
-    return float(msg), fds
+def _ints(data):
+    return memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
 
 
 def _warm_up():
@@ -654,34 +697,7 @@ def main():
     proto_in.close()
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
-    while True:
-        unclean = None
-        try:
-            job = _job(sock)
-            if job is None:
-                return
-            answer = _run_one(*job, cfg, base, ipc)
-        except Exception as e:  # noqa: BLE001 - the server itself must keep answering
-            _kill_all(cfg["pid_ns_init"])
-            try:
-                _wipe(base)
-            except OSError:
-                pass
-            if ipc is not None:
-                # Nothing checks /dev/shm or SysV IPC before a run: if they cannot be
-                # emptied now, this server must not take another one.
-                try:
-                    ipc.clean()
-                except Exception as left:  # noqa: BLE001
-                    unclean = left
-            # "E": this run failed in the server; "X": and the server ends after it.
-            answer = ("X" if unclean else "E") + f" sandbox server: {type(e).__name__}: {e}"
-            answer = answer.encode("utf-8", "replace")[:4000]
-        sock.send(answer)
-        if unclean is not None:
-            # The next run would see what this one left: end here, and the host starts
-            # a fresh server in fresh namespaces.
-            raise SystemExit(f"sandbox server: {unclean}")
+    _serve(sock, cfg, base, ipc)
 
 
 if __name__ == "__main__":
