@@ -66,6 +66,8 @@ PRELOAD = (
 ).split()
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_devnull = -1  # the server's /dev/null, for the runs' stdin
 
 
 def _prctl(option, arg):
@@ -281,33 +283,28 @@ class _PrivateIpc:
             raise _LeftBehind(f"SysV {kind} objects left after removal")
 
 
-def _child(fds, rundir):
-    """In the forked child: take the run's descriptors and payload, isolate further,
-    then run the program. Never returns."""
-    out_fd, err_fd, report_w, payload_fd = fds
+def _child(fds, rundir, limits, prepared, main, nonce):
+    """In the forked child: take the run's descriptors, isolate further, then run the
+    program (unmarshalled and given its __main__ by the server). Never returns."""
     try:
         os.setsid()
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        os.dup2(report_w, 3)
-        payload = os.pread(payload_fd, os.lseek(payload_fd, 0, os.SEEK_END), 0)
+        os.dup2(_devnull, 0)
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+        os.dup2(fds[2], 3)
         os.closerange(4, 1 << 16)
-        limits, prepared, code, tests, nonce = marshal.loads(payload)
         # All of them, every run, in the child: a run shares the server's uid, so it can
         # change the server's own limits (prlimit); limits set once in the server could
         # reach the runs after it.
         for which, value in limits:
             resource.setrlimit(which, value)
         os.chdir(rundir)
-        sys.path.insert(0, rundir)  # the rest of the run's state is set in _serve_runs
     except BaseException as e:  # noqa: BLE001 - report any setup failure as an error
         try:
             os.write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
         finally:
             os._exit(121)
-    sys.modules["__sandbox_runner__"].run(prepared, code, tests, nonce)
+    sys.modules["__sandbox_runner__"].run(prepared, main, nonce)
 
 
 RUNNER = r"""
@@ -409,9 +406,22 @@ def _exits_from_last_statement(exc, final):
     return all(any(a in c.co_filename for a in allowed) for c in frames[2:])
 
 
-def run(prepared, code, tests, nonce):
+def make_main(code, tests):
+    # A real __main__ module, as when the program is run as a script: unittest.main(),
+    # pickle and dataclasses look the program's classes up there. Made by the server
+    # before the fork (every object the child makes costs it a copy-on-write fault).
+    main = _types.ModuleType("__main__")
+    ns = main.__dict__
+    ns["__builtins__"] = _builtins
+    ns["__file__"] = "main.py"
+    ns["__loader__"] = _Source(code, tests)
+    return main
+
+
+def run(prepared, main, nonce):
     # In the child: run the program and report how it ended on fd 3. Never returns.
     _write, _exit, exec_ = _os.write, _os._exit, _builtins.exec
+    ns = main.__dict__
 
     def report(msg):
         try:
@@ -430,7 +440,8 @@ def run(prepared, code, tests, nonce):
         # Compiled by the host (see compiling.py) unless too large: unmarshalling it
         # touched far fewer copy-on-write pages than compiling here would.
         if prepared is None:
-            prepared = prepare(code, tests)
+            source = ns["__loader__"]
+            prepared = prepare(source.code, source.tests)
     except BaseException as e:
         _traceback.print_exception(type(e), e, e.__traceback__.tb_next)
         flush()
@@ -438,14 +449,6 @@ def run(prepared, code, tests, nonce):
         _exit(1)
     compiled, final = prepared
 
-    # A real __main__ module, as when the program is run as a script: unittest.main(),
-    # pickle and dataclasses look the program's classes up there.
-    main = _types.ModuleType("__main__")
-    ns = main.__dict__
-    ns["__builtins__"] = _builtins
-    ns["__file__"] = "main.py"
-    ns["__loader__"] = _Source(code, tests)
-    _sys.modules["__main__"] = main
     at_end = False
     try:
         for c in compiled:
@@ -504,7 +507,12 @@ def _serve(sock, cfg, base, ipc):
     # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
     # hooks of the preloaded modules (threading, random, logging) touch enough of the
     # heap to double the cost of a run through copy-on-write faults.
-    fork, kill_c = _libc.fork, _libc.kill
+    # Through PyDLL, which keeps the interpreter lock: the child does not take it back
+    # (writing the lock's state) on its way out of the call.
+    fork, kill_c = _pylibc.fork, _libc.kill
+    loads, lseek = marshal.loads, os.lseek
+    modules, path = sys.modules, sys.path
+    make_main = sys.modules["__sandbox_runner__"].make_main
     mkdir, rmdir, listdir, close, pread = os.mkdir, os.rmdir, os.listdir, os.close, os.pread
     pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
     wait_for = select.select
@@ -527,18 +535,27 @@ def _serve(sock, cfg, base, ipc):
             if len(fds) != 4 or flags & ctrunc:
                 raise ValueError("a job needs exactly four descriptors")
             timeout = float(msg)
+            # Unmarshalled here, not in the child: the objects it makes land on pages
+            # this process owns alone once the last run has ended (a cheap fault each),
+            # where in the child each page costs a copy (~5 us on the development VM).
+            payload = fds[3]
+            limits, prepared, code, tests, nonce = loads(pread(payload, lseek(payload, 0, 2), 0))
+            main = make_main(code, tests)
             try:
                 mkdir(rundir, 0o700)
             except FileExistsError:  # normally emptied after each run; not if that failed
                 _wipe(base)
                 mkdir(rundir, 0o700)
+            modules["__main__"] = main
+            path.insert(0, rundir)  # only while forking: this process imports nothing
             start = now()
             pid = fork()
             if pid == 0:
                 try:
-                    _child(fds, rundir)
+                    _child(fds, rundir, limits, prepared, main, nonce)
                 finally:
                     os._exit(122)
+            del path[0]
             for fd in fds:  # the run's and the host's now: no end of file while we held one
                 close(fd)
             fds = ()
@@ -550,6 +567,8 @@ def _serve(sock, cfg, base, ipc):
                 kill(pid, 9)
             status = waitpid(pid, 0)[1]
             duration = now() - start
+            # Dropped only now: freeing them while the run lived would copy their pages.
+            limits = prepared = main = code = tests = None
             close(pidfd)
             # As PID 1, kill(-1) signals every other process of the namespace; ESRCH
             # (-1 here) says there is none, not even a zombie, so nothing is left.
@@ -639,7 +658,8 @@ def main():
     # Protocol channels move to high fds; 0-2 become /dev/null so that no run inherits them.
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open("/dev/null", os.O_RDWR)
+    global _devnull
+    devnull = _devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1):
         os.dup2(devnull, fd)
     if cfg.get("setup_mounts"):
