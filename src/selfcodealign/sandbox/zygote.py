@@ -283,28 +283,72 @@ class _PrivateIpc:
             raise _LeftBehind(f"SysV {kind} objects left after removal")
 
 
-def _child(fds, rundir, limits, prepared, main, nonce):
-    """In the forked child: take the run's descriptors, isolate further, then run the
-    program (unmarshalled and given its __main__ by the server). Never returns."""
-    try:
-        os.setsid()
-        os.dup2(_devnull, 0)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        os.dup2(fds[2], 3)
-        os.closerange(4, 1 << 16)
-        # All of them, every run, in the child: a run shares the server's uid, so it can
-        # change the server's own limits (prlimit); limits set once in the server could
-        # reach the runs after it.
-        for which, value in limits:
-            resource.setrlimit(which, value)
-        os.chdir(rundir)
-    except BaseException as e:  # noqa: BLE001 - report any setup failure as an error
+def _child_starter(rundir):
+    """What the forked child runs, with every call it makes bound here, in the server:
+    a module attribute looked up in the child writes the lookup cache and so costs a
+    copy-on-write fault, in every run."""
+    setsid, dup2, closerange, setrlimit, chdir = (
+        os.setsid, os.dup2, os.closerange, resource.setrlimit, os.chdir
+    )
+    write, _exit, devnull = os.write, os._exit, _devnull
+    run = sys.modules["__sandbox_runner__"].run
+
+    def start(fds, limits, prepared, main, nonce):
+        """Take the run's descriptors, isolate further, then run the program
+        (unmarshalled and given its __main__ by the server). Never returns."""
         try:
-            os.write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
-        finally:
-            os._exit(121)
-    sys.modules["__sandbox_runner__"].run(prepared, main, nonce)
+            setsid()
+            dup2(devnull, 0)
+            dup2(fds[0], 1)
+            dup2(fds[1], 2)
+            dup2(fds[2], 3)
+            closerange(4, 65536)
+            # All of them, every run, in the child: a run shares the server's uid, so it
+            # can change the server's own limits (prlimit); limits set once in the server
+            # could reach the runs after it.
+            for which, value in limits:
+                setrlimit(which, value)
+            chdir(rundir)
+        except BaseException as e:  # noqa: BLE001 - report any setup failure as an error
+            try:
+                write(3, f"SETUP {type(e).__name__}: {e}".encode()[:2000])
+            finally:
+                _exit(121)
+        run(prepared, main, nonce)
+
+    return start
+
+
+def _rehearse():
+    """Go through the runner's own path here, in the server, a few dozen times, for a
+    passing and a failing program: CPython specialises the bytecode it runs often,
+    fills its attribute lookup cache and compiles traceback formatting lazily, and
+    every run forked after this finds all that done instead of writing (and so
+    copying) it again."""
+    import linecache
+
+    runner = sys.modules["__sandbox_runner__"]
+
+    class Ended(BaseException):
+        pass
+
+    def no_exit(status):
+        raise Ended
+
+    real = runner._write, runner._exit
+    runner._write, runner._exit = (lambda fd, data: len(data)), no_exit
+    try:
+        for tests in ("assert f(2) == 3", "assert f(2) == 4"):
+            for _ in range(40):
+                code = "def f(x):\n    return x + 1\n"
+                main = runner.make_main(code, tests)
+                try:
+                    runner.run(runner.prepare(code, tests), main, "0")
+                except Ended:
+                    pass
+    finally:
+        runner._write, runner._exit = real
+        linecache.clearcache()  # the rehearsal's "main.py" must not show in a run
 
 
 RUNNER = r"""
@@ -418,24 +462,30 @@ def make_main(code, tests):
     return main
 
 
-def run(prepared, main, nonce):
-    # In the child: run the program and report how it ended on fd 3. Never returns.
-    _write, _exit, exec_ = _os.write, _os._exit, _builtins.exec
-    ns = main.__dict__
+# Bound once in the server: looked up in each run, these cost its first lookups (and
+# the copy-on-write faults of what they write) again and again. The server rehearses
+# run() for the same reason (zygote._rehearse); _write and _exit are swapped for it.
+_write, _exit, exec_ = _os.write, _os._exit, _builtins.exec
 
-    def report(msg):
+
+def report(msg):
+    try:
+        _write(3, msg.encode("utf-8", "replace")[:4096])
+    except OSError:
+        pass
+
+
+def flush():
+    for s in (_sys.stdout, _sys.stderr, _sys.__stdout__, _sys.__stderr__):
         try:
-            _write(3, msg.encode("utf-8", "replace")[:4096])
-        except OSError:
+            s.flush()
+        except BaseException:
             pass
 
-    def flush():
-        for s in (_sys.stdout, _sys.stderr, _sys.__stdout__, _sys.__stderr__):
-            try:
-                s.flush()
-            except BaseException:
-                pass
 
+def run(prepared, main, nonce):
+    # In the child: run the program and report how it ended on fd 3. Never returns.
+    ns = main.__dict__
     try:
         # Compiled by the host (see compiling.py) unless too large: unmarshalling it
         # touched far fewer copy-on-write pages than compiling here would.
@@ -513,6 +563,7 @@ def _serve(sock, cfg, base, ipc):
     loads, lseek = marshal.loads, os.lseek
     modules, path = sys.modules, sys.path
     make_main = sys.modules["__sandbox_runner__"].make_main
+    start_child = _child_starter(rundir)
     mkdir, rmdir, listdir, close, pread = os.mkdir, os.rmdir, os.listdir, os.close, os.pread
     pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
     wait_for = select.select
@@ -552,7 +603,7 @@ def _serve(sock, cfg, base, ipc):
             pid = fork()
             if pid == 0:
                 try:
-                    _child(fds, rundir, limits, prepared, main, nonce)
+                    start_child(fds, limits, prepared, main, nonce)
                 finally:
                     os._exit(122)
             del path[0]
@@ -719,6 +770,10 @@ def main():
     proto_in.close()
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
+    # After the hello: what the rehearsal prints goes to /dev/null, not to the host.
+    _rehearse()
+    gc.collect()
+    gc.freeze()
     _serve(sock, cfg, base, ipc)
 
 
