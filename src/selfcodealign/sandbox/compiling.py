@@ -3,8 +3,9 @@
 Compiling cannot run any of the program's code (CPython bounds constant folding, and
 sources above MAX_CHARS are left to the sandboxed child), and it is where most of a
 short run's memory traffic is: done in a forked child, the compiler's allocations land
-on copy-on-write pages and cost several times what they cost here. The server's child
-only unmarshals the result. A syntax error is answered here without a sandbox run.
+on copy-on-write pages and cost several times what they cost here. The result goes
+marshalled in the run's payload; the server unmarshals it before it forks the run. A
+syntax error is answered here without a sandbox run.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -339,10 +340,12 @@ class Worker:
             view = memoryview(payload)
             while view:
                 view = view[os.write(payload_fd, view) :]
-            fds = [run.out, run.err, report_w, payload_fd]
+            fds = b"".join(
+                fd.to_bytes(4, sys.byteorder, signed=True)
+                for fd in (run.out, run.err, report_w, payload_fd)
+            )
             self.sock.sendmsg(
-                [repr(float(p.timeout)).encode()],
-                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, memoryview(bytes(_int_array(fds))))],
+                [repr(float(p.timeout)).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
             )
         finally:
             os.close(report_w)
@@ -466,13 +469,6 @@ class Worker:
         return v
 
 
-def _int_array(fds: list[int]) -> bytes:
-    return b"".join(fd.to_bytes(4, "little" if _LITTLE else "big", signed=True) for fd in fds)
-
-
-_LITTLE = memoryview(b"\x01\x00").cast("H")[0] == 1
-
-
 def _drain(fd: int) -> str:
     """What the run's report pipe holds, without blocking (every process of the run is
     gone, so nothing writes any more)."""
@@ -593,10 +589,13 @@ class _Feed:
 
     def _poke(self) -> None:
         self.starving = False
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass  # full (the loop will look anyway) or closed (stopped)
+        with self._cond:  # not after stop(): the descriptor number may be reused by then
+            if self._stopped:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass  # full: the loop will look anyway
 
     def take(self) -> tuple[int, Program] | None:
         try:
@@ -623,11 +622,8 @@ class _Feed:
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        for fd in (self.wake, self._wake_w):
-            try:
+            for fd in (self.wake, self._wake_w):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def iter_batch(
@@ -653,7 +649,10 @@ def iter_batch(
             # parents, their CPU time adds up to ours.
             for w in pool:
                 if w.sock is not None:
-                    w.sock.shutdown(socket.SHUT_WR)
+                    try:
+                        w.sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
         for w in pool:
             w.close(graceful=finished)
 
