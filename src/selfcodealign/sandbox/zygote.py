@@ -319,7 +319,7 @@ def _child_starter(rundir):
     return start
 
 
-def _rehearse():
+def _rehearse(workdir):
     """Go through the runner's own path here, in the server, a few dozen times, for a
     passing and a failing program: CPython specialises the bytecode it runs often,
     fills its attribute lookup cache and compiles traceback formatting lazily, and
@@ -337,6 +337,9 @@ def _rehearse():
 
     real = runner._write, runner._exit
     runner._write, runner._exit = (lambda fd, data: len(data)), no_exit
+    # A failing run writes main.py where it stands (for the traceback's source lines):
+    # here that is the private working directory, emptied below.
+    os.chdir(workdir)
     try:
         for tests in ("assert f(2) == 3", "assert f(2) == 4"):
             for _ in range(40):
@@ -349,6 +352,7 @@ def _rehearse():
     finally:
         runner._write, runner._exit = real
         linecache.clearcache()  # the rehearsal's "main.py" must not show in a run
+        _wipe(workdir)
 
 
 RUNNER = r"""
@@ -483,6 +487,27 @@ def flush():
             pass
 
 
+def _print_exc(e, ns):
+    # The traceback, without run()'s own frame. CPython's C printer (the default
+    # excepthook) makes a fraction of the objects that the traceback module does, and
+    # every object made here costs the run copy-on-write faults (~80 of them for an
+    # assert that fails). It reads source lines from files: main.py is written into
+    # the working directory for it. Where it cannot be written, the traceback module
+    # prints the same thing from the loader.
+    e.__traceback__ = e.__traceback__.tb_next
+    src = ns["__loader__"]
+    try:
+        fd = _os.open("main.py", _os.O_WRONLY | _os.O_CREAT | _os.O_TRUNC, 0o600)
+        try:
+            _os.write(fd, joined_source(src.code, src.tests)[1].encode("utf-8", "replace"))
+        finally:
+            _os.close(fd)
+    except BaseException:
+        _traceback.print_exception(type(e), e, e.__traceback__)
+        return
+    _sys.__excepthook__(type(e), e, e.__traceback__)
+
+
 def run(prepared, main, nonce):
     # In the child: run the program and report how it ended on fd 3. Never returns.
     ns = main.__dict__
@@ -530,7 +555,7 @@ def run(prepared, main, nonce):
     except BaseException as e:
         try:
             # Without this function's own frame: the program's frames are what matter.
-            _traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+            _print_exc(e, ns)
         except BaseException:
             pass
         flush()
@@ -771,7 +796,7 @@ def main():
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
     # After the hello: what the rehearsal prints goes to /dev/null, not to the host.
-    _rehearse()
+    _rehearse(base)
     gc.collect()
     gc.freeze()
     _serve(sock, cfg, base, ipc)
