@@ -337,9 +337,10 @@ def _rehearse(workdir):
 
     real = runner._write, runner._exit
     runner._write, runner._exit = (lambda fd, data: len(data)), no_exit
-    # A failing run writes main.py where it stands (for the traceback's source lines):
-    # here that is the private working directory, emptied below.
+    # A failing run writes main.py into its directory (for the traceback's source
+    # lines): here that is the private working directory, emptied below.
     os.chdir(workdir)
+    runner.RUNDIR = os.getcwd()
     try:
         for tests in ("assert f(2) == 3", "assert f(2) == 4"):
             for _ in range(40):
@@ -466,6 +467,8 @@ def make_main(code, tests):
     return main
 
 
+RUNDIR = None  # the runs' working directory, set by the server
+
 # Bound once in the server: looked up in each run, these cost its first lookups (and
 # the copy-on-write faults of what they write) again and again. The server rehearses
 # run() for the same reason (zygote._rehearse); _write and _exit are swapped for it.
@@ -497,6 +500,8 @@ def _print_exc(e, ns):
     e.__traceback__ = e.__traceback__.tb_next
     src = ns["__loader__"]
     try:
+        if _os.getcwd() != RUNDIR:  # only ever into the run's own directory
+            raise OSError
         fd = _os.open("main.py", _os.O_WRONLY | _os.O_CREAT | _os.O_TRUNC, 0o600)
         try:
             _os.write(fd, joined_source(src.code, src.tests)[1].encode("utf-8", "replace"))
@@ -589,6 +594,7 @@ def _serve(sock, cfg, base, ipc):
     modules, path = sys.modules, sys.path
     make_main = sys.modules["__sandbox_runner__"].make_main
     start_child = _child_starter(rundir)
+    sys.modules["__sandbox_runner__"].RUNDIR = os.path.join(os.path.realpath(base), "run")
     mkdir, rmdir, listdir, close, pread = os.mkdir, os.rmdir, os.listdir, os.close, os.pread
     pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
     wait_for = select.select
