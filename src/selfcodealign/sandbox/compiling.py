@@ -21,7 +21,8 @@ MAX_CHARS = 256 * 1024
 
 _runner = types.ModuleType("selfcodealign_sandbox_runner")
 exec(compile(zygote.RUNNER, "<sandbox-runner>", "exec"), _runner.__dict__)
-# warnings.catch_warnings swaps process-wide state: one worker thread at a time.
+# warnings.catch_warnings swaps process-wide state: one thread at a time (pools may run
+# side by side).
 _lock = threading.Lock()
 
 

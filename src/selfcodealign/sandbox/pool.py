@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUSES = {"passed", "failed", "timeout", "oom", "crashed", "error"}
 START_TIMEOUT = 60.0  # a cold start on a loaded 2-core machine can take seconds
 ANSWER_GRACE = 15.0  # beyond a program's own timeout: kill, reap, wipe
 MAX_LINE = 1 << 20
@@ -105,7 +104,7 @@ class Worker:
         self._compiled: dict[int, object] = {}
         self.inflight: deque[_Run] = deque()  # sent, oldest first
         self.ready = False  # its hello has been read
-        self.deadline = 0.0  # for the oldest run's answer, or for the hello
+        self.hello_deadline = 0.0  # its answers' deadlines follow from inflight
         self.oom_seen = 0  # the cgroup's OOM-kill count, all of it accounted for
 
     def precheck(self, program: Program) -> Verdict | None:
@@ -699,7 +698,7 @@ def _drive(pool: list[Worker], feed: _Feed) -> Iterator[tuple[int, Verdict]]:
 
 def _deadline(w: Worker) -> float:
     if not w.ready:
-        return w.deadline  # for the hello
+        return w.hello_deadline
     return w.inflight[0].started + float(w.inflight[0].program.timeout) + ANSWER_GRACE
 
 
@@ -738,7 +737,7 @@ def _launch(w: Worker) -> None:
     except SandboxStartError:
         w.close()
         raise
-    w.deadline = time.monotonic() + START_TIMEOUT
+    w.hello_deadline = time.monotonic() + START_TIMEOUT
     os.set_blocking(w.proc.stdout.fileno(), False)
 
 

@@ -172,14 +172,17 @@ def _kill_all(pid_ns_init):
     me = os.getpid()
     for _ in range(1000):
         if pid_ns_init:
-            # As PID 1 of the namespace, -1 means every other process in it.
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                # ESRCH: no other process in the namespace, not even a zombie (the
-                # kernel counts every task not yet reaped), so nothing is left to reap,
-                # and nothing can start one but us.
-                return
+            # As PID 1 of the namespace, -1 means every other process in it. Through
+            # libc, not os.kill: after every run this usually fails, and an exception
+            # would be objects made (and pages written) between two forks.
+            if _libc.kill(-1, signal.SIGKILL) != 0:
+                err = ctypes.get_errno()
+                if err == errno.ESRCH:
+                    # No other process in the namespace, not even a zombie (the kernel
+                    # counts every task not yet reaped), so nothing is left to reap, and
+                    # nothing can start one but us.
+                    return
+                raise OSError(err, os.strerror(err))
         else:
             # We are a child subreaper: setsid'd and double-forked processes are
             # reparented to us, so they are all our descendants.
@@ -589,7 +592,7 @@ def _serve(sock, cfg, base, ipc):
     # heap to double the cost of a run through copy-on-write faults.
     # Through PyDLL, which keeps the interpreter lock: the child does not take it back
     # (writing the lock's state) on its way out of the call.
-    fork, kill_c = _pylibc.fork, _libc.kill
+    fork = _pylibc.fork
     loads, lseek = marshal.loads, os.lseek
     modules, path = sys.modules, sys.path
     make_main = sys.modules["__sandbox_runner__"].make_main
@@ -599,8 +602,6 @@ def _serve(sock, cfg, base, ipc):
     pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
     wait_for = select.select
     now = time.monotonic_ns
-    shm = ipc.shm if ipc is not None else None
-    sysv = ipc.fds if ipc is not None else ()
     while True:
         fds = ()
         unclean = None
@@ -652,10 +653,7 @@ def _serve(sock, cfg, base, ipc):
             # Dropped only now: freeing them while the run lived would copy their pages.
             limits = prepared = main = code = tests = None
             close(pidfd)
-            # As PID 1, kill(-1) signals every other process of the namespace; ESRCH
-            # (-1 here) says there is none, not even a zombie, so nothing is left.
-            if not pid_ns_init or kill_c(-1, 9) == 0:
-                _kill_all(pid_ns_init)
+            _kill_all(pid_ns_init)
             try:
                 rmdir(rundir)
                 left = listdir(base)
@@ -663,11 +661,8 @@ def _serve(sock, cfg, base, ipc):
                 left = True
             if left:
                 _wipe(base)
-            if shm is not None and listdir(shm):
-                _wipe(shm)
-            for kind, fd, header in sysv:
-                if len(pread(fd, header + 1, 0)) > header:
-                    ipc._remove_all(kind, fd, header)
+            if ipc is not None:
+                ipc.clean()
             answer = b"%d %d %d" % (status, timed_out, duration // 1000)
         except Exception as e:  # noqa: BLE001 - the server itself must keep answering
             for fd in fds:
