@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/HumanEvalPlus-v0.1.10.jsonl.gz"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/selfcodealign/data/HumanEvalPlus-v0.1.10.jsonl.gz"
 
 MUTATIONS = [
     (r"<=", "<"),

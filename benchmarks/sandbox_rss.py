@@ -21,7 +21,7 @@ from pathlib import Path
 # this folder is on sys.path when the script runs
 from proc_info import children_by_parent, rss_kib
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/HumanEvalPlus-v0.1.10.jsonl.gz"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/selfcodealign/data/HumanEvalPlus-v0.1.10.jsonl.gz"
 
 
 def server_pids() -> list[int]:

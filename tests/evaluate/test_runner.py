@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
+from datafiles import EVAL_DATA
 
 from selfcodealign.backends.base import Backend, Completion
 from selfcodealign.errors import UserError
 from selfcodealign.evaluate.data import BENCHMARKS
 from selfcodealign.evaluate.runner import EvalSettings, run
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 
 CODE = {
     "HumanEval/23": "def strlen(string: str) -> int:\n    return len(string)\n```\nDone.",
@@ -39,7 +38,7 @@ class Scripted(Backend):
 
 
 def settings():
-    return EvalSettings(tasks=["HumanEval/23", "HumanEval/53"], data_dir=DATA)
+    return EvalSettings(tasks=["HumanEval/23", "HumanEval/53"], data_dir=EVAL_DATA)
 
 
 def test_generate_score_and_resume(tmp_path):
@@ -64,3 +63,32 @@ def test_refuses_to_mix_models_in_one_output(tmp_path):
     run([BENCHMARKS["humaneval"]], tmp_path, settings(), backend=Scripted("a"))
     with pytest.raises(UserError, match="other settings"):
         run([BENCHMARKS["humaneval"]], tmp_path, settings(), backend=Scripted("b"))
+
+
+def test_generate_only_then_score_the_directory_elsewhere(tmp_path, monkeypatch):
+    import selfcodealign.evaluate.runner as runner
+
+    def no_evalplus(*a, **k):
+        raise AssertionError("evalplus used while only generating")
+
+    # Generation must not need evalplus (a GPU machine may lack it and its dependencies).
+    monkeypatch.setattr(runner.protocol, "sanitize", no_evalplus)
+    monkeypatch.setattr(runner, "load_problems", no_evalplus)
+    monkeypatch.setattr(runner, "score", no_evalplus)
+    gen = tmp_path / "gen"
+    rep = run([BENCHMARKS["humaneval"]], gen, settings(), backend=Scripted("m"),
+              model_info={"name": "m"}, generate_only=True)
+    m = rep["benchmarks"]["humaneval"]
+    assert m["samples"] == 2 and "base" not in m
+    assert not (gen / "humaneval" / "samples.jsonl").exists()
+    monkeypatch.undo()
+
+    scored = run([BENCHMARKS["humaneval"]], tmp_path / "scored", settings(), samples_file=gen)
+    direct = run([BENCHMARKS["humaneval"]], tmp_path / "direct", settings(), backend=Scripted("m"))
+    assert scored["benchmarks"]["humaneval"]["base"] == direct["benchmarks"]["humaneval"]["base"]
+    assert scored["benchmarks"]["humaneval"]["plus"] == direct["benchmarks"]["humaneval"]["plus"]
+    assert scored["model"] == {"name": "m"}  # from the generating run's results.json
+    assert (tmp_path / "scored" / "humaneval" / "samples.jsonl").read_text() == \
+        (tmp_path / "direct" / "humaneval" / "samples.jsonl").read_text()
+    with pytest.raises(UserError, match="not an `eval` output directory"):
+        run([BENCHMARKS["humaneval"]], tmp_path / "x", settings(), samples_file=tmp_path / "scored" / "humaneval")

@@ -1,20 +1,17 @@
 """`eval --samples`: evalplus verdicts for a samples file, with 0.3.1's problems handled."""
 
-import gzip
 import json
-from pathlib import Path
 
 import pytest
+from datafiles import HUMANEVAL_PLUS, MBPP_PLUS, read_jsonl_gz
 
 from selfcodealign.cli import main
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data (EvalPlus files)")
+FILES = {"HumanEvalPlus*": HUMANEVAL_PLUS, "MbppPlus*": MBPP_PLUS}
 
 
 def tasks(pattern):
-    with gzip.open(next(DATA.glob(pattern)), "rt") as f:
-        return {t["task_id"]: t for t in map(json.loads, f)}
+    return {t["task_id"]: t for t in read_jsonl_gz(FILES[pattern])}
 
 
 def write(path, rows):
@@ -31,7 +28,7 @@ def test_scores_solutions_and_completions_and_fixes_humaneval_32(tmp_path, capsy
     ]
     out = tmp_path / "ev"
     rc = main(["eval", "--samples", str(write(tmp_path / "s.jsonl", rows)), "--benchmarks", "humaneval+",
-               "--tasks", "HumanEval/0,HumanEval/2,HumanEval/32", "--data-dir", str(DATA), "--out", str(out)])
+               "--tasks", "HumanEval/0,HumanEval/2,HumanEval/32", "--out", str(out)])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())["benchmarks"]["humaneval"]
     assert (res["tasks"], res["of_tasks"], res["samples"]) == (3, 3, 3)
@@ -50,7 +47,7 @@ def test_pass_at_k_with_several_samples(tmp_path):
         {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return ()\n"}] * 2
     out = tmp_path / "ev"
     assert main(["eval", "--samples", str(write(tmp_path / "s.jsonl", rows)), "--benchmarks", "mbpp+",
-                 "--tasks", "Mbpp/2", "--data-dir", str(DATA), "--out", str(out)]) == 0
+                 "--tasks", "Mbpp/2", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())["benchmarks"]["mbpp"]
     assert res["base"]["pass@1"] == pytest.approx(1 / 3)
 
@@ -58,12 +55,12 @@ def test_pass_at_k_with_several_samples(tmp_path):
 def test_bad_samples_are_one_line_errors(tmp_path, capsys):
     bad = write(tmp_path / "bad.jsonl", [{"task_id": "HumanEval/999", "solution": "x"}])
     assert main(["eval", "--samples", str(bad), "--benchmarks", "humaneval+",
-                 "--data-dir", str(DATA), "--out", str(tmp_path / "o")]) == 2
+                 "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "HumanEval/999" in err and len(err.splitlines()) == 1
     nosol = write(tmp_path / "nosol.jsonl", [{"task_id": "HumanEval/0"}])
     assert main(["eval", "--samples", str(nosol), "--benchmarks", "humaneval+",
-                 "--data-dir", str(DATA), "--out", str(tmp_path / "o")]) == 2
+                 "--out", str(tmp_path / "o")]) == 2
     assert "needs task_id and solution or completion" in capsys.readouterr().err
 
 

@@ -10,9 +10,14 @@ import os
 
 import pytest
 
-pytest.importorskip("vllm", reason="vllm is not installed (pip install 'selfcodealign[vllm]')")
-
 from selfcodealign.backends.base import SamplingParams
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vllm():
+    pytest.importorskip("vllm", reason="vllm is not installed (pip install 'selfcodealign[vllm]')")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Benchmark tasks from EvalPlus: its own download when online, local files otherwise.
+"""Benchmark tasks from EvalPlus: the files shipped in the package (``selfcodealign/data``)
+unless another copy is named.
 
 evalplus 0.3.1 reads ``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH`` into module
 globals at import time, so we set both the environment (for processes started later)
@@ -7,7 +8,9 @@ and the module globals (for this one, whenever it imported evalplus).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,24 +47,39 @@ def parse_benchmarks(text: str) -> list[Benchmark]:
     return out
 
 
+PACKAGED_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
 def default_data_dir() -> Path | None:
+    """$SELFCODEALIGN_EVAL_DATA, else None: the packaged files, unless evalplus's own
+    override variable names another (see ``data_file``)."""
     env = os.environ.get("SELFCODEALIGN_EVAL_DATA")
     return Path(env) if env else None
 
 
-def use_local_data(bench: Benchmark, data_dir: Path | None) -> str | None:
-    """Point evalplus at a local data file for ``bench``; returns the path used (None:
-    evalplus downloads its own)."""
-    path = os.environ.get(bench.env)
+def data_file(bench: Benchmark, data_dir: Path | None = None) -> Path:
+    """The data file for ``bench``: from ``data_dir``, else evalplus's override variable,
+    else the copy shipped in the package."""
     if data_dir is not None:
         found = sorted(Path(data_dir).glob(bench.pattern))
         if not found:
             raise UserError(f"no {bench.pattern} file in {data_dir} for {bench.label}")
-        path = str(found[-1].resolve())
-    if path is None:
-        return None
-    if not Path(path).is_file():
-        raise UserError(f"{bench.env}={path}: file not found")
+        return found[-1].resolve()
+    env = os.environ.get(bench.env)
+    if env:
+        if not Path(env).is_file():
+            raise UserError(f"{bench.env}={env}: file not found")
+        return Path(env)
+    found = sorted(PACKAGED_DATA.glob(bench.pattern))
+    if not found:
+        raise UserError(f"the package's {bench.label}+ data file is missing from {PACKAGED_DATA}; "
+                        "reinstall selfcodealign or pass --data-dir")
+    return found[-1]
+
+
+def use_local_data(bench: Benchmark, data_dir: Path | None) -> str:
+    """Point evalplus at the data file for ``bench``; returns the path used."""
+    path = str(data_file(bench, data_dir))
     os.environ[bench.env] = path
     import evalplus.data.humaneval as he
     import evalplus.data.mbpp as mb
@@ -78,25 +96,39 @@ def _import_evalplus():
 
 
 def load_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[str] | None = None) -> dict:
-    """Problems by task id, in the data file's order; ``tasks`` keeps a subset."""
+    """Problems by task id as evalplus reads them (with what its checker needs), in the
+    data file's order; ``tasks`` keeps a subset."""
     _import_evalplus()
     use_local_data(bench, data_dir)
     from evalplus.data import get_human_eval_plus, get_mbpp_plus
 
     try:
         problems = get_human_eval_plus() if bench.dataset == "humaneval" else get_mbpp_plus()
-    except Exception as e:  # a download failure surfaces as many different errors
-        raise UserError(
-            f"cannot load {bench.label}+ data ({type(e).__name__}: {e}); offline, pass "
-            f"--data-dir with the EvalPlus files or set {bench.env}"
-        ) from None
-    if tasks:
-        unknown = [t for t in tasks if t not in problems]
-        if unknown:
-            raise UserError(f"unknown {bench.label} task(s): {', '.join(unknown[:5])}")
-        keep = set(tasks)
-        problems = {k: v for k, v in problems.items() if k in keep}
-    return problems
+    except Exception as e:  # a damaged file surfaces as many different errors
+        raise UserError(f"cannot load {bench.label}+ data ({type(e).__name__}: {e})") from None
+    return _subset(bench, problems, tasks)
+
+
+def read_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[str] | None = None) -> dict:
+    """Problems by task id straight from the data file: enough to generate (prompt, entry
+    point), without evalplus and what it imports (a GPU machine may lack them)."""
+    path = data_file(bench, data_dir)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {bench.label}+ data {path}: {e}") from None
+    return _subset(bench, {r["task_id"]: r for r in rows}, tasks)
+
+
+def _subset(bench: Benchmark, problems: dict, tasks: list[str] | None) -> dict:
+    if not tasks:
+        return problems
+    unknown = [t for t in tasks if t not in problems]
+    if unknown:
+        raise UserError(f"unknown {bench.label} task(s): {', '.join(unknown[:5])}")
+    keep = set(tasks)
+    return {k: v for k, v in problems.items() if k in keep}
 
 
 def problems_hash(bench: Benchmark, problems: dict) -> str:
