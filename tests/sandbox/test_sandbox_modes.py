@@ -11,7 +11,7 @@ import time
 import pytest
 from sandbox_helpers import host_processes_of_uids, run
 
-from selfcodealign.sandbox import Program, cgroups, check, iter_batch, run_batch
+from selfcodealign.sandbox import Program, cgroups, check, iter_batch, run_batch, zygote
 from selfcodealign.sandbox.modes import sandbox_uid
 from selfcodealign.sandbox.pool import Worker
 
@@ -63,7 +63,9 @@ def test_rlimits_mode_works_and_warns_what_it_lacks(force_mode):
     text = info.summary()
     assert "NO network isolation" in text and "install bubblewrap" in text
     env = run("import os\nprint(sorted(os.environ))\n")
-    assert env.stdout.strip() == "['HOME', 'LANG', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'TMPDIR']"
+    # Only the server's own fixed variables, none of the host's.
+    fixed = ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR", *zygote.RUN_ENV]
+    assert env.stdout.strip() == str(sorted(fixed))
 
 
 def test_unknown_forced_mode_is_a_clear_error(force_mode, monkeypatch):

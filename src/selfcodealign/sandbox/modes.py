@@ -160,7 +160,10 @@ class Launch:
     uid: int | None = None
 
 
-def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
+def build_launch(
+    mode: str, worker_index: int, nproc_base: int = 0, heavy: tuple[str, ...] = ()
+) -> Launch:
+    """The command that starts a server; `heavy`: the groups of zygote.HEAVY it imports."""
     root = os.geteuid() == 0
     uid = sandbox_uid(worker_index) if root else None
     cfg = {
@@ -175,6 +178,7 @@ def build_launch(mode: str, worker_index: int, nproc_base: int = 0) -> Launch:
         "workdir": "/tmp",
         "setup_mounts": False,
         "die_with_parent": mode != "bwrap",
+        "heavy": list(heavy),
     }
     # More modules for the servers to import once (e.g. "numpy" if most programs use it).
     cfg["preload"] = os.environ.get(PRELOAD_ENV, "").replace(",", " ").split()
@@ -326,7 +330,7 @@ def detect() -> SandboxInfo:
         isolation = ISOLATION[mode]
         if use_cg:
             gaps = tuple(g for g in gaps if not g.startswith("total memory"))
-            isolation += ("memory cgroup per run (memory_mb + 64 MiB for the server), pids cgroup",)
+            isolation += ("memory cgroup per run (memory_mb + the server's own size + 64 MiB), pids cgroup",)
         else:
             gaps += (
                 "(no writable cgroup filesystem"
