@@ -51,6 +51,13 @@ def test_openai_backend_against_real_server(llama_server):
     b.close()
 
 
+def test_openai_backend_has_no_hash_and_says_why():
+    b = OpenAIBackend("http://127.0.0.1:9", "served-model")
+    assert b.model_sha256 is None
+    assert "'served-model'" in b.model_sha256_note and "out of reach" in b.model_sha256_note
+    b.close()
+
+
 def test_openai_backend_unreachable_is_one_clear_error():
     b = OpenAIBackend("http://127.0.0.1:9", "m", retries=1, backoff=0.01, timeout=2)
     with pytest.raises(BackendError, match="unreachable after 2 tries"):

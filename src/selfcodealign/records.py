@@ -38,6 +38,7 @@ class GenMeta(Record):
 
     model: str
     model_sha256: str | None = None
+    model_sha256_note: str | None = None  # why model_sha256 is None (e.g. weights behind a server)
     backend: str
     prompt_style: str
     temperature: float
@@ -127,6 +128,7 @@ class Example(Record):
     verdict: Verdict
     model: str
     model_sha256: str | None = None
+    model_sha256_note: str | None = None
     sampling: dict[str, float | int | str] = Field(default_factory=dict)
 
 

@@ -16,12 +16,13 @@ def make_backend(cfg: "BackendConfig", *, verbose: bool = False) -> Backend:
     if cfg.kind == "llamacpp":
         from selfcodealign.backends.llamacpp import LlamaCppBackend
         from selfcodealign.embedded import resolve_model
+        from selfcodealign.model_hash import gguf_sha256
 
         path, name, sha = resolve_model(cfg.model)
         return LlamaCppBackend(
             path,
             model_name=name,
-            model_sha256=sha,
+            model_sha256=sha or gguf_sha256(path),
             n_parallel=cfg.n_parallel,
             ctx_per_slot=cfg.ctx_per_slot,
             threads=cfg.threads,

@@ -139,6 +139,11 @@ class Backend(abc.ABC):
         return None
 
     @property
+    def model_sha256_note(self) -> str | None:
+        """Why ``model_sha256`` is None, when it is."""
+        return None
+
+    @property
     def has_chat_template(self) -> bool:
         return True
 

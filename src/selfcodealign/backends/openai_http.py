@@ -61,6 +61,10 @@ class OpenAIBackend(ThreadedBackend):
     def model_id(self) -> str:
         return self.model
 
+    @property
+    def model_sha256_note(self) -> str | None:
+        return f"model {self.model!r} is served over the OpenAI API: its weights are out of reach"
+
     def _headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json"}
         if self._api_key:

@@ -65,6 +65,8 @@ class VLLMBackend(Backend):
             raise BackendError(f"vllm could not load {self._name}: {str(e).splitlines()[0]}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm_sp = vllm.SamplingParams
+        # After loading: for a hub id, only now are its files in the local cache.
+        self._hash = src.content_hash(hub_cache=engine_args.get("download_dir"))
 
     @classmethod
     def from_config(cls, cfg) -> VLLMBackend:
@@ -73,6 +75,14 @@ class VLLMBackend(Backend):
     @property
     def model_id(self) -> str:
         return self._name
+
+    @property
+    def model_sha256(self) -> str | None:
+        return self._hash.sha256
+
+    @property
+    def model_sha256_note(self) -> str | None:
+        return self._hash.note
 
     @property
     def has_chat_template(self) -> bool:

@@ -29,6 +29,7 @@ class ModelInfo:
     model_sha256: str | None
     backend: str
     prompt_style: str
+    model_sha256_note: str | None = None  # why model_sha256 is None
 
 
 class Stage(abc.ABC):
@@ -70,6 +71,7 @@ def gen_meta(info: ModelInfo, sp: SamplingParams, sample: int, comp: Completion)
     return GenMeta(
         model=info.model,
         model_sha256=info.model_sha256,
+        model_sha256_note=info.model_sha256_note,
         backend=info.backend,
         prompt_style=info.prompt_style,
         temperature=sp.temperature,

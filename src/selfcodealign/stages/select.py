@@ -23,7 +23,7 @@ def to_example(ex: Executed, system_prompt: str | None) -> Example:
         response=r.response, messages=messages, seed_id=ins.seed_id, seed_source=ins.seed_source,
         seed_path=ins.seed_path, concepts=ins.concepts, category=ins.category,
         difficulty=ins.difficulty, tests=r.tests, verdict=ex.verdict, model=r.gen.model,
-        model_sha256=r.gen.model_sha256,
+        model_sha256=r.gen.model_sha256, model_sha256_note=r.gen.model_sha256_note,
         sampling={"temperature": r.gen.temperature, "top_p": r.gen.top_p,
                   "max_tokens": r.gen.max_tokens, "seed": r.gen.seed,
                   "prompt_style": r.gen.prompt_style, "backend": r.gen.backend},

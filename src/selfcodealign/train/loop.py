@@ -281,7 +281,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
 
     summary = {
         **cfg.model_dump(),
-        "base_model": src.name,
+        "base_model": src.name, "base_model_sha256": src.content_hash().sha256,
         "precision": precision,
         "attention": attn,
         "kernels": kernels,

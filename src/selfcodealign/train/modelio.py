@@ -40,6 +40,12 @@ class ModelSource:
     def name(self) -> str:
         return self.display or Path(self.path).name
 
+    def content_hash(self, hub_cache: str | None = None):
+        """(sha256, note) over the files this source loads: see ``selfcodealign.model_hash``."""
+        from selfcodealign.model_hash import source_hash
+
+        return source_hash(self, hub_cache)
+
 
 def resolve_source(spec: str | None) -> ModelSource:
     from selfcodealign.embedded import MODEL_NAME, embedded_model_path
