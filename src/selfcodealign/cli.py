@@ -23,6 +23,8 @@ COMMANDS = [
     "execute",
     "select",
     "sandbox",
+    "merge",
+    "export",
     "train",
     "eval",
     "compare",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from selfcodealign.errors import UserError
 from selfcodealign.seeds import SeedsConfig
@@ -75,6 +75,12 @@ class ExecuteConfig(_Section):
         True,
         description="a pass counts only if the tests assert on something the response defines",
     )
+    overlap: bool | Literal["auto"] = Field(
+        "auto",
+        description="run each response in the sandbox as soon as it is generated, while the "
+        "model goes on (auto: on, except with the embedded CPU engine, whose threads would "
+        "compete with the sandbox for the same cores)",
+    )
 
 
 class SelectConfig(_Section):
@@ -86,8 +92,25 @@ class SelectConfig(_Section):
     system_prompt: str | None = Field(None, description="system message for the chat `messages`")
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) -> (K - 1, N)."""
+    k, sep, n = str(text).partition("/")
+    try:
+        k_i, n_i = int(k), int(n)
+    except ValueError:
+        k_i = n_i = 0
+    if not sep or not 1 <= k_i <= n_i:
+        raise ValueError(f"expected K/N with 1 <= K <= N, e.g. 1/4; got {text!r}")
+    return k_i - 1, n_i
+
+
 class RunConfig(_Section):
     seed: int = Field(0, description="base seed mixed into every per-request sampling seed")
+    shard: str | None = Field(
+        None,
+        description="K/N: this run does the K-th of N parts of the work, split by seed id "
+        "(each part in its own run directory; `selfcodealign merge` joins their datasets)",
+    )
     seeds: SeedsConfig = Field(default_factory=SeedsConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
@@ -102,6 +125,14 @@ class RunConfig(_Section):
     )
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        k, n = parse_shard(v)
+        return f"{k + 1}/{n}"
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -73,13 +73,14 @@ def test_backend_generates_like_transformers(model_dir):
 def test_export_writes_a_loadable_bf16_directory(model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from selfcodealign.gpu.export import main
+    from selfcodealign.cli import main
 
-    assert main([str(model_dir), str(tmp_path / "out")]) == 0
+    assert main(["export", str(model_dir), str(tmp_path / "out")]) == 0
     m = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     assert m.dtype == torch.bfloat16
     assert (tmp_path / "out" / "tokenizer.json").is_file()
-    assert main([str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert main(["export", str(model_dir), str(tmp_path / "out")]) == 2  # not empty
 
 
 @pytest.mark.parametrize("kind", ["engine", "generate"])

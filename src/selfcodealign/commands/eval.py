@@ -15,10 +15,12 @@ def register(subparsers) -> None:
             "Generate with any backend under EvalPlus's prompting protocol (chat: the "
             "reply pre-filled with EvalPlus's opening and a ```python fence; base: direct "
             "completion), sanitise, and score with evalplus's checker inside an isolated "
-            "process. Without --model the embedded model is used. --samples scores an "
-            "existing EvalPlus samples file instead. Offline, point --data-dir (or "
-            "SELFCODEALIGN_EVAL_DATA, or HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH) at "
-            "the EvalPlus data files."
+            "process. Without --model the embedded model is used. --generate-only writes the "
+            "raw samples and stops (it needs neither evalplus nor its dependencies); "
+            "--samples then scores that directory elsewhere, or any EvalPlus samples file. "
+            "The HumanEval+ and MBPP+ data ship with the package; --data-dir (or "
+            "SELFCODEALIGN_EVAL_DATA, or HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH) "
+            "names other copies."
         ),
     )
     p.add_argument("--model", help="GGUF file (embedded engine), HF model dir / hub id / train output (hf backend)")
@@ -28,7 +30,11 @@ def register(subparsers) -> None:
     p.add_argument("--model-name", help="model name on the server")
     p.add_argument("--benchmarks", default="humaneval+,mbpp+", help="comma list (default humaneval+,mbpp+)")
     p.add_argument("--out", type=Path, help="output directory (samples, per-sample results, results.json)")
-    p.add_argument("--samples", type=Path, help="score this EvalPlus samples file (task_id + solution or completion)")
+    p.add_argument("--samples", type=Path,
+                   help="score these samples instead of generating: an EvalPlus samples file (task_id + "
+                   "solution or completion), or an eval --out directory (e.g. of --generate-only)")
+    p.add_argument("--generate-only", action="store_true",
+                   help="write OUT/<benchmark>/samples.raw.jsonl and stop; score later with --samples OUT")
     p.add_argument("--n", type=int, default=1, help="samples per task (pass@k for k <= n)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=0.95)
@@ -90,14 +96,20 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir or default_data_dir(), workers=args.workers, memory_gb=args.memory_gb,
         isolation=args.isolation,
     )
+    if args.samples is not None and args.generate_only:
+        raise UserError("--samples scores samples; --generate-only makes them: give one")
     if args.samples is not None:
-        report = run_eval(benches, args.out, s, samples_file=args.samples,
-                          model_info={"samples": str(args.samples)})
+        if not args.samples.exists():
+            raise UserError(f"samples not found: {args.samples}")
+        info = None if args.samples.is_dir() else {"samples": str(args.samples)}
+        report = run_eval(benches, args.out, s, samples_file=args.samples, model_info=info)
     else:
         backend, kind = make_backend(args)
         with backend:
-            info = {"name": backend.model_id, "sha256": backend.model_sha256, "backend": kind}
-            report = run_eval(benches, args.out, s, backend=backend, model_info=info)
+            info = {"name": backend.model_id, "sha256": backend.model_sha256,
+                    "sha256_note": backend.model_sha256_note, "backend": kind}
+            report = run_eval(benches, args.out, s, backend=backend, model_info=info,
+                              generate_only=args.generate_only)
     for b in benches:
         print(format_line(b, report["benchmarks"][b.dataset]))
     print(f"results in {args.out / 'results.json'}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where stages run: this machine, or a Ray cluster")
     p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="do the K-th of N parts of the work (split by seed id), e.g. on N machines "
+                   "into N run directories; `selfcodealign merge` joins them (config shard)")
     add_config_args(p)
     p.set_defaults(func=main)
 
@@ -32,6 +34,8 @@ def register(sub) -> None:
 def main(args) -> int:
     from selfcodealign.pipeline import Pipeline
 
+    if args.shard:
+        args.sets = [*args.sets, f"shard={args.shard}"]
     cfg = resolve_config(args)
     out = Path(args.out)
     setup_logging(out / "run.log", args.verbose)
@@ -49,6 +53,8 @@ def main(args) -> int:
         f"dataset {f['dataset']}",
         file=sys.stderr,
     )
+    b = summary["busy"]
+    print(f"time: {summary['wall_s']:.0f} s wall; generation busy {b['generation_s']:.0f} s, "
+          f"execution busy {b['execution_s']:.0f} s", file=sys.stderr)
     print(f"dataset: {out / 'dataset.jsonl'}  summary: {out / 'summary.json'}", file=sys.stderr)
-    json.dumps(summary)
     return 0

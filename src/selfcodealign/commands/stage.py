@@ -89,19 +89,10 @@ def run_stage_command(name: str, args) -> int:
 
 
 def _select(cfg, inp: Path, files) -> int:
-    from selfcodealign.jsonl import read_records, write_atomic
+    from selfcodealign.jsonl import read_records
+    from selfcodealign.pipeline import write_dataset
     from selfcodealign.records import Executed
-    from selfcodealign.stages.execute import ExecuteStage
-    from selfcodealign.stages.select import select
 
-    sanitize = None
-    if cfg.select.sanitize:
-        from selfcodealign.seeds import sanitize as _sanitize
-
-        sanitize = lambda items, thr: _sanitize(items, threshold=thr)  # noqa: E731
-    ex_stage = ExecuteStage(cfg.execute)
-    examples, drops, stats = select(read_records(inp, Executed), cfg.select, ex_stage.counts_as_pass, sanitize)
-    write_atomic(files.out, examples)
-    write_atomic(files.drops, drops)
-    print(f"select: {stats['instructions']} instructions -> {len(examples)} examples", file=sys.stderr)
+    s = write_dataset(cfg, list(read_records(inp, Executed)), files)
+    print(f"select: {s['in']} instructions -> {s['out']} examples", file=sys.stderr)
     return 0

@@ -3,13 +3,17 @@
 Files per benchmark, under ``OUT/<benchmark>/`` (EvalPlus's formats, so other tools can
 read them):
 
-- ``samples.jsonl``: ``task_id`` + sanitised ``solution`` (what is scored);
-- ``samples.raw.jsonl``: the raw model text, unsanitised solution, finish reason;
+- ``samples.raw.jsonl``: what generation writes: the raw model text, the unsanitised
+  solution, finish reason;
+- ``samples.jsonl``: ``task_id`` + sanitised ``solution`` (what is scored), made from the
+  raw file with evalplus's sanitiser;
 - ``eval_results.json``: every sample's base / plus status.
 
 ``OUT/results.json`` holds the scores of every benchmark. Generation resumes: a task
-that already has its samples in ``samples.jsonl`` is not asked again. Scores are
-always recomputed from the samples.
+that already has its samples in ``samples.raw.jsonl`` is not asked again. Sanitising and
+scores are always recomputed from the raw samples. Generation needs neither evalplus nor
+its dependencies, so it can run alone (``generate_only``) on a machine that lacks them,
+and the directory it wrote be scored elsewhere (``samples_file`` = that directory).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from selfcodealign.jsonl import Appender, read_lines
 log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
+RAW = "samples.raw.jsonl"
+SANITIZED = "samples.jsonl"
 
 
 @dataclass
@@ -87,12 +93,12 @@ def generate(backend, bench: Benchmark, problems: dict, out: Path, s: EvalSettin
         chat = backend.has_chat_template
     else:
         chat = s.protocol == "chat"
-    samples_path, raw_path = out / "samples.jsonl", out / "samples.raw.jsonl"
+    raw_path = out / RAW
     _check_meta(out / "samples.meta.json", {
         "model": backend.model_id, "sha256": backend.model_sha256, "protocol": "chat" if chat else "base",
         "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": s.seed,
     })
-    have = _existing(samples_path)
+    have = _existing(raw_path)
     todo = [t for t in problems if have[t] < s.n]
     reqs, params = [], []
     for t in todo:
@@ -109,22 +115,16 @@ def generate(backend, bench: Benchmark, problems: dict, out: Path, s: EvalSettin
     if not reqs:
         return stats
     t0 = time.perf_counter()
-    with Appender(samples_path) as sani, Appender(raw_path) as raw:
+    with Appender(raw_path) as raw:
 
         def done(i: int, comps) -> None:
             task, req, _, _ = reqs[i]
-            entry = problems[task]["entry_point"]
-            rows, raws = [], []
+            raws = []
             for c in comps:
-                solution = protocol.solution_of(req, c.text)
-                rows.append({"task_id": task, "solution": protocol.sanitize(solution, entry)})
-                raws.append({"task_id": task, "solution": solution, "raw": c.text,
+                raws.append({"task_id": task, "solution": protocol.solution_of(req, c.text), "raw": c.text,
                              "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens})
                 stats["finish"][c.finish_reason] += 1
-            # The raw line goes first: a crash between the two writes re-asks the task
-            # rather than leaving a scored sample without its raw text.
             raw.write_many(raws)
-            sani.write_many(rows)
 
         backend.generate([r[1].prompt for r in reqs], params, on_done=done)
     stats["seconds"] = time.perf_counter() - t0
@@ -185,6 +185,33 @@ def _write_results(path: Path, bench: Benchmark, pairs, results: list[SampleResu
     os.replace(tmp, path)
 
 
+def sanitized_samples(raw_path: Path, problems: dict, out: Path) -> list[tuple[str, str, None]]:
+    """The raw samples of the chosen tasks, sanitised with evalplus's own sanitiser, also
+    written to ``out/samples.jsonl``."""
+    rows = []
+    for _, obj in read_lines(raw_path):
+        if obj and obj.get("task_id") in problems:
+            entry = problems[obj["task_id"]]["entry_point"]
+            rows.append({"task_id": obj["task_id"], "solution": protocol.sanitize(obj["solution"], entry)})
+    tmp = out / (SANITIZED + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, out / SANITIZED)
+    return [(r["task_id"], r["solution"], None) for r in rows]
+
+
+def _given_samples(samples_file: Path, bench: Benchmark, problems: dict, s: EvalSettings) -> list:
+    """An EvalPlus samples file (task_id + solution or completion), scored as it is."""
+    given = [x for x in read_samples(samples_file) if not _is_other(x[0], bench)]
+    subset = bool(s.limit or _tasks_for(bench, s))
+    unknown = [x[0] for x in given if x[0] not in problems]
+    if unknown and not subset:
+        raise UserError(f"{samples_file}: {unknown[0]} is not a {bench.label}+ task")
+    samples = [x for x in given if x[0] in problems]
+    if not samples:
+        raise UserError(f"{samples_file} has no samples for {bench.label}+")
+    return samples
+
+
 def run(
     benchmarks: list[Benchmark],
     out_dir: Path,
@@ -193,35 +220,56 @@ def run(
     backend=None,
     samples_file: Path | None = None,
     model_info: dict | None = None,
+    generate_only: bool = False,
 ) -> dict:
+    """Generate (unless ``samples_file``), then sanitise and score (unless ``generate_only``).
+    ``samples_file`` is an EvalPlus samples file, or an output directory of this function
+    whose raw samples are sanitised and scored."""
+    from selfcodealign.evaluate.data import read_problems
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    given_dir = samples_file if samples_file is not None and samples_file.is_dir() else None
+    if given_dir is not None and not model_info:
+        model_info = _earlier_report(given_dir).get("model")
     report: dict = {"model": model_info or {}, "settings": _settings_dict(s), "benchmarks": {}}
     for bench in benchmarks:
-        problems = _select(load_problems(bench, s.data_dir, _tasks_for(bench, s)), s)
+        tasks = _tasks_for(bench, s)
         sub = out_dir / bench.dataset
         sub.mkdir(exist_ok=True)
-        gen_stats = None
-        if samples_file is not None:
-            given = [x for x in read_samples(samples_file) if not _is_other(x[0], bench)]
-            subset = bool(s.limit or _tasks_for(bench, s))
-            unknown = [x[0] for x in given if x[0] not in problems]
-            if unknown and not subset:
-                raise UserError(f"{samples_file}: {unknown[0]} is not a {bench.label}+ task")
-            samples = [x for x in given if x[0] in problems]
+        metrics: dict = {}
+        if samples_file is None:
+            chosen = _select(read_problems(bench, s.data_dir, tasks), s)
+            metrics["generation"] = generate(backend, bench, chosen, sub, s)
+            if generate_only:
+                metrics["samples"] = sum(_existing(sub / RAW)[t] for t in chosen)
+                report["benchmarks"][bench.dataset] = metrics
+                continue
+            raw = sub / RAW
+        elif given_dir is not None:
+            raw = given_dir / bench.dataset / RAW
+            if not raw.is_file():
+                raise UserError(f"{given_dir} has no {bench.dataset}/{RAW}: not an `eval` output directory")
+        problems = _select(load_problems(bench, s.data_dir, tasks), s)
+        if samples_file is None or given_dir is not None:
+            samples = sanitized_samples(raw, problems, sub)
             if not samples:
-                raise UserError(f"{samples_file} has no samples for {bench.label}+")
+                raise UserError(f"no {bench.label}+ samples in {raw}")
         else:
-            gen_stats = generate(backend, bench, problems, sub, s)
-            samples = [(t, sol, None) for t, sol, _ in read_samples(sub / "samples.jsonl") if t in problems]
-        metrics = score(bench, problems, samples, sub, s)
-        if gen_stats:
-            metrics["generation"] = gen_stats
+            samples = _given_samples(samples_file, bench, problems, s)
+        metrics.update(score(bench, problems, samples, sub, s))
         report["benchmarks"][bench.dataset] = metrics
         log.debug("%s", format_line(bench, metrics))
     tmp = out_dir / (RESULTS + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, out_dir / RESULTS)
     return report
+
+
+def _earlier_report(path: Path) -> dict:
+    try:
+        return json.loads((path / RESULTS).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _is_other(task_id: str, bench: Benchmark) -> bool:
@@ -236,6 +284,10 @@ def _settings_dict(s: EvalSettings) -> dict:
 
 
 def format_line(bench: Benchmark, m: dict) -> str:
+    if "base" not in m:  # generated, not scored
+        g = m.get("generation") or {}
+        return (f"{bench.label}: {m.get('samples', 0)} samples ({g.get('requested', 0)} generated now); "
+                "score them with `selfcodealign eval --samples DIR`")
     parts = [f"{bench.label}: {100 * m['base'].get('pass@1', 0):.1f}",
              f"{bench.label}+: {100 * m['plus'].get('pass@1', 0):.1f}"]
     tail = f" (pass@1 over {m['tasks']} of {m['of_tasks']} tasks, {m['samples']} samples)"

@@ -3,7 +3,7 @@ pool on this machine. Stages hand it records; it hands back results as they fini
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from selfcodealign.backends.base import Backend, Completion
@@ -13,6 +13,8 @@ from selfcodealign.stages.base import ExecutionStage, GenerationStage
 
 class LocalExecutor:
     name = "local"
+    # Generation and execution may run at once (execution following generation).
+    can_overlap = True
 
     def __init__(self, backend_factory: Callable[[], Backend], sandbox_workers: int | None = None):
         self._factory = backend_factory
@@ -35,13 +37,21 @@ class LocalExecutor:
             yield records[i], comps
 
     def execute(
-        self, stage: ExecutionStage, records: Sequence[Record]
+        self, stage: ExecutionStage, records: Iterable[Record]
     ) -> Iterator[tuple[Record, Any]]:
+        """Records are read lazily (the input may still be growing); verdicts come back
+        as runs finish."""
         from selfcodealign.sandbox import iter_batch
 
-        programs = [stage.program(r) for r in records]
-        for i, verdict in iter_batch(programs, workers=self.sandbox_workers):
-            yield records[i], verdict
+        taken: dict[int, Record] = {}
+
+        def programs():
+            for i, r in enumerate(records):
+                taken[i] = r
+                yield stage.program(r)
+
+        for i, verdict in iter_batch(programs(), workers=self.sandbox_workers):
+            yield taken.pop(i), verdict
 
     def close(self) -> None:
         if self._backend is not None:

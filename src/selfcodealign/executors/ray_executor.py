@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,7 +195,10 @@ class RayExecutor:
         for i, comps in self._stream(workers, chunks, "generate", GEN_DEPTH, "model"):
             yield records[i], comps
 
-    def execute(self, stage, records: Sequence[Record]) -> Iterator[tuple[Record, Any]]:
+    def execute(self, stage, records: Iterable[Record]) -> Iterator[tuple[Record, Any]]:
+        # Chunks are cut from the whole input: it is read at once (no execution
+        # following generation on Ray: `can_overlap` is not set).
+        records = list(records)
         if not records:
             return
         workers = self._sandbox_workers()

@@ -20,7 +20,8 @@ class SeedsConfig(BaseModel):
         "stdlib",
         description=(
             "Where to mine: 'stdlib' (this Python's standard library), a directory or .py "
-            "file, JSONL/Parquet files (globs, comma-separated), or hf:NAME[:CONFIG]."
+            "file, JSONL/Parquet files (globs, comma-separated), or hf:NAME[:CONFIG]; "
+            "seeds:FILE takes the seeds of a file written by `selfcodealign seeds` as they are."
         ),
     )
     max_seeds: int | None = Field(

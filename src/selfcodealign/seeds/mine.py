@@ -176,6 +176,23 @@ class _Batch:
         self.future: cf.Future | None = None
 
 
+SEED_FILE_PREFIX = "seeds:"
+
+
+def take_seeds(cfg: SeedsConfig, path: Path, out_path: Path) -> dict[str, Any]:
+    """The first ``max_seeds`` seeds of a file written by ``selfcodealign seeds``: mining
+    once and running its seeds elsewhere (on a GPU machine, in shards) gives every run
+    the same seeds."""
+    if not path.is_file():
+        raise UserError(f"seeds file not found: {path}")
+    seeds = list(itertools.islice(jsonl.read_records(path, Seed), cfg.max_seeds))
+    jsonl.write_atomic(out_path, seeds)
+    funnel = _empty_funnel(f"{SEED_FILE_PREFIX}{path}")
+    funnel["kept"] = len(seeds)
+    funnel["notes"].append(f"seeds read from {path}; mined before, no filter applied again")
+    return funnel
+
+
 def mine(
     cfg: SeedsConfig,
     out_path: Path,
@@ -187,7 +204,10 @@ def mine(
 
     ``progress(done, total)`` is called after each batch: seeds kept of ``max_seeds`` when
     that is set, else documents done of the total (None when the source cannot tell).
+    A ``seeds:FILE`` source is a seeds file mined before: its seeds are taken as they are.
     """
+    if cfg.source.startswith(SEED_FILE_PREFIX):
+        return take_seeds(cfg, Path(cfg.source[len(SEED_FILE_PREFIX):]), Path(out_path))
     t_start = time.perf_counter()
     out_path = Path(out_path)
     state_path = _state_path(out_path)

@@ -20,8 +20,8 @@ class ExecuteStage(ExecutionStage):
         self.cfg = cfg
 
     def config_key(self) -> dict[str, Any]:
-        # Worker count changes speed, not results.
-        return self.cfg.model_dump(exclude={"workers"})
+        # Worker count and overlap change speed, not results.
+        return self.cfg.model_dump(exclude={"workers", "overlap"})
 
     def program(self, rec: Response):
         from selfcodealign.sandbox import Program

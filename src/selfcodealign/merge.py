@@ -1,0 +1,84 @@
+"""One dataset from several runs: the parts of a sharded run, or runs made apart.
+
+Examples keep their ids (ids derive from content and lineage, so the same example made
+twice has the same id and is kept once). Decontamination and near-duplicate removal run
+again over the union, in the order the runs are given: an example that duplicates one of
+an earlier run is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from selfcodealign.errors import UserError
+from selfcodealign.jsonl import read_records, write_atomic
+from selfcodealign.records import Drop, Example
+
+
+def _run_summary(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _threshold(runs: list[Path]) -> float:
+    """The first run's select.dedup_threshold (the default when it has no config)."""
+    import yaml
+
+    from selfcodealign.config import SelectConfig
+
+    try:
+        cfg = yaml.safe_load((runs[0] / "config.yaml").read_text()) or {}
+        return float(cfg["select"]["dedup_threshold"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return SelectConfig().dedup_threshold
+
+
+def merge_runs(runs: list[Path], out: Path, threshold: float | None = None) -> dict[str, Any]:
+    from selfcodealign.seeds import sanitize
+
+    if not runs:
+        raise UserError("give at least one run directory")
+    resolved = [r.resolve() for r in runs]
+    if len(set(resolved)) != len(resolved):
+        raise UserError("a run directory is given twice")
+    if out.resolve() in resolved:
+        raise UserError("--out must not be one of the runs")
+    threshold = _threshold(runs) if threshold is None else threshold
+    examples: list[Example] = []
+    owner: dict[str, int] = {}
+    parts: list[dict[str, Any]] = []
+    for k, run in enumerate(runs):
+        data = run / "dataset.jsonl"
+        if not data.is_file():
+            raise UserError(f"{run} has no dataset.jsonl: not a finished run directory")
+        summary = _run_summary(run)
+        part = {"run_dir": str(run), "shard": summary.get("shard"), "funnel": summary.get("funnel"),
+                "examples": 0, "duplicate_id": 0}
+        for e in read_records(data, Example):
+            part["examples"] += 1
+            if e.id in owner:
+                part["duplicate_id"] += 1
+                continue
+            owner[e.id] = k
+            examples.append(e)
+        parts.append(part)
+    kept, dropped = sanitize([(e.id, e.instruction + "\n" + e.response) for e in examples],
+                             threshold=threshold)
+    drops = [Drop(input_id=e.id, stage="merge", reason="sanitized", detail=str(runs[owner[e.id]]))
+             for e in examples if e.id not in kept]
+    for k, part in enumerate(parts):
+        part["sanitized"] = sum(1 for e in examples if owner[e.id] == k and e.id not in kept)
+        part["kept"] = sum(1 for e in examples if owner[e.id] == k and e.id in kept)
+    merged = [e for e in examples if e.id in kept]
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "dataset.jsonl", merged)
+    write_atomic(out / "dataset.drops.jsonl", drops)
+    summary = {"parts": parts, "in": len(examples) + sum(p["duplicate_id"] for p in parts),
+               "out": len(merged), "duplicate_id": sum(p["duplicate_id"] for p in parts),
+               "sanitize": dropped, "dedup_threshold": threshold}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,0 +1,174 @@
+"""Shards, merge and execution following generation, through the real pipeline, ledger and
+sandbox. The model is a scripted backend (this tests our own scheduling logic; the real
+engines are tested elsewhere): it answers each step's prompt with text derived from the
+prompt and seed, so runs are deterministic, and its samples pass or fail their tests."""
+
+import json
+import random
+import threading
+import time
+
+import pytest
+
+from selfcodealign.backends.base import Completion, ThreadedBackend
+from selfcodealign.cli import main
+from selfcodealign.config import build_config
+from selfcodealign.executors.local import LocalExecutor
+from selfcodealign.ids import make_id
+from selfcodealign.jsonl import read_lines, write_atomic
+from selfcodealign.pipeline import Pipeline
+from selfcodealign.records import Seed
+
+WORDS = [f"w{i}" for i in range(2000)]
+STAGE_FILES = ["concepts", "instructions", "responses", "executed", "dataset"]
+
+
+def words(key: str, n: int) -> str:
+    rng = random.Random(key)
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+class Scripted(ThreadedBackend):
+    """Plain few-shot prompts end with the heading of what they ask for."""
+
+    name = "scripted"
+    concurrency = 2
+
+    def __init__(self, delay: float = 0.0, interrupt_after: int | None = None, watch=None):
+        super().__init__()
+        self.delay, self.interrupt_after, self.watch = delay, interrupt_after, watch
+        self.responses = 0
+        self.executed_seen: list[int] = []
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self):
+        return "scripted"
+
+    @property
+    def has_chat_template(self):
+        return False
+
+    def _request(self, prompt, sp, sample):
+        key = f"{prompt[-300:]}|{sp.seed + sample}|{sp.prefill}"
+        h = make_id(key)
+        if prompt.endswith("### Concepts\n"):
+            return Completion("recursion, string formatting, sorting", "stop", 10, 5)
+        if prompt.endswith("### Instruction\n"):
+            return Completion(f"Write a function `f_{h}` that returns twice its argument. "
+                              f"{words(key, 40)}", "stop", 10, 50)
+        with self._lock:
+            self.responses += 1
+            n = self.responses
+            if self.watch is not None:
+                self.executed_seen.append(sum(1 for _ in self.watch()))
+        if self.interrupt_after is not None and n > self.interrupt_after:
+            raise KeyboardInterrupt
+        time.sleep(self.delay)
+        name = prompt.rsplit("`f_", 1)[1].split("`", 1)[0]
+        factor = 2 if int(h, 16) % 3 else 3  # a third of the samples are wrong
+        code = f"def f_{name}(x):\n    \"\"\"{words(key, 30)}\"\"\"\n    return {factor} * x\n"
+        text = f"```python\n{code}```\n\n### Tests\n```python\nassert f_{name}(4) == 8\n```"
+        return Completion(text, "stop", 10, 60)
+
+
+def seeds_file(tmp_path, n=12):
+    seeds = [Seed(id=make_id("seed", i), code=f"def g{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x + {i}\n",
+                  name=f"g{i}", source="test", path=f"m{i}.py", line_start=1, line_end=3)
+             for i in range(n)]
+    path = tmp_path / "seeds.jsonl"
+    write_atomic(path, seeds)
+    return path
+
+
+def run(tmp_path, out, seeds, *sets, backend=None):
+    cfg = build_config(sets=[f"seeds.source=seeds:{seeds}", "prompts.style=completion",
+                             "responses.n=3", "execute.overlap=true", "execute.workers=2", *sets])
+    backend = backend or Scripted()
+    return Pipeline(cfg, out, lambda: LocalExecutor(lambda: backend, 2), quiet=True).run()
+
+
+def ids(path):
+    return [o["id"] for _, o in read_lines(path) if o] if path.exists() else []
+
+
+def test_the_union_of_the_shards_is_the_unsharded_run_and_merge_joins_them(tmp_path):
+    seeds = seeds_file(tmp_path)
+    whole = run(tmp_path, tmp_path / "whole", seeds)
+    parts = [run(tmp_path, tmp_path / f"part{k}", seeds, f"shard={k}/3") for k in (1, 2, 3)]
+    assert sum(p["stages"]["seeds"]["out"] for p in parts) == whole["stages"]["seeds"]["out"] == 12
+    assert all(p["stages"]["seeds"]["out"] > 0 and p["stages"]["seeds"]["mined"] == 12 for p in parts)
+    for stage in STAGE_FILES:
+        full = ids(tmp_path / "whole" / f"{stage}.jsonl")
+        shards = [ids(tmp_path / f"part{k}" / f"{stage}.jsonl") for k in (1, 2, 3)]
+        assert full, stage
+        assert sorted(sum(shards, [])) == sorted(full), stage  # same records, none twice
+    # The records themselves are the same (ids and sampling seeds come from lineage).
+    a = {o["id"]: o for _, o in read_lines(tmp_path / "whole" / "responses.jsonl")}
+    for k in (1, 2, 3):
+        for _, o in read_lines(tmp_path / f"part{k}" / "responses.jsonl"):
+            assert o == a[o["id"]]
+
+    assert main(["merge", *(str(tmp_path / f"part{k}") for k in (1, 2, 3)),
+                 str(tmp_path / "part1"), "--out", str(tmp_path / "m")]) == 2  # a run twice
+    assert main(["merge", *(str(tmp_path / f"part{k}") for k in (1, 2, 3)), "--out", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert sorted(ids(tmp_path / "m" / "dataset.jsonl")) == sorted(ids(tmp_path / "whole" / "dataset.jsonl"))
+    assert [p["examples"] for p in merged["parts"]] == [p["stages"]["select"]["out"] for p in parts]
+    assert merged["out"] == sum(p["kept"] for p in merged["parts"]) == whole["stages"]["select"]["out"]
+
+    # A part given twice under another name: its ids are kept once.
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "dataset.jsonl").write_text((tmp_path / "part2" / "dataset.jsonl").read_text())
+    assert main(["merge", str(tmp_path / "part2"), str(tmp_path / "copy"), "--out", str(tmp_path / "m2")]) == 0
+    twice = json.loads((tmp_path / "m2" / "summary.json").read_text())
+    assert twice["parts"][1]["duplicate_id"] == twice["parts"][1]["examples"] > 0
+    assert twice["out"] == twice["parts"][0]["kept"]
+
+
+def test_a_changed_shard_is_refused(tmp_path, capsys):
+    seeds = seeds_file(tmp_path, 4)
+    run(tmp_path, tmp_path / "r", seeds, "shard=1/2")
+    with pytest.raises(Exception, match="shard"):
+        run(tmp_path, tmp_path / "r", seeds, "shard=2/2")
+
+
+def test_responses_are_executed_while_the_model_generates(tmp_path):
+    seeds = seeds_file(tmp_path, 8)
+    out = tmp_path / "r"
+    backend = Scripted(delay=0.2, watch=lambda: read_lines(out / "executed.done.jsonl")
+                       if (out / "executed.done.jsonl").exists() else [])
+    s = run(tmp_path, out, seeds, backend=backend)
+    # Before the model wrote its last responses, earlier ones had verdicts.
+    assert backend.executed_seen[-1] > 0
+    st = s["stages"]
+    assert st["execute"]["in"] == st["responses"]["out"] == 24
+    assert 0 < s["busy"]["execution_s"] < st["execute"]["wall_s"] + 1e-6
+    assert s["busy"]["generation_s"] > 0
+    assert s["wall_s"] < s["busy"]["generation_s"] + s["busy"]["execution_s"]
+
+
+def test_interrupted_generation_resumes_with_every_response_executed_once(tmp_path):
+    seeds = seeds_file(tmp_path, 6)
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, out, seeds, backend=Scripted(delay=0.05, interrupt_after=7))
+    executed_before = ids(out / "executed.done.jsonl")
+    assert executed_before  # the follower committed verdicts before the interrupt
+    s = run(tmp_path, out, seeds)
+    responses = ids(out / "responses.jsonl")
+    ledger = ids(out / "executed.done.jsonl")
+    assert sorted(ledger) == sorted(responses) and len(set(ledger)) == len(ledger) == 18
+    assert len(ids(out / "executed.jsonl")) == 18
+    assert s["stages"]["execute"]["in"] == 18
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "r"), "--shard", "3/2"]) == 2
+    assert "K/N" in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "r"), "--set", f"seeds.source=seeds:{tmp_path}/none.jsonl"]) == 2
+    assert "seeds file not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["merge", str(tmp_path / "empty"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "no dataset.jsonl" in err and "Traceback" not in err
