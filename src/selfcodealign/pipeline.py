@@ -459,9 +459,8 @@ def model_info_and_prompts(cfg: RunConfig, backend):
     style = cfg.prompts.style
     if style == "auto":
         style = "chat" if backend.has_chat_template else "completion"
-    # Ray's remote model stand-in predates the note, hence getattr.
     info = ModelInfo(model=backend.model_id, model_sha256=backend.model_sha256,
-                     model_sha256_note=getattr(backend, "model_sha256_note", None),
+                     model_sha256_note=backend.model_sha256_note,
                      backend=backend.name, prompt_style=style)
     prompts = PromptBuilder(
         style=style, examples=tuple(load_examples(cfg.prompts.examples)),

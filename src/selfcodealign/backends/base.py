@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Union
 
 from selfcodealign.errors import UserError
+from selfcodealign.model_hash import ModelHash
 
 ChatMessages = list[dict[str, str]]
 Prompt = Union[str, ChatMessages]
@@ -128,6 +129,8 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self.stats = GenerationStats()
+        # The loaded weights' hash, set by the backend once it knows it (see model_hash).
+        self.model_hash = ModelHash(None, "this backend does not hash its model")
 
     @property
     @abc.abstractmethod
@@ -136,12 +139,12 @@ class Backend(abc.ABC):
 
     @property
     def model_sha256(self) -> str | None:
-        return None
+        return self.model_hash.sha256
 
     @property
     def model_sha256_note(self) -> str | None:
         """Why ``model_sha256`` is None, when it is."""
-        return None
+        return self.model_hash.note
 
     @property
     def has_chat_template(self) -> bool:

@@ -29,7 +29,7 @@ class HFModelMixin:
     tokens and prompt rendering (the same function training uses)."""
 
     def _load(self, model: str | None, dtype: str, device: str | None, attn: str = "sdpa"):
-        """Set ``device``, ``_src``, ``_hash`` and ``tokenizer``; return the loaded (CPU) model."""
+        """Set ``device``, ``_src``, ``model_hash`` and ``tokenizer``; return the loaded (CPU) model."""
         from selfcodealign.train.modelio import load_model, load_tokenizer, require, resolve_source
 
         torch = require("torch", "train")
@@ -41,20 +41,12 @@ class HFModelMixin:
         self.tokenizer = load_tokenizer(self._src)
         loaded = load_model(self._src, dtype=dtype, attn=attn)
         # After loading: for a hub id, only now are its files in the local cache.
-        self._hash = self._src.content_hash()
+        self.model_hash = self._src.content_hash()
         return loaded
 
     @property
     def model_id(self) -> str:
         return self._src.name
-
-    @property
-    def model_sha256(self) -> str | None:
-        return self._hash.sha256
-
-    @property
-    def model_sha256_note(self) -> str | None:
-        return self._hash.note
 
     @property
     def has_chat_template(self) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from selfcodealign.backends.base import (
     BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
 )
+from selfcodealign.model_hash import ModelHash
 
 
 class LlamaCppBackend(ThreadedBackend):
@@ -39,7 +40,7 @@ class LlamaCppBackend(ThreadedBackend):
             raise BackendError("xllamacpp is not installed: pip install xllamacpp") from None
         self._path = Path(model_path)
         self._name = model_name or self._path.name
-        self._sha = model_sha256
+        self.model_hash = ModelHash(model_sha256, None if model_sha256 else "no hash was given")
         self.n_parallel = self.concurrency = max(1, n_parallel)
         p = xllamacpp.CommonParams()
         p.model.path = str(self._path)
@@ -63,10 +64,6 @@ class LlamaCppBackend(ThreadedBackend):
     @property
     def model_id(self) -> str:
         return self._name
-
-    @property
-    def model_sha256(self) -> str | None:
-        return self._sha
 
     @property
     def has_chat_template(self) -> bool:

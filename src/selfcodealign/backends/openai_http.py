@@ -18,6 +18,7 @@ import urllib.request
 from selfcodealign.backends.base import (
     BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
 )
+from selfcodealign.model_hash import ModelHash
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -56,14 +57,12 @@ class OpenAIBackend(ThreadedBackend):
         self.backoff = backoff
         if not self.model:
             self.model = self._first_model()
+        self.model_hash = ModelHash(
+            None, f"model {self.model!r} is served over the OpenAI API: its weights are out of reach")
 
     @property
     def model_id(self) -> str:
         return self.model
-
-    @property
-    def model_sha256_note(self) -> str | None:
-        return f"model {self.model!r} is served over the OpenAI API: its weights are out of reach"
 
     def _headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json"}

@@ -66,7 +66,7 @@ class VLLMBackend(Backend):
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm_sp = vllm.SamplingParams
         # After loading: for a hub id, only now are its files in the local cache.
-        self._hash = src.content_hash(hub_cache=engine_args.get("download_dir"))
+        self.model_hash = src.content_hash(hub_cache=engine_args.get("download_dir"))
 
     @classmethod
     def from_config(cls, cfg) -> VLLMBackend:
@@ -75,14 +75,6 @@ class VLLMBackend(Backend):
     @property
     def model_id(self) -> str:
         return self._name
-
-    @property
-    def model_sha256(self) -> str | None:
-        return self._hash.sha256
-
-    @property
-    def model_sha256_note(self) -> str | None:
-        return self._hash.note
 
     @property
     def has_chat_template(self) -> bool:

@@ -51,6 +51,7 @@ class RemoteModel:
     name: str
     model_id: str
     model_sha256: str | None
+    model_sha256_note: str | None
     has_chat_template: bool
 
     def close(self) -> None:
@@ -179,7 +180,8 @@ class RayExecutor:
     @property
     def backend(self) -> RemoteModel:
         info = next(w.info for w in self._gen_workers() if w.alive)
-        return RemoteModel(info["name"], info["model_id"], info["model_sha256"], info["has_chat_template"])
+        return RemoteModel(info["name"], info["model_id"], info["model_sha256"],
+                           info["model_sha256_note"], info["has_chat_template"])
 
     def generate(self, stage, records: Sequence[Record]) -> Iterator[tuple[Record, list]]:
         if not records:

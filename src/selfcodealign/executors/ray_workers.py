@@ -46,6 +46,7 @@ class GenerationReplica:
     def describe(self) -> dict[str, Any]:
         b = self.backend
         return {**_where(), "name": b.name, "model_id": b.model_id, "model_sha256": b.model_sha256,
+                "model_sha256_note": b.model_sha256_note,
                 "has_chat_template": b.has_chat_template, "slots": self.slots}
 
     def generate(self, prompts: Sequence, params: Sequence) -> list:
