@@ -39,6 +39,8 @@ TMP_BYTES = 256 << 20  # size of the private /tmp in namespace modes
 BIND_NOW = ("LD_BIND_NOW", "1")
 
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp", "/mnt", "/media", "/srv")
+# Directories the namespace modes replace with an empty tmpfs (hidden, or a private /tmp).
+REPLACED_DIRS = HIDDEN_DIRS + ("/tmp",)
 STRONG_MISSING_HELP = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; "
     "Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap)"
@@ -85,13 +87,14 @@ def sandbox_uid(worker_index: int) -> int:
 def _interpreter() -> str:
     """The Python binary the server runs, in isolated mode. Inside a virtualenv that is
     the venv's own binary, path unresolved, so programs import what the venv has (numpy,
-    say) and not what its base interpreter happens to have. A venv under /tmp, which
-    every namespace mode replaces with a private tmpfs, gets its base interpreter."""
+    say) and not what its base interpreter happens to have. A venv under /tmp is bound
+    read-only into the sandbox's private /tmp (see _paths_to_rebind); one under /dev/shm,
+    which the server empties after every run, gets its base interpreter."""
     exe = os.path.abspath(sys.executable)
     real = os.path.realpath(exe)
-    if sys.prefix != sys.base_prefix and not exe.startswith(("/tmp/", "/dev/shm/")):
+    if sys.prefix != sys.base_prefix and not exe.startswith("/dev/shm/"):
         return exe
-    if real.startswith(("/tmp/", "/dev/shm/")):
+    if real.startswith("/dev/shm/"):
         base = os.path.realpath(getattr(sys, "_base_executable", "") or "")
         if base and os.path.isfile(base):
             return base
@@ -99,22 +102,28 @@ def _interpreter() -> str:
 
 
 def _paths_to_rebind() -> list[str]:
-    """Interpreter and import paths that live under a directory the sandbox hides."""
+    """Interpreter and import paths that live under a directory the sandbox hides or
+    replaces (a venv in a clone under /tmp, say): bound read-only at the same place."""
     wanted = {sys.prefix, sys.base_prefix, os.path.dirname(_interpreter())}
     wanted.update(p for p in sys.path if p and os.path.isdir(p))
     out = []
     for p in sorted(wanted):
         real = os.path.realpath(p)
         for cand in {p, real}:
-            if any(cand == h or cand.startswith(h + "/") for h in HIDDEN_DIRS):
+            if any(cand.startswith(h + "/") for h in REPLACED_DIRS):
                 out.append(cand)
     # Drop paths already covered by a parent in the list.
     out = sorted(set(out))
     return [p for p in out if not any(p != q and p.startswith(q + "/") for q in out)]
 
 
+def kept_in_tmp(rebinds: list[str]) -> list[str]:
+    """The entries of the private /tmp that rebinds made: the server must not wipe them."""
+    return sorted({p.split("/")[2] for p in rebinds if p.startswith("/tmp/")})
+
+
 def _parents_below_hidden(path: str) -> list[str]:
-    hidden = next(h for h in HIDDEN_DIRS if path.startswith(h + "/"))
+    hidden = next(h for h in REPLACED_DIRS if path.startswith(h + "/"))
     parts = path[len(hidden) + 1 :].split("/")[:-1]
     return [hidden + "/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
@@ -176,6 +185,7 @@ def build_launch(
         # Own IPC namespace and /dev/shm: the server empties both after each run.
         "private_ipc": mode in ("bwrap", "unshare"),
         "workdir": "/tmp",
+        "keep_in_workdir": kept_in_tmp(_paths_to_rebind()) if mode in ("bwrap", "unshare") else [],
         "setup_mounts": False,
         "die_with_parent": mode != "bwrap",
         "heavy": list(heavy),
@@ -197,6 +207,9 @@ def build_launch(
         for d in HIDDEN_DIRS:
             if os.path.isdir(d):
                 argv += ["--tmpfs", d]
+        # The private /tmp first: paths rebound into it come after.
+        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
+        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
         made: set[str] = set()
         for p in _paths_to_rebind():
             # bwrap makes missing mount points 0700; the sandbox uid must traverse them.
@@ -205,8 +218,6 @@ def build_launch(
                     made.add(d)
                     argv += ["--perms", "0755", "--dir", d]
             argv += ["--ro-bind", p, p]
-        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
-        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
         argv += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
         argv += ["--setenv", "LANG", "C.UTF-8"]
         argv += ["--setenv", *BIND_NOW, "--chdir", "/tmp", "--"]

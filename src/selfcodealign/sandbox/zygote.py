@@ -326,8 +326,9 @@ def _kill_all(pid_ns_init):
             time.sleep(0.001)
 
 
-def _wipe(path):
-    """Empty a directory that hostile code may have made unreadable or immutable-looking."""
+def _wipe(path, keep=()):
+    """Empty a directory that hostile code may have made unreadable or immutable-looking
+    (but for the entries named in ``keep``: read-only binds the host made)."""
     try:
         entries = os.listdir(path)
     except PermissionError:
@@ -336,6 +337,8 @@ def _wipe(path):
     except FileNotFoundError:
         return
     for name in entries:
+        if name in keep:
+            continue
         p = os.path.join(path, name)
         try:
             st = os.lstat(p)
@@ -444,7 +447,7 @@ def _child_starter(rundir):
     return start
 
 
-def _rehearse(workdir):
+def _rehearse(workdir, keep=()):
     """Go through the runner's own path here, in the server, a few dozen times, for a
     passing and a failing program: CPython specialises the bytecode it runs often,
     fills its attribute lookup cache and compiles traceback formatting lazily, and
@@ -478,7 +481,7 @@ def _rehearse(workdir):
     finally:
         runner._write, runner._exit = real
         linecache.clearcache()  # the rehearsal's "main.py" must not show in a run
-        _wipe(workdir)
+        _wipe(workdir, keep)
 
 
 RUNNER = r"""
@@ -726,6 +729,8 @@ def _serve(sock, cfg, base, ipc):
     now = time.monotonic_ns
     rlimit_as, rlimit_data = resource.RLIMIT_AS, resource.RLIMIT_DATA
     own_as, own_data = _status_bytes("VmSize", "VmData")
+    keep = frozenset(cfg.get("keep_in_workdir", ()))
+    n_keep = len(keep)
     while True:
         fds = ()
         unclean = None
@@ -757,7 +762,7 @@ def _serve(sock, cfg, base, ipc):
             try:
                 mkdir(rundir, 0o700)
             except FileExistsError:  # normally emptied after each run; not if that failed
-                _wipe(base)
+                _wipe(base, keep)
                 mkdir(rundir, 0o700)
             modules["__main__"] = main
             path.insert(0, rundir)  # only while forking: this process imports nothing
@@ -786,11 +791,11 @@ def _serve(sock, cfg, base, ipc):
             _kill_all(pid_ns_init)
             try:
                 rmdir(rundir)
-                left = listdir(base)
+                left = len(listdir(base)) > n_keep
             except OSError:
                 left = True
             if left:
-                _wipe(base)
+                _wipe(base, keep)
             if ipc is not None:
                 ipc.clean()
             answer = b"%d %d %d" % (status, timed_out, duration // 1000)
@@ -802,7 +807,7 @@ def _serve(sock, cfg, base, ipc):
                     pass
             _kill_all(pid_ns_init)
             try:
-                _wipe(base)
+                _wipe(base, keep)
             except OSError:
                 pass
             if ipc is not None:
@@ -955,7 +960,7 @@ def main():
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
     # After the hello: what the rehearsal prints goes to /dev/null, not to the host.
-    _rehearse(base)
+    _rehearse(base, frozenset(cfg.get("keep_in_workdir", ())))
     gc.collect()
     gc.freeze()
     _serve(sock, cfg, base, ipc)
