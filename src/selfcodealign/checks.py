@@ -15,6 +15,11 @@ def _parse(src: str) -> ast.Module | None:
         return None
 
 
+def parse_ok(code: str) -> bool:
+    """Non-empty code that Python can parse."""
+    return bool(code.strip()) and _parse(code) is not None
+
+
 def defined_names(code: str) -> set[str]:
     """Top-level functions, classes and assigned names of the solution."""
     tree = _parse(code)

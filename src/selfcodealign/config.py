@@ -67,6 +67,15 @@ class GenerationConfig(_Section):
     n: int = Field(1, ge=1, description="samples per input")
 
 
+class InstructionsConfig(GenerationConfig):
+    categories: list[Literal["function", "class", "program"]] = Field(
+        default_factory=lambda: ["function", "class", "program"], min_length=1,
+        description="task categories to sample from (uniformly)")
+    difficulties: list[Literal["easy", "medium", "hard"]] = Field(
+        default_factory=lambda: ["easy", "medium", "hard"], min_length=1,
+        description="task difficulties to sample from (uniformly)")
+
+
 class ExecuteConfig(_Section):
     timeout: float = Field(10.0, gt=0, description="seconds per program (wall clock)")
     memory_mb: int = Field(1024, ge=64, description="memory per program")
@@ -83,6 +92,19 @@ class ExecuteConfig(_Section):
     )
 
 
+class VerifyConfig(_Section):
+    mutation: bool = Field(True, description="run mutants of each passing solution against its own tests")
+    max_mutants: int = Field(40, ge=1, description="mutants per response at most (every function's "
+                             "raise-mutant is always made; other sites are sampled beyond this)")
+    agreement: bool = Field(True, description="run each passing response's tests against its siblings' "
+                            "code and its code against theirs, to choose the best-agreeing one")
+    faithfulness: bool = Field(True, description="check that the asked-for names exist, the solution "
+                               "holds no tests, and the tests do not call example-usage code")
+    timeout_factor: float = Field(5.0, gt=0, description="a mutant or sibling run may take this many "
+                                  "times the original run (within execute.timeout)")
+    min_timeout: float = Field(0.5, gt=0, description="seconds a mutant or sibling run gets at least")
+
+
 class SelectConfig(_Section):
     seed: int = Field(0, description="seed for choosing one passing response per instruction")
     sanitize: bool = Field(
@@ -90,6 +112,26 @@ class SelectConfig(_Section):
     )
     dedup_threshold: float = Field(0.5, gt=0, le=1, description="MinHash Jaccard threshold")
     system_prompt: str | None = Field(None, description="system message for the chat `messages`")
+    # HumanEval's own tests kill at least 0.6 of its canonical solutions' mutants on every
+    # one of its 164 tasks (the weakest: 0.615): a response is kept when its tests are at
+    # least as strong as HumanEval's weakest (docs/verification.md).
+    min_mutation_score: float = Field(
+        0.6, ge=0, le=1, description="keep a response only if its tests kill at least this share of "
+        "its solution's mutants (needs verify.mutation; 0 keeps weak tests)")
+    reject_unexercised: bool = Field(
+        True, description="drop a response with a function whose body its tests never need")
+    reject_unfaithful: bool = Field(
+        True, description="drop a response that misses an asked-for name, holds its own tests, or "
+        "whose tests call example-usage code")
+    by_agreement: bool = Field(
+        True, description="choose the passing response that agrees most with its siblings (else a "
+        "seeded random one)")
+    pass_rate: tuple[float, float] = Field(
+        (0.0, 1.0), description="keep only instructions whose share of passing responses is in "
+        "this band, e.g. [0.1, 0.7]: tasks the model sometimes fails")
+    tests_in_response: bool = Field(
+        False, description="keep the tests section in the assistant turn of `messages` (the paper "
+        "trains on the response without it; `tests` is always its own field)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -117,13 +159,14 @@ class RunConfig(_Section):
     concepts: GenerationConfig = Field(
         default_factory=lambda: GenerationConfig(temperature=0.0, max_tokens=128)
     )
-    instructions: GenerationConfig = Field(
-        default_factory=lambda: GenerationConfig(temperature=0.7, max_tokens=512)
+    instructions: InstructionsConfig = Field(
+        default_factory=lambda: InstructionsConfig(temperature=0.7, max_tokens=512)
     )
     responses: GenerationConfig = Field(
         default_factory=lambda: GenerationConfig(temperature=0.7, max_tokens=1024, n=10)
     )
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
 
     @field_validator("shard")
@@ -139,10 +182,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The paper's settings (10 responses per instruction; all seeds).
     "default": {},
     # A few minutes on a 2-core laptop with the embedded model.
+    # A small model on a CPU: self-contained functions, not the hardest ones.
     "quickstart": {
-        "seeds": {"max_seeds": 8},
-        "backend": {"n_parallel": 4, "ctx_per_slot": 4096},
-        "instructions": {"max_tokens": 320},
+        "seeds": {"max_seeds": 28},
+        "backend": {"n_parallel": 8, "ctx_per_slot": 3072},
+        "instructions": {"max_tokens": 320, "categories": ["function"], "difficulties": ["easy", "medium"]},
         "responses": {"n": 4, "max_tokens": 640},
         "execute": {"timeout": 10.0},
     },

@@ -133,6 +133,8 @@ class ParsedResponse:
     response: str  # the answer as shown to the user (solution, explanation, tests)
     code: str
     tests: str
+    blocks: tuple[str, ...] = ()  # the code blocks before the tests, in order
+    answer: str = ""  # the response without its tests section (the training target)
 
 
 def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | ParseError:
@@ -171,4 +173,10 @@ def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | P
     # The answer ends with the tests block: anything after it (a new example the model
     # started) is not part of the response.
     response = body[: tests_block.end].strip()
-    return ParsedResponse(response=response, code=code, tests=tests_block.code)
+    # The tests section starts at its heading, when the heading comes after the solution.
+    cut = tests_block.start
+    if heading and blocks[tests_idx - 1].end <= heading.start() < tests_block.start:
+        cut = heading.start()
+    return ParsedResponse(response=response, code=code, tests=tests_block.code,
+                          blocks=tuple(b.code for b in blocks[:tests_idx]),
+                          answer=body[:cut].rstrip())

@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from selfcodealign.config import RunConfig, changed_keys, config_to_yaml, parse_shard
+from selfcodealign.config import RunConfig, changed_keys, config_to_yaml, flatten, parse_shard
 from selfcodealign.errors import UserError
 from selfcodealign.ids import shard_of
 from selfcodealign.jsonl import read_records, write_atomic
 from selfcodealign.ledger import LedgerWriter, StageFiles, summarize_ledger
 from selfcodealign.progress import StageProgress
-from selfcodealign.records import Drop, Executed, Seed
+from selfcodealign.records import Checks, Drop, Executed, Seed
 from selfcodealign.stages.base import ExecutionStage, GenerationStage, ModelInfo, Stage
 
 log = logging.getLogger("selfcodealign")
@@ -39,22 +39,34 @@ STAGE_FILES = {
     "instructions": "instructions.jsonl",
     "responses": "responses.jsonl",
     "execute": "executed.jsonl",
+    "verify": "verified.jsonl",
     "select": "dataset.jsonl",
 }
 ORDER = list(STAGE_FILES)
 
 
-def check_config(files: StageFiles, name: str, key: dict, force: bool) -> bool:
-    """True if the stage must start over. Refuses a changed config unless ``force``."""
+def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults: dict | None = None) -> bool:
+    """True if the stage must start over. Refuses a changed config unless ``force``.
+
+    A setting that did not exist when the stage ran (``key`` has it, the saved state does
+    not) counts as unchanged while it keeps its default (``defaults``: the key of a
+    default config): new settings default to what the project did before them, so a
+    run directory made by an older version still resumes."""
     state = files.state()
     if state is None:
         return False
-    old = state.get("config")
+    old = state.get("config") or {}
     new = json.loads(json.dumps(key))
     if old == new:
         return False
+    changed = changed_keys(old, new)
+    if defaults is not None:
+        was, now, default = flatten(old), flatten(new), flatten(json.loads(json.dumps(defaults)))
+        changed = [k for k in changed if k in was or k not in default or now.get(k) != default[k]]
+        if not changed:
+            return False
     if not force:
-        keys = ", ".join(changed_keys(old or {}, new)) or "(unknown)"
+        keys = ", ".join(changed) or "(unknown)"
         raise UserError(
             f"stage {name} in {files.out.parent} was run with other settings ({keys}); "
             f"rerun with --force to redo it and the stages after it"
@@ -303,7 +315,7 @@ class Pipeline:
             for name, cls in chain:
                 files = self.files(name)
                 key = generation_key(self.cfg, name)
-                if check_config(files, name, key, self.force):
+                if check_config(files, name, key, self.force, generation_key(RunConfig(), name)):
                     self._forced_from(name)
                 if not (files.state() or {}).get("complete"):
                     info, prompts = info_and_prompts()
@@ -332,10 +344,11 @@ class Pipeline:
                 run_generation_or_execution(ex_stage, inputs, ex_files, executor, quiet=self.quiet)
             summary["stages"]["execute"] = stage_summary(ex_files)
             executed = list(read_records(ex_files.out, Executed))
+            checks = self._verify(executed, ex_stage, executor, summary)
         finally:
             executor.close()
 
-        summary["stages"]["select"] = self.select(executed, ex_stage)
+        summary["stages"]["select"] = write_dataset(self.cfg, executed, self.files("select"), checks)
         summary["wall_s"] = round(time.monotonic() - t0, 2)
         st = summary["stages"]
         summary["busy"] = {
@@ -391,18 +404,35 @@ class Pipeline:
 
     def _follow(self, resp_files: StageFiles, ex_stage, ex_files: StageFiles, executor) -> "Follower":
         if check_config(ex_files, "execute", ex_stage.config_key(), self.force):
-            for later in ("execute", "select"):
+            for later in ORDER[ORDER.index("execute"):]:
                 self.files(later).remove()
         # Responses committed by an earlier, interrupted run come first.
         resp_files.recover(lambda o: o["parent_id"])
         committed = list(read_records(resp_files.out, ex_stage.input_type)) if resp_files.out.exists() else []
         return Follower(ex_stage, ex_files, executor, committed)
 
-    def select(self, executed: list[Executed], ex_stage) -> dict[str, Any]:
-        return write_dataset(self.cfg, executed, self.files("select"))
+    def _verify(self, executed: list[Executed], ex_stage, executor, summary: dict) -> dict | None:
+        """Verification of the passing responses (resumable, one instruction at a time);
+        None when every check is off."""
+        from selfcodealign.stages.verify import VerifyStage, group_by_instruction, summarize_checks
+
+        v = self.cfg.verify
+        if not (v.mutation or v.agreement or v.faithfulness):
+            return None
+        stage = VerifyStage(v, self.cfg.execute.timeout, self.cfg.execute.memory_mb, ex_stage.counts_as_pass)
+        files = self.files("verify")
+        if check_config(files, "verify", stage.config_key(), self.force):
+            self._forced_from("verify")
+        if not (files.state() or {}).get("complete"):
+            run_generation_or_execution(stage, group_by_instruction(executed), files, executor,
+                                        quiet=self.quiet)
+        checks = list(read_records(files.out, Checks))
+        summary["stages"]["verify"] = {**stage_summary(files), **summarize_checks(checks)}
+        return {c.parent_id: c for c in checks}
 
 
-def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles) -> dict[str, Any]:
+def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles,
+                  checks: dict | None = None) -> dict[str, Any]:
     """The select stage: the dataset and its drops written whole (it takes seconds, so it
     is redone on every run rather than resumed); returns its summary."""
     from selfcodealign.stages.execute import ExecuteStage
@@ -416,7 +446,7 @@ def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles) -
             return _sanitize(items, threshold=threshold)
 
     passes = ExecuteStage(cfg.execute).counts_as_pass
-    examples, drops, stats = select(executed, cfg.select, passes, sanitize)
+    examples, drops, stats = select(executed, cfg.select, passes, sanitize, checks)
     write_atomic(files.out, examples)
     write_atomic(files.drops, drops)
     files.save_state({"config": cfg.select.model_dump(mode="json"), "complete": True})
@@ -425,7 +455,8 @@ def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles) -
         drop_counts[d.reason] = drop_counts.get(d.reason, 0) + 1
     return {"in": stats["instructions"], "out": len(examples), "drops": drop_counts,
             "responses_passed": sum(1 for e in executed if passes(e)),
-            "responses_executed": len(executed), "sanitize": stats["sanitize"]}
+            "responses_executed": len(executed), "rejected": stats["rejected"],
+            "sanitize": stats["sanitize"]}
 
 
 def funnel_line(summary: dict[str, Any]) -> dict[str, int]:

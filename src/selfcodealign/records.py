@@ -105,6 +105,57 @@ class Executed(Record):
     meaningful_tests: bool  # tests assert on something the response defines
 
 
+class Mutation(Record):
+    """Mutation analysis of one passing response: its solution's mutants run against its
+    own tests (see selfcodealign.verify.mutants)."""
+
+    made: int  # mutants run (those equal to the original are not made)
+    killed: int  # failed their tests: failed, timeout, crashed or out of memory
+    timeouts: int = 0  # of the killed, by timeout
+    crashed: int = 0  # of the killed, by a signal or out of memory
+    errors: int = 0  # the sandbox could not run them: not counted in made
+    unexercised: list[str] = Field(default_factory=list)  # functions whose body can raise unnoticed
+
+    @property
+    def score(self) -> float | None:
+        return self.killed / self.made if self.made else None
+
+
+class Agreement(Record):
+    """How a passing response agrees with its siblings (the other responses to the same
+    instruction): dual execution agreement, as in CodeT."""
+
+    siblings: int  # other responses whose code could run
+    pass_my_tests: int  # of them, how many pass this response's tests
+    passing_siblings: int  # other passing responses
+    my_code_passes: int  # of their tests, how many this response's code passes
+    # No sibling's code passes these tests, while two other passing responses pass each
+    # other's: the tests likely encode this response's own mistake.
+    suspect: bool = False
+
+
+class Checks(Record):
+    """What verification found about one passing response."""
+
+    id: str
+    parent_id: str  # executed id
+    instruction_id: str
+    faithfulness: list[str] = Field(default_factory=list)  # why it does not answer the instruction
+    mutation: Mutation | None = None
+    agreement: Agreement | None = None
+    pass_rate: tuple[int, int]  # (passing responses, responses) of its instruction
+
+
+class Quality(Record):
+    """The checks behind a kept example, as recorded in the dataset."""
+
+    mutation_score: float | None = None
+    mutants: int = 0
+    unexercised: list[str] = Field(default_factory=list)
+    pass_rate: tuple[int, int] | None = None
+    agreement: Agreement | None = None
+
+
 class Message(Record):
     role: Literal["system", "user", "assistant"]
     content: str
@@ -130,6 +181,7 @@ class Example(Record):
     model_sha256: str | None = None
     model_sha256_note: str | None = None
     sampling: dict[str, float | int | str] = Field(default_factory=dict)
+    quality: Quality | None = None
 
 
 class Drop(Record):
@@ -148,5 +200,6 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "instructions": Instruction,
     "responses": Response,
     "executed": Executed,
+    "verified": Checks,
     "dataset": Example,
 }

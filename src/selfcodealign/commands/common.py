@@ -24,15 +24,15 @@ def _describe(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def config_epilog() -> str:
-    from selfcodealign.config import PRESETS, RunConfig
+    from selfcodealign.config import PRESETS, RunConfig, flatten
 
+    quick = ", ".join(f"{k}={v}" for k, v in flatten(PRESETS["quickstart"]).items())
     return (
         "Every config key (set in a YAML file given with --config, or with --set KEY=VALUE; "
         "flags override the file, which overrides the preset):\n"
         + "\n".join(_describe(RunConfig))
         + f"\n\nPresets: {', '.join(PRESETS)}."
-        "\nThe quickstart preset overrides: seeds.max_seeds=8, responses.n=4, "
-        "responses.max_tokens=640, instructions.max_tokens=320."
+        f"\nThe quickstart preset overrides: {quick}."
     )
 
 

@@ -1,7 +1,8 @@
 """The single-stage commands: each reads one JSONL file and writes the next.
 
-`concepts`, `instructions`, `responses` and `execute` keep a ledger beside --out
-(OUT.done.jsonl), so rerunning the same command resumes; `select` rewrites its output.
+`concepts`, `instructions`, `responses`, `execute` and `verify` keep a ledger beside
+--out (OUT.done.jsonl), so rerunning the same command resumes; `select` rewrites its
+output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ HELP = {
     "instructions": ("C->I: write a new task from each seed's concepts", "concepts.jsonl", "instructions.jsonl"),
     "responses": ("I->R: answer each task several times, with tests", "instructions.jsonl", "responses.jsonl"),
     "execute": ("run every response with its tests in the sandbox", "responses.jsonl", "executed.jsonl"),
+    "verify": ("check the passing responses: mutants, faithfulness, agreement", "executed.jsonl",
+               "verified.jsonl"),
     "select": ("keep one passing response per task; write the dataset", "executed.jsonl", "dataset.jsonl"),
 }
 
@@ -44,9 +47,13 @@ def register_stage(sub, name: str) -> None:
     )
     p.add_argument("--in", dest="inp", required=True, metavar="FILE", help=f"input JSONL ({default_in})")
     p.add_argument("--out", required=True, metavar="FILE", help=f"output JSONL ({default_out})")
-    if name != "select":
+    if name not in ("select", "verify"):
         p.add_argument("--limit", type=_positive, metavar="N",
                        help="only the first N input records (a later run without it goes on with the rest)")
+    if name == "select":
+        p.add_argument("--verified", metavar="FILE",
+                       help="the verify stage's output for these records (verified.jsonl): select "
+                       "by its checks; without it, a seeded random passing response per task")
     add_config_args(p)
     p.set_defaults(func=lambda args: run_stage_command(name, args))
 
@@ -61,8 +68,17 @@ def run_stage_command(name: str, args) -> int:
     setup_logging(out.with_suffix(".log"), args.verbose)
     files = StageFiles(out)
     if name == "select":
-        return _select(cfg, Path(args.inp), files)
-    if name == "execute":
+        return _select(cfg, Path(args.inp), files, args.verified)
+    if name == "verify":
+        from selfcodealign.records import Executed
+        from selfcodealign.stages.execute import ExecuteStage
+        from selfcodealign.stages.verify import VerifyStage, group_by_instruction
+
+        stage = VerifyStage(cfg.verify, cfg.execute.timeout, cfg.execute.memory_mb,
+                            ExecuteStage(cfg.execute).counts_as_pass)
+        inputs = group_by_instruction(list(read_records(Path(args.inp), Executed)))
+        executor = local_executor(cfg, args.verbose)
+    elif name == "execute":
         from selfcodealign.stages.execute import ExecuteStage
 
         stage = ExecuteStage(cfg.execute)
@@ -88,11 +104,12 @@ def run_stage_command(name: str, args) -> int:
     return 0
 
 
-def _select(cfg, inp: Path, files) -> int:
+def _select(cfg, inp: Path, files, verified: str | None) -> int:
     from selfcodealign.jsonl import read_records
     from selfcodealign.pipeline import write_dataset
-    from selfcodealign.records import Executed
+    from selfcodealign.records import Checks, Executed
 
-    s = write_dataset(cfg, list(read_records(inp, Executed)), files)
+    checks = {c.parent_id: c for c in read_records(Path(verified), Checks)} if verified else None
+    s = write_dataset(cfg, list(read_records(inp, Executed)), files, checks)
     print(f"select: {s['in']} instructions -> {s['out']} examples", file=sys.stderr)
     return 0

@@ -39,19 +39,43 @@ class LocalExecutor:
     def execute(
         self, stage: ExecutionStage, records: Iterable[Record]
     ) -> Iterator[tuple[Record, Any]]:
-        """Records are read lazily (the input may still be growing); verdicts come back
-        as runs finish."""
+        """Records are read lazily (the input may still be growing); a record comes back
+        with its verdicts, in its programs' order, once they are all in."""
+        import queue
+
         from selfcodealign.sandbox import iter_batch
 
-        taken: dict[int, Record] = {}
+        owner: dict[int, tuple[int, int]] = {}  # program number -> (record number, position)
+        pending: dict[int, list] = {}  # record number -> [record, verdicts, verdicts left]
+        empty: queue.SimpleQueue = queue.SimpleQueue()  # records with no program at all
 
         def programs():
+            n = 0
             for i, r in enumerate(records):
-                taken[i] = r
-                yield stage.program(r)
+                progs = stage.programs(r)
+                if not progs:
+                    empty.put(r)
+                    continue
+                pending[i] = [r, [None] * len(progs), len(progs)]
+                for k, p in enumerate(progs):
+                    owner[n] = (i, k)
+                    n += 1
+                    yield p
 
-        for i, verdict in iter_batch(programs(), workers=self.sandbox_workers):
-            yield taken.pop(i), verdict
+        def empties():
+            while not empty.empty():
+                yield empty.get(), []
+
+        for n, verdict in iter_batch(programs(), workers=self.sandbox_workers):
+            yield from empties()
+            i, k = owner.pop(n)
+            entry = pending[i]
+            entry[1][k] = verdict
+            entry[2] -= 1
+            if entry[2] == 0:
+                del pending[i]
+                yield entry[0], entry[1]
+        yield from empties()
 
     def close(self) -> None:
         if self._backend is not None:

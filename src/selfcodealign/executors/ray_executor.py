@@ -204,12 +204,24 @@ class RayExecutor:
         if not records:
             return
         workers = self._sandbox_workers()
-        programs = [stage.program(r) for r in records]
+        programs, owner, left, verdicts = [], [], [], []
+        for i, r in enumerate(records):
+            progs = stage.programs(r)
+            programs += progs
+            owner += [(i, k) for k in range(len(progs))]
+            left.append(len(progs))
+            verdicts.append([None] * len(progs))
+            if not progs:
+                yield r, []
         size = max(4, max(w.info.get("workers", 1) for w in workers if w.alive))
-        chunks = [_Chunk(list(range(s, min(s + size, len(records)))), (programs[s:s + size],))
-                  for s in range(0, len(records), size)]
-        for i, verdict in self._stream(workers, chunks, "run", SANDBOX_DEPTH, "sandbox"):
-            yield records[i], verdict
+        chunks = [_Chunk(list(range(s, min(s + size, len(programs)))), (programs[s:s + size],))
+                  for s in range(0, len(programs), size)]
+        for n, verdict in self._stream(workers, chunks, "run", SANDBOX_DEPTH, "sandbox"):
+            i, k = owner[n]
+            verdicts[i][k] = verdict
+            left[i] -= 1
+            if left[i] == 0:
+                yield records[i], verdicts[i]
 
     def close(self) -> None:
         ray = _ray()

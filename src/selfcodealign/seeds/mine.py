@@ -45,7 +45,7 @@ from selfcodealign.seeds.worker import DocResult, Passed, Settings, process_chun
 log = logging.getLogger("selfcodealign.seeds")
 
 # Bump when a filter changes meaning, so old state files are not resumed.
-MINING_VERSION = 1
+MINING_VERSION = 2
 Progress = Callable[[int, "int | None"], None]
 
 

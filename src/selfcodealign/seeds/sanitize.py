@@ -14,8 +14,10 @@ def sanitize(
     threshold: float = 0.5,
     benchmark_data: list[str] | None = None,
 ) -> tuple[set[str], dict[str, int]]:
-    """``items`` are ``(id, instruction + response)``. Returns the ids to keep and the
-    number dropped for each reason (``benchmark_contamination``, ``near_duplicate``)."""
+    """``items`` are ``(id, instruction + response)``, markdown: near-duplicates are
+    found after renaming identifiers in its code blocks and backtick spans
+    (``dedup.normalize``). Returns the ids to keep and the number dropped for each reason
+    (``benchmark_contamination``, ``near_duplicate``)."""
     index = decontam.load_index(benchmark_data)
     near = dedup.NearDupIndex(threshold)
     kept: set[str] = set()
@@ -23,7 +25,7 @@ def sanitize(
     for item_id, text in items:
         if index.contaminated(text):
             dropped["benchmark_contamination"] += 1
-        elif not near.add_if_new(near.signature(text)):
+        elif not near.add_if_new(near.signature(text, markdown=True)):
             dropped["near_duplicate"] += 1
         else:
             kept.add(item_id)

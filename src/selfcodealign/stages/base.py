@@ -57,12 +57,12 @@ class GenerationStage(Stage):
 
 class ExecutionStage(Stage):
     @abc.abstractmethod
-    def program(self, rec: Record) -> Any:
-        """A ``selfcodealign.sandbox.Program`` for this input, or a Drop."""
+    def programs(self, rec: Record) -> list[Any]:
+        """The ``selfcodealign.sandbox.Program``s to run for this input (maybe none)."""
 
     @abc.abstractmethod
-    def parse(self, rec: Record, verdict: Any) -> list[Record | Drop]:
-        """Outputs and drops for this input, given its verdict."""
+    def parse(self, rec: Record, verdicts: list[Any]) -> list[Record | Drop]:
+        """Outputs and drops for this input, given its programs' verdicts, in order."""
 
 
 def gen_meta(info: ModelInfo, sp: SamplingParams, sample: int, comp: Completion) -> "GenMeta":

@@ -23,14 +23,15 @@ class ExecuteStage(ExecutionStage):
         # Worker count and overlap change speed, not results.
         return self.cfg.model_dump(exclude={"workers", "overlap"})
 
-    def program(self, rec: Response):
+    def programs(self, rec: Response) -> list:
         from selfcodealign.sandbox import Program
 
         code, tests = build_program(rec.code, rec.tests)
-        return Program(id=rec.id, code=code, tests=tests, timeout=self.cfg.timeout,
-                       memory_mb=self.cfg.memory_mb)
+        return [Program(id=rec.id, code=code, tests=tests, timeout=self.cfg.timeout,
+                        memory_mb=self.cfg.memory_mb)]
 
-    def parse(self, rec: Response, verdict: Verdict) -> list[Record | Drop]:
+    def parse(self, rec: Response, verdicts: list[Verdict]) -> list[Record | Drop]:
+        (verdict,) = verdicts
         return [Executed(
             id=make_id(rec.id, self.name), parent_id=rec.id, response=rec, verdict=verdict,
             meaningful_tests=meaningful_asserts(rec.code, rec.tests) > 0,

@@ -14,10 +14,12 @@ CATEGORIES = ("function", "class", "program")
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
-def task_properties(record_id: str, base_seed: int = 0) -> tuple[str, str]:
-    """Category and difficulty, sampled uniformly but fixed by the record id."""
+def task_properties(record_id: str, base_seed: int = 0, categories=CATEGORIES,
+                    difficulties=DIFFICULTIES) -> tuple[str, str]:
+    """Category and difficulty, sampled uniformly from the allowed ones but fixed by the
+    record id."""
     rng = random.Random(make_id(base_seed, "properties", record_id))
-    return rng.choice(CATEGORIES), rng.choice(DIFFICULTIES)
+    return rng.choice(list(categories)), rng.choice(list(difficulties))
 
 
 class InstructionsStage(PromptedStage):
@@ -26,15 +28,18 @@ class InstructionsStage(PromptedStage):
     input_type = Concepts
     output_type = Instruction
 
+    def properties(self, rec: Concepts) -> tuple[str, str]:
+        return task_properties(rec.id, self.base_seed, self.gen.categories, self.gen.difficulties)
+
     def prompt(self, rec: Concepts) -> Prompt:
-        category, difficulty = task_properties(rec.id, self.base_seed)
+        category, difficulty = self.properties(rec)
         return self.prompts.instruction(rec.concepts, category, difficulty)
 
     def parse_one(self, rec: Concepts, index: int, comp: Completion, meta: GenMeta) -> Record | Drop:
         parsed = parse_instruction(comp.text, comp.finish_reason)
         if isinstance(parsed, ParseError):
             return self.drop(rec, parsed.reason, parsed.detail, comp.text)
-        category, difficulty = task_properties(rec.id, self.base_seed)
+        category, difficulty = self.properties(rec)
         return Instruction(
             id=make_id(rec.id, self.name, index), parent_id=rec.id, seed_id=rec.seed.id,
             seed_source=rec.seed.source, seed_path=rec.seed.path, concepts=rec.concepts,

@@ -1,0 +1,203 @@
+"""Verification: do a response's tests test, and does it answer what was asked?
+
+One input is an instruction with its executed responses. For each response that passed
+its own tests (meaningfully), three checks:
+
+- faithfulness (static): the names and arities the instruction asks for exist, the
+  solution holds no tests of its own, the tests call nothing only the example usage
+  defines (``selfcodealign.verify.faithful``);
+- mutation: mutants of its solution run against its tests; the share they kill is how
+  much the tests check, and a function whose body can raise unnoticed is unexercised
+  (``selfcodealign.verify.mutants``);
+- agreement: its tests run against every sibling's code, and its code against every
+  passing sibling's tests (dual execution agreement, as in CodeT).
+
+All programs of an instruction go to the sandbox as one batch. Mutants and sibling code
+are hostile like any generated code; they get a short timeout derived from the original
+run's duration (a mutant that loops forever is killed, and should not cost 10 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from selfcodealign.checks import build_program, parse_ok
+from selfcodealign.ids import make_id
+from selfcodealign.records import Agreement, Checks, Drop, Executed, Mutation, Record, Verdict
+from selfcodealign.stages.base import ExecutionStage
+from selfcodealign.verify import faithful
+from selfcodealign.verify.mutants import mutants
+
+KILLED = {"failed", "timeout", "crashed", "oom"}
+
+
+@dataclass(frozen=True)
+class InstructionResponses:
+    """One instruction's executed responses: the verify stage's input (made from
+    executed.jsonl, not stored)."""
+
+    id: str  # the instruction's id
+    executed: tuple[Executed, ...]
+
+
+@dataclass(frozen=True)
+class _Job:
+    kind: str  # "mutant" | "cross"
+    owner: int  # index (in the group) of the response whose tests run
+    other: int  # cross: whose code runs; mutant: -1
+    detail: str  # mutant: operator:detail
+
+
+def group_by_instruction(executed: list[Executed]) -> list[InstructionResponses]:
+    groups: dict[str, list[Executed]] = {}
+    for e in executed:
+        groups.setdefault(e.response.parent_id, []).append(e)
+    return [InstructionResponses(k, tuple(sorted(v, key=lambda e: e.response.sample_index)))
+            for k, v in sorted(groups.items())]
+
+
+class VerifyStage(ExecutionStage):
+    name = "verify"
+    input_type = InstructionResponses
+    output_type = Checks
+
+    def __init__(self, cfg, timeout: float, memory_mb: int, passes: Callable[[Executed], bool]):
+        self.cfg = cfg
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.passes = passes
+        self._plans: dict[str, list[_Job]] = {}
+
+    def config_key(self) -> dict[str, Any]:
+        return {"verify": self.cfg.model_dump(mode="json"), "timeout": self.timeout,
+                "memory_mb": self.memory_mb}
+
+    # ---- what to run ---------------------------------------------------------------
+
+    def _limit(self, *durations: float) -> float:
+        return min(self.timeout, max(self.cfg.min_timeout, self.cfg.timeout_factor * max(durations)))
+
+    def _plan(self, rec: InstructionResponses) -> tuple[list[_Job], list]:
+        group = rec.executed
+        passing = [i for i, e in enumerate(group) if self.passes(e)]
+        jobs: list[_Job] = []
+        programs: list = []
+        from selfcodealign.sandbox import Program
+
+        def add(job: _Job, code: str, tests: str, timeout: float) -> None:
+            c, t = build_program(code, tests)
+            jobs.append(job)
+            programs.append(Program(id=f"{rec.id}:{len(jobs)}", code=c, tests=t, timeout=timeout,
+                                    memory_mb=self.memory_mb))
+
+        for i in passing:
+            e = group[i]
+            if self.cfg.mutation and not self._unfaithful(e):
+                for m in mutants(e.response.code, self.cfg.max_mutants, seed=0):
+                    add(_Job("mutant", i, -1, f"{m.operator}:{m.detail}"), m.code, e.response.tests,
+                        self._limit(e.verdict.duration))
+            if self.cfg.agreement:
+                for j, other in enumerate(group):
+                    if j != i and parse_ok(other.response.code):
+                        add(_Job("cross", i, j, ""), other.response.code, e.response.tests,
+                            self._limit(e.verdict.duration, other.verdict.duration))
+        return jobs, programs
+
+    def _unfaithful(self, e: Executed) -> list[str]:
+        if not self.cfg.faithfulness:
+            return []
+        return faithfulness(e)
+
+    def programs(self, rec: InstructionResponses) -> list:
+        jobs, programs = self._plan(rec)
+        self._plans[rec.id] = jobs
+        return programs
+
+    # ---- what it means -------------------------------------------------------------
+
+    def parse(self, rec: InstructionResponses, verdicts: list[Verdict]) -> list[Record | Drop]:
+        jobs = self._plans.pop(rec.id, None)
+        if jobs is None:
+            jobs, _ = self._plan(rec)
+        group = rec.executed
+        passing = [i for i, e in enumerate(group) if self.passes(e)]
+        rate = (len(passing), len(group))
+        runs: dict[int, list[tuple[_Job, Verdict]]] = {i: [] for i in passing}
+        for job, v in zip(jobs, verdicts):
+            runs[job.owner].append((job, v))
+        cross = {(job.owner, job.other): v.status == "passed"
+                 for jobs_of in runs.values() for job, v in jobs_of if job.kind == "cross"}
+        out: list[Record | Drop] = []
+        for i in passing:
+            e = group[i]
+            mine = runs[i]
+            mutation = _mutation([(j, v) for j, v in mine if j.kind == "mutant"]) \
+                if self.cfg.mutation and not self._unfaithful(e) else None
+            agreement = None
+            if self.cfg.agreement:
+                others = [j for j in range(len(group)) if (i, j) in cross]
+                peers = [k for k in passing if k != i]
+                mine_passed = sum(cross[(i, j)] for j in others)
+                others_agree = any(cross.get((a, b)) and cross.get((b, a)) for a in peers for b in peers if a < b)
+                agreement = Agreement(
+                    siblings=len(others), pass_my_tests=mine_passed, passing_siblings=len(peers),
+                    my_code_passes=sum(cross.get((k, i), False) for k in peers),
+                    suspect=bool(others) and mine_passed == 0 and others_agree)
+            out.append(Checks(id=make_id(e.id, self.name), parent_id=e.id, instruction_id=rec.id,
+                              faithfulness=self._unfaithful(e), mutation=mutation,
+                              agreement=agreement, pass_rate=rate))
+        return out
+
+
+def faithfulness(e: Executed) -> list[str]:
+    """Why a response does not answer its instruction (empty: no reason found)."""
+    from selfcodealign.parsing import ParseError, parse_response
+
+    r = e.response
+    reasons = [f"missing: {m}" for m in faithful.missing_names(r.instruction.instruction, r.code)]
+    reasons += [f"tests in solution: {t}" for t in faithful.solution_test_code(r.code)]
+    parsed = parse_response(r.response)
+    blocks = list(parsed.blocks) if not isinstance(parsed, ParseError) else []
+    reasons += [f"tests use example code: {n}" for n in faithful.names_from_examples(blocks, r.tests)]
+    return reasons
+
+
+def _mutation(runs: list[tuple[_Job, Verdict]]) -> Mutation:
+    made = [(j, v) for j, v in runs if v.status != "error"]
+    killed = [(j, v) for j, v in made if v.status in KILLED]
+    survived = {j.detail.split(":", 1)[1] for j, v in made
+                if v.status == "passed" and j.detail.startswith("raise:")}
+    return Mutation(
+        made=len(made), killed=len(killed),
+        timeouts=sum(v.status == "timeout" for _, v in killed),
+        crashed=sum(v.status in ("crashed", "oom") for _, v in killed),
+        errors=len(runs) - len(made), unexercised=sorted(survived),
+    )
+
+
+def summarize_checks(checks: list[Checks]) -> dict[str, Any]:
+    """Quality figures over verified responses, for summary.json and `audit`."""
+    scored = [c.mutation for c in checks if c.mutation is not None and c.mutation.made]
+    scores = [m.score for m in scored]
+    unfaithful: dict[str, int] = {}
+    for c in checks:
+        for reason in {r.split(":", 1)[0] for r in c.faithfulness}:
+            unfaithful[reason] = unfaithful.get(reason, 0) + 1
+    out: dict[str, Any] = {"responses_checked": len(checks), "unfaithful": unfaithful}
+    agreed = [c.agreement for c in checks if c.agreement is not None]
+    if agreed:
+        out["agreement"] = {
+            "with_siblings": sum(a.siblings > 0 for a in agreed),
+            "tests_no_sibling_passes": sum(a.siblings > 0 and a.pass_my_tests == 0 for a in agreed),
+            "suspect_tests": sum(a.suspect for a in agreed),
+        }
+    if scored:
+        out["mutation"] = {
+            "mean_score": round(sum(scores) / len(scores), 4),
+            "share_at_least_0.5": round(sum(s >= 0.5 for s in scores) / len(scores), 4),
+            "share_unexercised": round(sum(bool(m.unexercised) for m in scored) / len(scored), 4),
+            "mutants": sum(m.made for m in scored), "killed": sum(m.killed for m in scored),
+            "timeouts": sum(m.timeouts for m in scored), "crashed": sum(m.crashed for m in scored),
+        }
+    return out
