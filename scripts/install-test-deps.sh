@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-# --- Debian packages (strong sandbox) ---------------------------------------------
+# --- Debian packages (strong sandbox; chromium for the HTML report tests) ------------
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  if ! command -v bwrap >/dev/null; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  missing=()
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 

@@ -21,13 +21,16 @@ COMMANDS = [
     "instructions",
     "responses",
     "execute",
+    "verify",
     "select",
     "sandbox",
     "merge",
+    "audit",
     "export",
     "train",
     "eval",
     "compare",
+    "report",
 ]
 
 

@@ -15,6 +15,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("a", type=Path, help="eval --out directory of model A (e.g. before training)")
     p.add_argument("b", type=Path, help="eval --out directory of model B (e.g. after training)")
+    p.add_argument("--report", type=Path, metavar="FILE.html",
+                   help="also write a self-contained HTML report: pass@k per benchmark and the tasks "
+                   "B gained or lost against A, with both models' samples side by side")
     p.set_defaults(func=run)
 
 
@@ -60,4 +63,9 @@ def run(args: argparse.Namespace) -> int:
     a, b = load(args.a), load(args.b)
     for line in table(a, b, _name(a, args.a), _name(b, args.b)):
         print(line)
+    if args.report:
+        from selfcodealign.report import write_eval_report
+
+        out = write_eval_report(a, b, args.a, args.b, _name(a, args.a), _name(b, args.b), args.report)
+        print(f"report: {out}")
     return 0

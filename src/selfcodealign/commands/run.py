@@ -57,4 +57,23 @@ def main(args) -> int:
     print(f"time: {summary['wall_s']:.0f} s wall; generation busy {b['generation_s']:.0f} s, "
           f"execution busy {b['execution_s']:.0f} s", file=sys.stderr)
     print(f"dataset: {out / 'dataset.jsonl'}  summary: {out / 'summary.json'}", file=sys.stderr)
+    print(f"report: {write_report(out)}", file=sys.stderr)
     return 0
+
+
+def write_report(out: Path) -> str:
+    """The run's HTML report (RUN_DIR/report.html), written after the pipeline; a failure
+    here costs the report, never the run."""
+    import logging
+
+    from selfcodealign.errors import UserError
+    from selfcodealign.report import write_run_report
+
+    try:
+        path, _ = write_run_report(out)
+        return str(path)
+    except UserError as e:
+        return f"not written ({e})"
+    except Exception as e:  # noqa: BLE001 - the dataset is done; say why the report is not
+        logging.getLogger(__name__).exception("report not written")
+        return f"not written ({type(e).__name__}: {e}; see {out / 'run.log'})"
