@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from scripted_backend import Scripted, words
 
-from selfcodealign.backends.base import Completion, ThreadedBackend
 from selfcodealign.cli import main
 from selfcodealign.ids import make_id
 from selfcodealign.jsonl import read_lines, write_atomic
@@ -27,43 +26,14 @@ from selfcodealign.records import Seed
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WORDS = [f"w{i}" for i in range(500)]
+class Mixed(Scripted):
+    """Its samples pass, fail an assertion, raise NameError, or hold tests that assert nothing."""
 
-
-def words(key: str, n: int) -> str:
-    rng = random.Random(key)
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-class Scripted(ThreadedBackend):
-    """Answers plain few-shot prompts (they end with the heading of what they ask for);
-    its samples pass, fail an assertion, raise NameError, or hold tests that assert nothing."""
-
-    name = "scripted"
-    concurrency = 2
-
-    @property
-    def model_id(self):
-        return "scripted"
-
-    @property
-    def has_chat_template(self):
-        return False
-
-    def _request(self, prompt, sp, sample):
-        key = f"{prompt[-300:]}|{sp.seed + sample}|{sp.prefill}"
-        h = make_id(key)
-        if prompt.endswith("### Concepts\n"):
-            return Completion("recursion, string formatting, sorting", "stop", 10, 5)
-        if prompt.endswith("### Instruction\n"):
-            return Completion(f"Write a function `f_{h}` that returns twice its argument. {words(key, 20)}",
-                              "stop", 10, 30)
-        name = prompt.rsplit("`f_", 1)[1].split("`", 1)[0]
+    def answer(self, name, key, h):
         kind = int(h, 16) % 5
         body = {2: "3 * x", 3: "undefined_name * x"}.get(kind, "2 * x")
         test = "assert True" if kind == 4 else f"assert f_{name}(4) == 8"
-        code = f"def f_{name}(x):\n    \"\"\"{words(key, 12)}\"\"\"\n    return {body}\n"
-        return Completion(f"```python\n{code}```\n\n### Tests\n```python\n{test}\n```", "stop", 10, 60)
+        return f"def f_{name}(x):\n    \"\"\"{words(key, 12)}\"\"\"\n    return {body}\n", test + "\n"
 
 
 def make_seeds(path: Path, n: int) -> Path:
@@ -84,7 +54,7 @@ def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     seeds = make_seeds(tmp / "seeds.jsonl", 15)
     out = tmp / "r"
-    backend = Scripted()
+    backend = Mixed()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("selfcodealign.commands.run.local_executor",
                    lambda cfg, verbose: LocalExecutor(lambda: backend, 2))

@@ -4,13 +4,10 @@ engines are tested elsewhere): it answers each step's prompt with text derived f
 prompt and seed, so runs are deterministic, and its samples pass or fail their tests."""
 
 import json
-import random
-import threading
-import time
 
 import pytest
+from scripted_backend import Scripted
 
-from selfcodealign.backends.base import Completion, ThreadedBackend
 from selfcodealign.cli import main
 from selfcodealign.config import build_config
 from selfcodealign.executors.local import LocalExecutor
@@ -19,57 +16,7 @@ from selfcodealign.jsonl import read_lines, write_atomic
 from selfcodealign.pipeline import Pipeline
 from selfcodealign.records import Seed
 
-WORDS = [f"w{i}" for i in range(2000)]
 STAGE_FILES = ["concepts", "instructions", "responses", "executed", "dataset"]
-
-
-def words(key: str, n: int) -> str:
-    rng = random.Random(key)
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-class Scripted(ThreadedBackend):
-    """Plain few-shot prompts end with the heading of what they ask for."""
-
-    name = "scripted"
-    concurrency = 2
-
-    def __init__(self, delay: float = 0.0, interrupt_after: int | None = None, watch=None):
-        super().__init__()
-        self.delay, self.interrupt_after, self.watch = delay, interrupt_after, watch
-        self.responses = 0
-        self.executed_seen: list[int] = []
-        self._lock = threading.Lock()
-
-    @property
-    def model_id(self):
-        return "scripted"
-
-    @property
-    def has_chat_template(self):
-        return False
-
-    def _request(self, prompt, sp, sample):
-        key = f"{prompt[-300:]}|{sp.seed + sample}|{sp.prefill}"
-        h = make_id(key)
-        if prompt.endswith("### Concepts\n"):
-            return Completion("recursion, string formatting, sorting", "stop", 10, 5)
-        if prompt.endswith("### Instruction\n"):
-            return Completion(f"Write a function `f_{h}` that returns twice its argument. "
-                              f"{words(key, 40)}", "stop", 10, 50)
-        with self._lock:
-            self.responses += 1
-            n = self.responses
-            if self.watch is not None:
-                self.executed_seen.append(sum(1 for _ in self.watch()))
-        if self.interrupt_after is not None and n > self.interrupt_after:
-            raise KeyboardInterrupt
-        time.sleep(self.delay)
-        name = prompt.rsplit("`f_", 1)[1].split("`", 1)[0]
-        factor = 2 if int(h, 16) % 3 else 3  # a third of the samples are wrong
-        code = f"def f_{name}(x):\n    \"\"\"{words(key, 30)}\"\"\"\n    return {factor} * x\n"
-        text = f"```python\n{code}```\n\n### Tests\n```python\nassert f_{name}(4) == 8\n```"
-        return Completion(text, "stop", 10, 60)
 
 
 def seeds_file(tmp_path, n=12):
@@ -136,11 +83,11 @@ def test_a_changed_shard_is_refused(tmp_path, capsys):
 def test_responses_are_executed_while_the_model_generates(tmp_path):
     seeds = seeds_file(tmp_path, 8)
     out = tmp_path / "r"
-    backend = Scripted(delay=0.2, watch=lambda: read_lines(out / "executed.done.jsonl")
-                       if (out / "executed.done.jsonl").exists() else [])
+    backend = Scripted(delay=0.2, watch=lambda: sum(1 for _ in read_lines(out / "executed.done.jsonl"))
+                       if (out / "executed.done.jsonl").exists() else 0)
     s = run(tmp_path, out, seeds, backend=backend)
     # Before the model wrote its last responses, earlier ones had verdicts.
-    assert backend.executed_seen[-1] > 0
+    assert backend.seen[-1] > 0
     st = s["stages"]
     assert st["execute"]["in"] == st["responses"]["out"] == 24
     assert 0 < s["busy"]["execution_s"] < st["execute"]["wall_s"] + 1e-6
