@@ -1,8 +1,9 @@
 """The run report's example browser (inline JavaScript, no libraries).
 
-It decodes the embedded data (gzip+base64 JSON, see html.embed_data), filters and
-searches the instructions, renders one page of 50 rows at a time, and shows one
-instruction's lineage on click: seed -> concepts -> instruction -> every response with
+It decodes the embedded index (gzip+base64 JSON, see html.embed_data and
+run_report.browser_data), filters and searches the instructions, renders one page of 50
+rows at a time (then marks body[data-first-page]), decodes the long texts, and shows one
+instruction's lineage on click (marking body[data-ready] once it can): seed -> concepts -> instruction -> every response with
 its verdict -> outcome. Model text is only ever set as textContent.
 """
 
@@ -27,9 +28,13 @@ BROWSER_JS = r"""
     return e;
   }
   async function decode(el) {
-    const bin = atob(el.textContent.replace(/\s+/g, ""));
-    const bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    let bytes;
+    if (typeof Uint8Array.fromBase64 === "function") bytes = Uint8Array.fromBase64(el.textContent.replace(/\s+/g, ""));
+    else {
+      const bin = atob(el.textContent.replace(/\s+/g, ""));
+      bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    }
     if (el.dataset.encoding !== "gzip+base64") return JSON.parse(new TextDecoder().decode(bytes));
     if (typeof DecompressionStream === "undefined")
       throw new Error("this browser lacks DecompressionStream (Chrome 80+, Firefox 113+, Safari 16.4+)");
@@ -38,6 +43,7 @@ BROWSER_JS = r"""
   }
   const fmt = (x) => Number(x).toLocaleString("en-US");
 
+  let textsIn = false, textsLoaded = null;
   let D = null, hay = null, matches = [], page = 0, current = -1;
   const F = { q: "", outcome: "", cat: "", diff: "", pkg: "", group: "" };
 
@@ -124,6 +130,10 @@ BROWSER_JS = r"""
   }
   function show(i, sample) {
     current = i;
+    if (!textsIn) {  // the texts are still being decoded: show it once they are in
+      textsLoaded.then(() => { if (current === i) show(i, sample); });
+      return;
+    }
     for (const tr of document.querySelectorAll("#rows tr")) tr.classList.toggle("sel", Number(tr.dataset.i) === i);
     const e = D.ins[i], s = e[4] >= 0 ? D.seeds[e[4]] : null;
     const box = $("#detail");
@@ -169,6 +179,14 @@ BROWSER_JS = r"""
     const el = $(sel);
     for (const [v, t] of values) el.append(h("option", { value: v, text: label ? label(v, t) : t }));
   }
+  async function loadTexts() {
+    await new Promise((ok) => document.readyState === "loading"
+      ? document.addEventListener("DOMContentLoaded", ok, { once: true }) : ok());
+    const T = await decode(document.getElementById("report-texts"));
+    for (let j = 0; j < D.rs.length; j++) { const t = T.rs[j]; D.rs[j][7] = t[0]; D.rs[j][8] = t[1]; D.rs[j][9] = t[2]; }
+    for (let k = 0; k < D.seeds.length; k++) D.seeds[k][6] = T.seeds[k];
+    textsIn = true;
+  }
   async function main() {
     const el = document.getElementById("report-data");
     const status = $("#browser-status");
@@ -201,14 +219,23 @@ BROWSER_JS = r"""
       });
     }
     window.addEventListener("hashchange", openHash);
-    status.textContent = "Click an instruction to see its lineage.";
-    document.body.dataset.ready = "1";
     filter();
+    document.body.dataset.firstPage = "1";
+    status.textContent = "Loading the responses\u2026";
+    textsLoaded = loadTexts();
+    try {
+      await textsLoaded;
+    } catch (err) {
+      status.textContent = "The embedded responses could not be read: " + err.message;
+      return;
+    }
+    status.textContent = "Click an instruction to see its lineage.";
     if (location.hash.startsWith("#ex=")) openHash();
     else if (matches.length) {
       const kept = matches.find((i) => D.ins[i][7] === "kept");
       show(kept !== undefined ? kept : matches[0]);
     }
+    document.body.dataset.ready = "1";
   }
   main();
 })();

@@ -19,10 +19,10 @@ from typing import Any
 # What the embedded texts of all responses may take together (characters, before
 # compression); each response's code, tests and stderr tail get a share of it, between
 # the floors and ceilings below. The chosen responses always get the ceilings.
-TEXT_BUDGET = 40_000_000
-CODE_CAP = (400, 4000)
-TESTS_CAP = (240, 2000)
-STDERR_CAP = (200, 800)  # the tail: where the exception is
+TEXT_BUDGET = 32_000_000
+CODE_CAP = (320, 4000)
+TESTS_CAP = (200, 2000)
+STDERR_CAP = (160, 800)  # the tail: where the exception is
 INSTRUCTION_CAP = 4000
 SEED_CAP = 4000
 

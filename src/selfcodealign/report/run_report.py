@@ -443,42 +443,53 @@ def notes(d: RunData, sizes: tuple[int, int]) -> str:
 # ---- data for the browser ----------------------------------------------------------
 
 
-def browser_data(d: RunData) -> dict:
+def browser_data(d: RunData) -> tuple[dict, dict]:
+    """The example browser's data in two parts: an index (every instruction and response
+    without their long texts), enough for the search, filters and the first page, and the
+    texts (code, tests, stderr, seed code), decoded after the first page is shown."""
     seed_idx: dict[str, int] = {}
-    seeds = []
+    seeds, seed_code = [], []
     for sid, s in d.seeds.items():
         seed_idx[sid] = len(seeds)
-        seeds.append([sid, s["name"], s["path"], s["source"], s["lines"][0], s["lines"][1], s["code"]])
+        seeds.append([sid, s["name"], s["path"], s["source"], s["lines"][0], s["lines"][1], ""])
+        seed_code.append(s["code"])
     pk = sorted({i.package for i in d.instructions})
     pk_idx = {p: k for k, p in enumerate(pk)}
     groups = [g for g, _ in Counter(r.group for r in d.responses).most_common()]
     g_idx = {g: k for k, g in enumerate(groups)}
-    ins, rs = [], []
+    ins, rs, texts = [], [], []
     for i in d.instructions:
         r0 = len(rs)
         for r in i.responses:
             rs.append([r.sample, r.status, r.detail, g_idx[r.group], int(r.meaningful), int(r.passes),
-                       round(r.duration, 3), r.code, r.tests, r.stderr, r.check,
+                       round(r.duration, 3), "", "", "", r.check,
                        (1 if r.chosen else 0) | (2 if r.removed else 0)])
+            texts.append([r.code, r.tests, r.stderr])
         ins.append([i.id, i.text, i.category, i.difficulty, seed_idx.get(i.seed_id, -1), i.concepts,
                     pk_idx[i.package], i.outcome, i.select_reason, i.select_detail, r0, len(i.responses),
                     i.k, dict(i.dropped_samples), i.seed_path, i.seed_source])
-    return {"v": 1, "seeds": seeds, "pk": pk, "groups": groups, "ins": ins, "rs": rs,
-            "outcomes": OUTCOMES, "short": SHORT, "verified": d.verified}
+    index = {"v": 2, "seeds": seeds, "pk": pk, "groups": groups, "ins": ins, "rs": rs,
+             "outcomes": OUTCOMES, "short": SHORT, "verified": d.verified}
+    return index, {"rs": texts, "seeds": seed_code}
 
 
 def render(d: RunData, shown_dir: str) -> tuple[str, dict]:
-    data_html, raw_size, packed = embed_data(browser_data(d))
+    index, texts = browser_data(d)
+    index_html, raw_index, packed_index = embed_data(index, "report-data")
+    texts_html, raw_texts, packed_texts = embed_data(texts, "report-texts")
+    raw_size, packed = raw_index + raw_texts, packed_index + packed_texts
     sections = [("funnel", "Funnel", funnel(d)), ("drops", "Drops", drops(d)), ("cost", "Time & tokens", cost(d)),
                 ("rates", "Pass rates", pass_rates(d)), ("dist", "Distributions", distributions(d)),
                 ("failures", "Failures", failures(d)), ("browser", "Examples", browser(d)),
                 ("notes", "Notes", notes(d, (raw_size, packed)))]
     body = headline(d) + "".join(html for _, _, html in sections)
     nav = [(a, t) for a, t, html in sections if html]
-    scripts = (data_html + json_script({"kind": "run"}, "report-meta")
-               + f"<script>{BROWSER_JS}</script>")
+    # The texts come last, after the script: the first page of examples needs only the index.
+    scripts = (index_html + json_script({"kind": "run"}, "report-meta")
+               + f"<script>{BROWSER_JS}</script>" + texts_html)
     html = page("SelfCodeAlign run report", header(d, shown_dir), nav, body, scripts)
-    return html, {"json_bytes": raw_size, "embedded_bytes": packed, "instructions": len(d.instructions),
+    return html, {"json_bytes": raw_size, "embedded_bytes": packed, "index_bytes": packed_index,
+                  "instructions": len(d.instructions),
                   "responses": sum(len(i.responses) for i in d.instructions)}
 
 
