@@ -113,7 +113,7 @@ def run_engine(*args, **kw):
 
 
 def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, temperature=0.0, top_p=1.0,
-                sync_every=16, cuda_graphs=None, fused=None):
+                sync_every=16, cuda_graphs=None, fused=None, flash=None):
     import torch
 
     from selfcodealign.gpu.engine import Engine, Request
@@ -122,7 +122,7 @@ def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, tempe
     _sync()
     t0 = time.perf_counter()
     engine = Engine(model, tokenizer, slots=slots, max_len=max_len, eos_ids=eos, sync_every=sync_every,
-                    cuda_graphs=cuda_graphs, fused=fused)
+                    cuda_graphs=cuda_graphs, fused=fused, flash=flash)
     reqs = [Request(p, max_tokens, temperature, top_p, seed=1000 * i + s, stop=tuple(stops), tag=(i, s))
             for i, p in enumerate(ids) for s in range(n)]
     res = engine.generate(reqs)
@@ -134,7 +134,8 @@ def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, tempe
             "finish": {k: sum(r.finish_reason == k for r in res) for k in ("stop", "length", "error")},
             "prefill_tokens": st.prefill_tokens, "prefill_s": st.prefill_s, "decode_steps": st.decode_steps,
             "decode_s": st.decode_s, "host_s": st.host_s, "graphs": st.graphs,
-            "graph_capture_s": st.graph_capture_s, "wasted_slot_steps": st.wasted_slot_steps}
+            "graph_capture_s": st.graph_capture_s, "wasted_slot_steps": st.wasted_slot_steps,
+            "prefill_gpu_s": st.prefill_gpu_s, "decode_gpu_s": st.decode_gpu_s, "flash": engine.runner.flash}
     del engine
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -157,6 +158,13 @@ def main() -> int:
     ap.add_argument("--sync-every", type=int, default=16)
     ap.add_argument("--variants", default="fused",
                     help="engine decode paths for (c) and (d): fused, plain or both (fused,plain)")
+    ap.add_argument("--attention", default="flash",
+                    help="engine attention for (c) and (d): flash (FlashAttention varlen, reading only "
+                    "each slot's cache), sdpa (masked over a common span) or both (flash,sdpa)")
+    ap.add_argument("--stage", type=int, default=0, metavar="N",
+                    help="also run the product's responses stage (selfcodealign responses, --model "
+                    "must be a model directory) on N instructions of the repo's real sample, and the "
+                    "bare engine on the same prompts and settings; print the stage's tokens/s over the engine's")
     ap.add_argument("--device", help="default: cuda if available (cpu only to smoke-test this script)")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--out", type=Path, help="write all figures here as JSON")
@@ -210,14 +218,18 @@ def main() -> int:
         if args.out:
             args.out.write_text(json.dumps(report, indent=1))
 
+    attns = [a for a in args.attention.split(",") if a]
     if device == "cuda":  # graph replay must compute what eager steps compute
         k = min(32, len(ids))
-        eager, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=False, fused=False)
-        graph, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=True)
-        same = sum(a.token_ids == b.token_ids for a, b in zip(eager, graph))
-        report["graph_vs_eager_identical"] = f"{same}/{k}"
-        print(f"engine (CUDA graphs, fused) vs eager unfused, greedy, 64 tokens: {same}/{k} identical",
-              flush=True)
+        eager, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=False, fused=False,
+                              flash=False)
+        for a in attns:
+            graph, info = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=True,
+                                     flash=a == "flash")
+            same = sum(x.token_ids == y.token_ids for x, y in zip(eager, graph))
+            report[f"graph_{a}_vs_eager_sdpa_identical"] = f"{same}/{k}"
+            print(f"engine (CUDA graphs, fused, {a}: flash in use {info.get('flash')}) vs eager unfused sdpa, "
+                  f"greedy, 64 tokens: {same}/{k} identical", flush=True)
 
     # (a) batch 1; the first call also warms up CUDA kernels, so time from the second.
     sub = texts[: args.batch1 + 1]
@@ -236,33 +248,110 @@ def main() -> int:
 
     slot_list = [int(x) for x in args.slots.split(",") if x]
     variants = [v for v in args.variants.split(",") if v]
-    for v in variants:
+    combos = [(v, a) for v in variants for a in attns]
+    for v, a in combos:
         res, info = run_engine(model, tokenizer, ids[:m], stops, args.max_tokens, slot_list[0], eos,
-                               sync_every=args.sync_every, fused=v == "fused")
+                               sync_every=args.sync_every, fused=v == "fused", flash=a == "flash")
         same = sum(r.text == t for r, t in zip(res, best_text or []))
-        add(f"(c) engine {v} greedy, {slot_list[0]} slots ({m} prompts)", info.pop("tokens"),
+        add(f"(c) engine {v} {a} greedy, {slot_list[0]} slots ({m} prompts)", info.pop("tokens"),
             info.pop("wall_s"), same_text_as_b=same, **info)
         print(f"    greedy texts identical to (b): {same}/{m} (bf16: batch shape changes rounding)")
-    for v in variants:
+    for v, a in combos:
         for s in slot_list:
             _, info = run_engine(model, tokenizer, ids, stops, args.max_tokens, s, eos, n=args.n,
-                                 temperature=0.7, top_p=0.95, sync_every=args.sync_every, fused=v == "fused")
-            add(f"(d) engine {v} T=0.7 n={args.n}, {s} slots ({len(ids) * args.n} req)", info.pop("tokens"),
-                info.pop("wall_s"), **info)
+                                 temperature=0.7, top_p=0.95, sync_every=args.sync_every, fused=v == "fused",
+                                 flash=a == "flash")
+            add(f"(d) engine {v} {a} T=0.7 n={args.n}, {s} slots ({len(ids) * args.n} req)",
+                info.pop("tokens"), info.pop("wall_s"), **info)
+    if args.stage:
+        stage_vs_engine(model, tokenizer, args.model, args.stage, max(slot_list), eos, report, add)
 
     print("\nrun                                        tok/s   vs (a)   vs best (b)")
     for r in rows:
         print(f"{r['run']:<40} {r['tok_s']:9.0f} {r['tok_s'] / base_a:8.1f}x {r['tok_s'] / best_b:8.2f}x")
     for r in rows:
         if "decode_s" in r:
-            print(f"{r['run'][:40]:<40} prefill {r['prefill_s']:.1f} s ({r['prefill_tokens']} tok), decode "
-                  f"{r['decode_s']:.1f} s ({r['decode_steps']} steps), host {r['host_s']:.1f} s, "
-                  f"{r['graphs']} graphs in {r['graph_capture_s']:.1f} s, finish {r['finish']}")
+            print(f"{r['run'][:40]:<40} device: prefill {r['prefill_gpu_s']:.2f} s ({r['prefill_tokens']} tok), "
+                  f"decode {r['decode_gpu_s']:.2f} s ({r['decode_steps']} steps, "
+                  f"{1000 * r['decode_gpu_s'] / max(1, r['decode_steps']):.2f} ms each); host: checks "
+                  f"{r['host_s']:.2f} s, launching prefill {r['prefill_s']:.2f} s and decode {r['decode_s']:.2f} s; "
+                  f"{r['graphs']} graphs in {r['graph_capture_s']:.1f} s; finish {r['finish']}")
     if args.save_bf16 and not args.random_weights:
         save_and_check(model, tokenizer, args.save_bf16, reqs[:8], report)
         if args.out:
             args.out.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add) -> None:
+    """The product's responses stage (`selfcodealign responses --backend hf`, its own
+    process, model load excluded by the stage's wall time) against the bare engine on the
+    same rendered prompts, samples, temperature, token budget and stop strings."""
+    import subprocess
+    import tempfile
+
+    from selfcodealign.config import build_config
+    from selfcodealign.gpu.engine import Engine, Request
+    from selfcodealign.pipeline import model_info_and_prompts
+    from selfcodealign.records import Instruction
+    from selfcodealign.stages.responses import ResponsesStage
+    from selfcodealign.train.format import render_prompt
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "responses-real-sample.jsonl.gz"
+    seen, instructions = set(), []
+    with gzip.open(sample, "rt") as f:
+        for line in f:
+            ins = json.loads(line)["response"]["instruction"]
+            if ins["id"] not in seen and len(instructions) < n_ins:
+                seen.add(ins["id"])
+                instructions.append(Instruction.model_validate(ins))
+    cfg = build_config(sets=[f"backend.batch_size={slots}"])
+
+    class _Chat:  # what model_info_and_prompts reads of a backend
+        has_chat_template, model_id, model_sha256, model_sha256_note, name = True, "m", None, None, "hf"
+
+    info, prompts = model_info_and_prompts(cfg, _Chat())
+    stage = ResponsesStage(cfg.responses, prompts, info, cfg.seed)
+    reqs = []
+    for k, ins in enumerate(instructions):
+        p, sp = stage.request(ins)
+        ids = tuple(tokenizer(render_prompt(tokenizer, p, sp.prefill), add_special_tokens=False)["input_ids"])
+        reqs += [Request(ids, sp.max_tokens, sp.temperature, sp.top_p, sp.seed + s, tuple(sp.stop), tag=(k, s))
+                 for s in range(sp.n)]
+    max_len = -(-max(len(r.prompt_ids) + r.max_tokens for r in reqs) // 256) * 256
+    _sync()
+    t0 = time.perf_counter()
+    engine = Engine(model, tokenizer, slots=slots, max_len=max_len, eos_ids=eos)
+    res = engine.generate(reqs)
+    _sync()
+    wall = time.perf_counter() - t0
+    tokens = sum(r.completion_tokens for r in res)
+    add(f"(e) bare engine, stage prompts ({len(reqs)} req)", tokens, wall, slots=slots, max_len=max_len)
+    del engine
+    import torch
+
+    torch.cuda.empty_cache()
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = Path(tmp) / "instructions.jsonl"
+        inp.write_text("".join(i.model_dump_json() + "\n" for i in instructions))
+        cmd = [sys.executable, "-m", "selfcodealign", "responses", "--in", str(inp), "--out",
+               str(Path(tmp) / "responses.jsonl"), "--backend", "hf", "--model", str(model_dir),
+               "--set", f"backend.batch_size={slots}", "--quiet"]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        total = time.perf_counter() - t0
+    line = next((x for x in done.stderr.splitlines() if x.startswith("responses: {")), None)
+    if done.returncode or line is None:
+        print(f"(f) the responses stage failed ({done.returncode}):\n{done.stderr[-3000:]}", flush=True)
+        return
+    summary = json.loads(line.split(": ", 1)[1])
+    st_tokens, st_wall = summary["completion_tokens"], summary["wall_s"]
+    add(f"(f) selfcodealign responses ({summary['in']} instructions)", st_tokens, st_wall,
+        command_wall_s=total, summary=summary)
+    ratio = (st_tokens / st_wall) / (tokens / wall)
+    report["stage_over_engine"] = ratio
+    print(f"responses stage {st_tokens / st_wall:,.0f} tok/s over the bare engine's {tokens / wall:,.0f}: "
+          f"{ratio:.2f} (goal >= 0.8); the command took {total:.1f} s with model load", flush=True)
 
 
 def save_and_check(model, tokenizer, path, reqs, report) -> None:

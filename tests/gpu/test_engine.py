@@ -132,3 +132,20 @@ def test_fed_requests_run_next_and_match_a_plain_run(qwen2, tok, prompts, greedy
     assert order == [(0, 0), (3, "more"), (1, 1), (2, 2)]
     first = greedy_reference(qwen2, prompts[0], 5)
     assert list(more.token_ids) == greedy_reference(qwen2, prompts[0] + tuple(first), 6)
+
+
+def test_two_stage_top_candidates_are_the_exact_top_k():
+    from selfcodealign.gpu.sampling import top_candidates
+
+    g = torch.Generator().manual_seed(3)
+    for V, dtype in ((151936, torch.bfloat16), (50000 + 77, torch.float32)):
+        logits = (torch.randn(16, V, generator=g) * 3).to(dtype)
+        logits[3, 777] = logits[3, 90001 % V] = 50.0  # a tie for the largest: argmax takes the lower id
+        vals, idx = top_candidates(logits, 128)
+        ref_vals, _ = logits.float().topk(128, dim=-1)
+        assert torch.equal(vals, ref_vals)
+        assert torch.equal(logits.float().gather(1, idx), vals)  # ids of those values
+        assert idx.unique(dim=1).shape[1] == 128 or all(len(set(r.tolist())) == 128 for r in idx)
+        ones = torch.ones(16)
+        greedy = sample(logits, torch.zeros(16), ones, torch.arange(16), torch.zeros(16, dtype=torch.int64))
+        assert torch.equal(greedy, logits.float().argmax(-1))

@@ -68,6 +68,9 @@ class EngineStats:
     host_s: float = 0.0
     graphs: int = 0
     graph_capture_s: float = 0.0
+    # Device time (CUDA events around each prefill and each decode round; 0 on CPU).
+    prefill_gpu_s: float = 0.0
+    decode_gpu_s: float = 0.0
     generated_tokens: int = 0
     wasted_slot_steps: int = 0
     extra: dict = field(default_factory=dict)
@@ -113,12 +116,13 @@ class Engine:
         cuda_graphs: bool | None = None,
         candidates: int = 128,
         fused: bool | None = None,
+        flash: bool | None = None,
     ) -> None:
         import torch
 
         self.torch = torch
         self.tokenizer = tokenizer
-        self.runner = Runner(model, slots=slots, max_len=max_len, fused=fused)
+        self.runner = Runner(model, slots=slots, max_len=max_len, fused=fused, flash=flash)
         self.device = self.runner.device
         self.on_cuda = on_cuda = self.device.type == "cuda"
         self.use_graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
@@ -147,6 +151,22 @@ class Engine:
             self._flip = 0
         self._graphs: dict[tuple[int, int], Any] = {}
         self._pool = None
+        self._timed: list[tuple[str, Any, Any]] = []  # (phase, start event, end event)
+
+    def _event(self):
+        if not self.on_cuda:
+            return None
+        e = self.torch.cuda.Event(enable_timing=True)
+        e.record()
+        return e
+
+    def _settle_timings(self, keep: int = 0) -> None:
+        """Add up the device time of the phases recorded so far but the last ``keep``
+        (which may still be running: settling waits for them)."""
+        done, self._timed = self._timed[: len(self._timed) - keep], self._timed[len(self._timed) - keep :]
+        for phase, a, b in done:
+            b.synchronize()
+            setattr(self.stats, phase, getattr(self.stats, phase) + a.elapsed_time(b) / 1000)
 
     # ---- device steps -------------------------------------------------------------
 
@@ -194,6 +214,7 @@ class Engine:
         token of a freshly prefilled slot)."""
         t0 = time.perf_counter()
         g = self._graph(B, span) if self.use_graphs else None
+        start = self._event()
         self.hist[0, :B].copy_(self.tok[:B])
         for j in range(1, k + 1):
             if g is not None:
@@ -204,10 +225,9 @@ class Engine:
         host = self._host[self._flip][: k + 1, :B]
         self._flip ^= 1
         host.copy_(self.hist[: k + 1, :B], non_blocking=self.on_cuda)
-        event = None
-        if self.on_cuda:
-            event = self.torch.cuda.Event()
-            event.record()
+        event = self._event()
+        if event is not None:
+            self._timed.append(("decode_gpu_s", start, event))
         self.stats.decode_steps += k
         self.stats.decode_s += time.perf_counter() - t0
         return _Round(host, event, owners, k)
@@ -224,6 +244,7 @@ class Engine:
         tokens into ``tok``; nothing waits for the device."""
         torch = self.torch
         t0 = time.perf_counter()
+        start = self._event()
         uniq: dict[tuple[int, ...], int] = {}
         first_slot: list[int] = []
         for s, st in batch:
@@ -232,10 +253,9 @@ class Engine:
                 first_slot.append(s)
         prompts = list(uniq)
         T = max(len(p) for p in prompts)
-        ids = [list(p) + [0] * (T - len(p)) for p in prompts]
         lengths = [len(p) for p in prompts]
         i64, f32 = torch.int64, torch.float32
-        logits = self.runner.prefill(self._dev(ids, i64), self._dev(lengths, i64), self._dev(first_slot, i64))
+        logits = self.runner.prefill(prompts, first_slot)
         rows = [uniq[st.req.prompt_ids] for _, st in batch]
         sib = [(first_slot[r], s) for (s, _), r in zip(batch, rows) if first_slot[r] != s]
         if sib:
@@ -251,6 +271,8 @@ class Engine:
         self.temp[slots] = temp
         self.top_p[slots] = top_p
         self.seed[slots] = seed
+        if start is not None:
+            self._timed.append(("prefill_gpu_s", start, self._event()))
         self.stats.prefill_tokens += sum(lengths)
         self.stats.prefill_s += time.perf_counter() - t0
 
@@ -373,6 +395,9 @@ class Engine:
             if inflight is not None:
                 yield from self._collect(inflight, active)
             inflight = nxt
+            if len(self._timed) > 256:
+                self._settle_timings(keep=8)
+        self._settle_timings()
 
     def _collect(self, rnd: _Round, active: dict[int, _Slot]) -> Iterator[tuple[int, Result]]:
         if rnd.event is not None:

@@ -5,8 +5,9 @@ projections, MLP, rotary table), so numerics match transformers; only attention 
 cache are ours. The fused decode path (the default where the model allows it) computes
 the same function with fewer kernels: a decode step at a few hundred rows is bound by
 kernel count, not arithmetic. The cache is one static tensor
-``[layers, slots, kv_heads, max_len, head_dim]`` per K and V, and every decode step has
-fixed shapes, which is what lets a CUDA graph replay it.
+``[layers, slots, max_len, kv_heads, head_dim]`` per K and V, and every decode step has
+fixed shapes, which is what lets a CUDA graph replay it. Attention (``gpu.attention``)
+packs prompts without padding and reads only the cache positions each slot has.
 
 Supported: the Llama family layout (Llama, Qwen2, Qwen3, Mistral without a sliding
 window). Other architectures are refused by ``unsupported_reason`` so the caller can fall
@@ -89,8 +90,11 @@ def _rotate_half(x):
 class Runner:
     """Prefill and decode over a slot-indexed static KV cache."""
 
-    def __init__(self, hf_model, *, slots: int, max_len: int, fused: bool | None = None) -> None:
+    def __init__(self, hf_model, *, slots: int, max_len: int, fused: bool | None = None,
+                 flash: bool | None = None) -> None:
         import torch
+
+        from selfcodealign.gpu.attention import flash_agrees, flash_available
 
         reason = unsupported_reason(hf_model.config)
         if reason:
@@ -118,9 +122,13 @@ class Runner:
             dummy = torch.zeros(1, device=self.device, dtype=self.dtype)
             cos, sin = inner.rotary_emb(dummy, pos)
             self.cos, self.sin = cos[0].contiguous(), sin[0].contiguous()  # [max_len, head_dim]
-            shape = (len(self.layers), slots, self.kv_heads, max_len, self.head_dim)
+            shape = (len(self.layers), slots, max_len, self.kv_heads, self.head_dim)
             self.k = torch.zeros(shape, device=self.device, dtype=self.dtype)
             self.v = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        can_flash = (flash_available(self.device.type) and self.dtype in (torch.float16, torch.bfloat16)
+                     and flash_agrees(str(self.device), str(self.dtype).removeprefix("torch."), self.heads,
+                                      self.kv_heads, self.head_dim))
+        self.flash = can_flash if flash is None else (flash and can_flash)
         can_fuse = _fusable(hf_model)
         self.fused = can_fuse if fused is None else (fused and can_fuse)
         if self.fused:
@@ -162,64 +170,65 @@ class Runner:
             k = attn.k_norm(k)
         return q, k, v
 
-    def prefill(self, ids, lengths, slots):
-        """Run prompts ``ids`` [n, T] (right-padded; ``lengths`` [n]) into cache ``slots``
-        [n]; returns the logits of each prompt's last token, float32 [n, vocab]."""
+    def prefill(self, prompts, slots):
+        """Run ``prompts`` (lists of token ids) into cache ``slots`` (one each), packed end
+        to end; returns the logits of each prompt's last token [n, vocab] (the model's dtype)."""
         import torch
-        import torch.nn.functional as F
 
-        n, T = ids.shape
-        x = self.embed(ids)
-        cos, sin = self.cos[:T], self.sin[:T]  # broadcast over [n, heads, T, hd]
+        from selfcodealign.gpu import attention
+
+        dev, i64 = self.device, torch.int64
+        lengths = [len(p) for p in prompts]
+        offsets = [0]
+        for n in lengths:
+            offsets.append(offsets[-1] + n)
+        N, L, kvh, hd = offsets[-1], self.max_len, self.kv_heads, self.head_dim
+        flat = [t for p in prompts for t in p]
+        positions = [t for n in lengths for t in range(n)]
+        owner = [s for s, n in zip(slots, lengths) for _ in range(n)]
+        ids, pos, rows, cu = _on(dev, i64, flat, positions, [s * L + t for s, t in zip(owner, positions)],
+                                 offsets)
+        cu = (cu.to(torch.int32), offsets)
+        x = self.embed(ids)  # [N, D]
+        cos, sin = self.cos[pos][:, None, :], self.sin[pos][:, None, :]  # [N, 1, hd]
         for i, layer in enumerate(self.layers):
             h = layer.input_layernorm(x)
-            q, k, v = self._qkv(layer, h, (n, T, self.heads, self.head_dim), (n, T, self.kv_heads, self.head_dim))
-            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            q, k, v = self._qkv(layer, h, (N, self.heads, hd), (N, kvh, hd))
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
-            self.k[i, slots, :, :T] = k
-            self.v[i, slots, :, :T] = v
-            if self.group > 1:
-                k = k.repeat_interleave(self.group, dim=1)
-                v = v.repeat_interleave(self.group, dim=1)
-            # Right padding: causal attention keeps real tokens from seeing the pad tail.
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
-            x = x + layer.self_attn.o_proj(o.transpose(1, 2).reshape(n, T, -1))
+            self.k[i].view(-1, kvh * hd).index_copy_(0, rows, k.reshape(N, -1))
+            self.v[i].view(-1, kvh * hd).index_copy_(0, rows, v.reshape(N, -1))
+            o = attention.prefill(q, k, v, cu, max(lengths), self.scale, self.flash)
+            x = x + layer.self_attn.o_proj(o.reshape(N, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        last = x[torch.arange(n, device=x.device), lengths - 1]
-        return self.lm_head(self.norm(last)).float()
+        last = x[cu[0][1:].to(i64) - 1]
+        return self.lm_head(self.norm(last))
 
     def decode(self, tokens, pos, span: int):
         """One token for slots ``0..B-1``: ``tokens`` [B] at positions ``pos`` [B]; attends
-        to the first ``span`` cache positions. Returns float32 logits [B, vocab]."""
+        to at most the first ``span`` cache positions. Returns logits [B, vocab] (the model's dtype)."""
         import torch
-        import torch.nn.functional as F
+
+        from selfcodealign.gpu import attention
 
         B = tokens.shape[0]
-        L, kvh, g, hd = self.max_len, self.kv_heads, self.group, self.head_dim
-        x = self.embed(tokens)[:, None, :]  # [B, 1, D]
+        L, kvh, hd = self.max_len, self.kv_heads, self.head_dim
+        x = self.embed(tokens)  # [B, D]
         cos = self.cos[pos][:, None, :]  # [B, 1, hd], broadcast over heads
         sin = self.sin[pos][:, None, :]
-        keys = torch.arange(span, device=tokens.device)
-        mask = (keys[None, :] <= pos[:, None])[:, None, None, :]  # [B, 1, 1, span]
-        slot_rows = torch.arange(B, device=tokens.device)[:, None] * kvh + torch.arange(kvh, device=tokens.device)
-        rows = (slot_rows * L + pos[:, None]).reshape(-1)  # flat row of (slot, head, pos)
+        rows = torch.arange(B, device=tokens.device) * L + pos  # flat (slot, position) rows
         for i, layer in enumerate(self.layers):
             h = layer.input_layernorm(x)
             q, k, v = self._qkv(layer, h, (B, self.heads, hd), (B, kvh, hd))
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
             kc, vc = self.k[i], self.v[i]
-            kc.view(-1, hd).index_copy_(0, rows, k.reshape(-1, hd))
-            vc.view(-1, hd).index_copy_(0, rows, v.reshape(-1, hd))
-            # The query heads that share a KV head act as that head's "query sequence":
-            # one fused attention call per layer with no K/V repetition.
-            o = F.scaled_dot_product_attention(
-                q.view(B, kvh, g, hd), kc[:B, :, :span], vc[:B, :, :span], attn_mask=mask, scale=self.scale
-            )
-            x = x + layer.self_attn.o_proj(o.reshape(B, 1, -1))
+            kc.view(-1, kvh * hd).index_copy_(0, rows, k.reshape(B, -1))
+            vc.view(-1, kvh * hd).index_copy_(0, rows, v.reshape(B, -1))
+            o = attention.decode(q, kc, vc, pos, span, self.scale, self.flash)
+            x = x + layer.self_attn.o_proj(o)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.lm_head(self.norm(x[:, 0])).float()
+        return self.lm_head(self.norm(x))
 
     def decode_fused(self, tokens, pos, span: int):
         """``decode`` with fewer, larger kernels: fused RMSNorm, merged projections,
@@ -228,16 +237,15 @@ class Runner:
         import torch
         import torch.nn.functional as F
 
+        from selfcodealign.gpu import attention
+
         B = tokens.shape[0]
-        L, kvh, g, hd, H = self.max_len, self.kv_heads, self.group, self.head_dim, self.heads
+        L, kvh, hd, H = self.max_len, self.kv_heads, self.head_dim, self.heads
         x = self.embed(tokens)  # [B, D]
         D = x.shape[-1]
         cos = self.cos[pos][:, None, :]
         sin = self.sin_signed[pos][:, None, :]
-        keys = torch.arange(span, device=tokens.device)
-        mask = (keys[None, :] <= pos[:, None])[:, None, None, :]
-        slot_rows = torch.arange(B, device=tokens.device)[:, None] * kvh + torch.arange(kvh, device=tokens.device)
-        rows = (slot_rows * L + pos[:, None]).reshape(-1)
+        rows = torch.arange(B, device=tokens.device) * L + pos
         nq = (H + kvh) * hd
         for i, (w1, e1, qkv, o_proj, w2, e2, gate_up, down) in enumerate(self.fused_layers):
             h = F.rms_norm(x, (D,), w1, e1)
@@ -245,19 +253,26 @@ class Runner:
             qk = y[:, :nq].view(B, H + kvh, hd)
             qk = torch.addcmul(qk * cos, qk.roll(hd // 2, dims=-1), sin)
             q, k = qk[:, :H], qk[:, H:]
-            v = y[:, nq:].reshape(B * kvh, hd)
             kc, vc = self.k[i], self.v[i]
-            kc.view(-1, hd).index_copy_(0, rows, k.reshape(-1, hd))
-            vc.view(-1, hd).index_copy_(0, rows, v)
-            o = F.scaled_dot_product_attention(
-                q.reshape(B, kvh, g, hd), kc[:B, :, :span], vc[:B, :, :span], attn_mask=mask, scale=self.scale
-            )
-            x = _linear_add(x, o.reshape(B, -1), o_proj)
+            kc.view(-1, kvh * hd).index_copy_(0, rows, k.reshape(B, -1))
+            vc.view(-1, kvh * hd).index_copy_(0, rows, y[:, nq:])
+            o = attention.decode(q, kc, vc, pos, span, self.scale, self.flash)
+            x = _linear_add(x, o, o_proj)
             gu = F.linear(F.rms_norm(x, (D,), w2, e2), *gate_up)
             x = _linear_add(x, F.silu(gu[:, : gu.shape[1] // 2]) * gu[:, gu.shape[1] // 2 :], down)
-        return self.lm_head(self.norm(x)).float()
+        return self.lm_head(self.norm(x))
 
     def copy_slots(self, src, dst, upto: int) -> None:
         """Copy cache rows of slots ``src`` to slots ``dst`` (first ``upto`` positions)."""
-        self.k[:, dst, :, :upto] = self.k[:, src, :, :upto]
-        self.v[:, dst, :, :upto] = self.v[:, src, :, :upto]
+        self.k[:, dst, :upto] = self.k[:, src, :upto]
+        self.v[:, dst, :upto] = self.v[:, src, :upto]
+
+
+def _on(device, dtype, *lists):
+    """Host lists as device tensors, one pinned copy for all (nothing waits for the device)."""
+    import torch
+
+    flat = torch.tensor([x for xs in lists for x in xs], dtype=dtype)
+    if device.type == "cuda":
+        flat = flat.pin_memory().to(device, non_blocking=True)
+    return torch.split(flat, [len(xs) for xs in lists])

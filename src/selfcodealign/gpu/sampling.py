@@ -35,13 +35,42 @@ def uniform(seed, counter, width: int):
     return ((x >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
 
 
+CHUNK = 128
+
+
+def top_candidates(logits, k: int):
+    """The ``k`` largest logits of each row (float32, sorted, largest first) and their
+    token ids, from logits of any float dtype. Over a large vocabulary it goes in two
+    stages, which reads the logits once instead of running a radix select over them: the
+    ``k`` chunks of 128 tokens with the largest maxima hold every token of the top ``k``
+    (a top-k token's chunk has a maximum at least the k-th largest value, and at most k
+    chunks can), so the exact top ``k`` is found among their k x 128 tokens."""
+    import torch
+
+    rows, V = logits.shape
+    n = V // CHUNK
+    if n <= 2 * k:
+        return logits.float().topk(k, dim=-1)
+    main = logits[:, : n * CHUNK].view(rows, n, CHUNK)
+    chunks = main.amax(-1).topk(k, dim=-1).indices  # [rows, k]
+    within = torch.arange(CHUNK, device=logits.device)
+    vals = main.gather(1, chunks[:, :, None].expand(rows, k, CHUNK)).reshape(rows, k * CHUNK)
+    ids = (chunks[:, :, None] * CHUNK + within).reshape(rows, k * CHUNK)
+    if V > n * CHUNK:  # the short last chunk: always a candidate
+        vals = torch.cat([vals, logits[:, n * CHUNK :]], dim=1)
+        ids = torch.cat([ids, torch.arange(n * CHUNK, V, device=logits.device).expand(rows, -1)], dim=1)
+    top, j = vals.float().topk(k, dim=-1)
+    return top, ids.gather(1, j)
+
+
 def sample(logits, temperature, top_p, seed, counter, candidates: int = 128):
-    """Next token per row of float32 ``logits`` [rows, vocab]; per-row ``temperature``,
-    ``top_p`` (float32), ``seed`` and ``counter`` (int64). Returns int64 [rows]."""
+    """Next token per row of ``logits`` [rows, vocab] (any float dtype); per-row
+    ``temperature``, ``top_p`` (float32), ``seed`` and ``counter`` (int64). Returns int64
+    [rows]. Greedy rows take the lowest id among the largest logits, as ``argmax`` does."""
     import torch
 
     k = min(candidates, logits.shape[-1])
-    vals, idx = logits.topk(k, dim=-1)  # sorted, largest first
+    vals, idx = top_candidates(logits, k)  # sorted, largest first
     t = temperature.clamp_min(1e-5)[:, None]
     probs = torch.softmax(vals / t, dim=-1)
     # Nucleus: keep the most likely tokens until their mass reaches top_p (always the first).
@@ -50,5 +79,5 @@ def sample(logits, temperature, top_p, seed, counter, candidates: int = 128):
     gumbel = -torch.log(-torch.log(uniform(seed, counter, k)))
     choice = (logp + gumbel).argmax(-1, keepdim=True)
     sampled = idx.gather(1, choice)[:, 0]
-    greedy = logits.argmax(-1)
+    greedy = torch.where(vals == vals[:, :1], idx, logits.shape[-1]).amin(-1)
     return torch.where(temperature > 0, sampled, greedy)
