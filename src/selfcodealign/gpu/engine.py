@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from selfcodealign.gpu.model import Runner
+from selfcodealign.gpu.model import Runner, on_device
 from selfcodealign.gpu.sampling import sample
 from selfcodealign.gpu.stops import cut_at_stop, find_end, scan_eos, window_start
 
@@ -232,13 +232,6 @@ class Engine:
         self.stats.decode_s += time.perf_counter() - t0
         return _Round(host, event, owners, k)
 
-    def _dev(self, values, dtype):
-        """A host list on the device without waiting for queued work (pinned, async)."""
-        t = self.torch.tensor(values, dtype=dtype)
-        if not self.on_cuda:
-            return t
-        return t.pin_memory().to(self.device, non_blocking=True)
-
     def _prefill(self, batch: list[tuple[int, _Slot]]) -> None:
         """Prefill slots (unique prompts once, siblings copied) and sample their first
         tokens into ``tok``; nothing waits for the device."""
@@ -252,20 +245,19 @@ class Engine:
                 uniq[st.req.prompt_ids] = len(first_slot)
                 first_slot.append(s)
         prompts = list(uniq)
-        T = max(len(p) for p in prompts)
         lengths = [len(p) for p in prompts]
-        i64, f32 = torch.int64, torch.float32
         logits = self.runner.prefill(prompts, first_slot)
         rows = [uniq[st.req.prompt_ids] for _, st in batch]
         sib = [(first_slot[r], s) for (s, _), r in zip(batch, rows) if first_slot[r] != s]
+        # One pinned copy per dtype for everything the batch sends to the device.
+        src, dst, slots, seed, pos, rows_t = on_device(
+            self.device, torch.int64, [a for a, _ in sib], [b for _, b in sib], [s for s, _ in batch],
+            [st.req.seed for _, st in batch], [len(st.req.prompt_ids) for _, st in batch], rows)
+        temp, top_p = on_device(self.device, torch.float32, [st.req.temperature for _, st in batch],
+                                [st.req.top_p for _, st in batch])
         if sib:
-            self.runner.copy_slots(self._dev([a for a, _ in sib], i64), self._dev([b for _, b in sib], i64), T)
-        slots = self._dev([s for s, _ in batch], i64)
-        temp = self._dev([st.req.temperature for _, st in batch], f32)
-        top_p = self._dev([st.req.top_p for _, st in batch], f32)
-        seed = self._dev([st.req.seed for _, st in batch], i64)
-        pos = self._dev([len(st.req.prompt_ids) for _, st in batch], i64)
-        first = sample(logits[self._dev(rows, i64)], temp, top_p, seed, pos, self.candidates)
+            self.runner.copy_slots(src, dst, max(lengths))
+        first = sample(logits[rows_t], temp, top_p, seed, pos, self.candidates)
         self.tok[slots] = first
         self.pos[slots] = pos
         self.temp[slots] = temp
@@ -277,8 +269,7 @@ class Engine:
         self.stats.prefill_s += time.perf_counter() - t0
 
     def _move(self, moves: list[tuple[int, int]], upto: int) -> None:
-        src = self._dev([a for a, _ in moves], self.torch.int64)
-        dst = self._dev([b for _, b in moves], self.torch.int64)
+        src, dst = on_device(self.device, self.torch.int64, [a for a, _ in moves], [b for _, b in moves])
         self.runner.copy_slots(src, dst, upto)
         for buf in (self.tok, self.pos, self.temp, self.top_p, self.seed):
             buf[dst] = buf[src]

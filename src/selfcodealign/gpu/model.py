@@ -110,7 +110,6 @@ class Runner:
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
         self.head_dim = attn.head_dim
-        self.group = self.heads // self.kv_heads
         self.scale = attn.scaling
         self.vocab = self.lm_head.out_features
         self.slots = slots
@@ -186,7 +185,7 @@ class Runner:
         flat = [t for p in prompts for t in p]
         positions = [t for n in lengths for t in range(n)]
         owner = [s for s, n in zip(slots, lengths) for _ in range(n)]
-        ids, pos, rows, cu = _on(dev, i64, flat, positions, [s * L + t for s, t in zip(owner, positions)],
+        ids, pos, rows, cu = on_device(dev, i64, flat, positions, [s * L + t for s, t in zip(owner, positions)],
                                  offsets)
         cu = (cu.to(torch.int32), offsets)
         x = self.embed(ids)  # [N, D]
@@ -268,7 +267,7 @@ class Runner:
         self.v[:, dst, :upto] = self.v[:, src, :upto]
 
 
-def _on(device, dtype, *lists):
+def on_device(device, dtype, *lists):
     """Host lists as device tensors, one pinned copy for all (nothing waits for the device)."""
     import torch
 
