@@ -113,7 +113,7 @@ def run_engine(*args, **kw):
 
 
 def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, temperature=0.0, top_p=1.0,
-                sync_every=16, cuda_graphs=None, fused=None, flash=None):
+                sync_every=16, cuda_graphs=None, fused=None, attention="triton"):
     import torch
 
     from selfcodealign.gpu.engine import Engine, Request
@@ -122,7 +122,7 @@ def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, tempe
     _sync()
     t0 = time.perf_counter()
     engine = Engine(model, tokenizer, slots=slots, max_len=max_len, eos_ids=eos, sync_every=sync_every,
-                    cuda_graphs=cuda_graphs, fused=fused, flash=flash)
+                    cuda_graphs=cuda_graphs, fused=fused, flash=attention != "sdpa", triton=attention == "triton")
     reqs = [Request(p, max_tokens, temperature, top_p, seed=1000 * i + s, stop=tuple(stops), tag=(i, s))
             for i, p in enumerate(ids) for s in range(n)]
     res = engine.generate(reqs)
@@ -135,7 +135,8 @@ def _run_engine(model, tokenizer, ids, stops, max_tokens, slots, eos, n=1, tempe
             "prefill_tokens": st.prefill_tokens, "prefill_s": st.prefill_s, "decode_steps": st.decode_steps,
             "decode_s": st.decode_s, "host_s": st.host_s, "graphs": st.graphs,
             "graph_capture_s": st.graph_capture_s, "wasted_slot_steps": st.wasted_slot_steps,
-            "prefill_gpu_s": st.prefill_gpu_s, "decode_gpu_s": st.decode_gpu_s, "flash": engine.runner.flash}
+            "prefill_gpu_s": st.prefill_gpu_s, "decode_gpu_s": st.decode_gpu_s, "flash": engine.runner.flash,
+            "triton": engine.runner.triton, "reused_tokens": st.reused_tokens}
     del engine
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -158,9 +159,10 @@ def main() -> int:
     ap.add_argument("--sync-every", type=int, default=16)
     ap.add_argument("--variants", default="fused",
                     help="engine decode paths for (c) and (d): fused, plain or both (fused,plain)")
-    ap.add_argument("--attention", default="flash",
-                    help="engine attention for (c) and (d): flash (FlashAttention varlen, reading only "
-                    "each slot's cache), sdpa (masked over a common span) or both (flash,sdpa)")
+    ap.add_argument("--attention", default="triton",
+                    help="engine attention for (c) and (d), comma-separated: triton (the Triton decode "
+                    "kernels, FlashAttention prefill: the default), flash (FlashAttention varlen for "
+                    "decode too) and sdpa (masked over a common span)")
     ap.add_argument("--stage", type=int, default=0, metavar="N",
                     help="also run the product's responses stage (selfcodealign responses, --model "
                     "must be a model directory) on N instructions of the repo's real sample, and the "
@@ -222,13 +224,14 @@ def main() -> int:
     if device == "cuda":  # graph replay must compute what eager steps compute
         k = min(32, len(ids))
         eager, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=False, fused=False,
-                              flash=False)
+                              attention="sdpa")
         for a in attns:
             graph, info = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=True,
-                                     flash=a == "flash")
+                                     attention=a)
             same = sum(x.token_ids == y.token_ids for x, y in zip(eager, graph))
             report[f"graph_{a}_vs_eager_sdpa_identical"] = f"{same}/{k}"
-            print(f"engine (CUDA graphs, fused, {a}: flash in use {info.get('flash')}) vs eager unfused sdpa, "
+            print(f"engine (CUDA graphs, fused, {a}: flash {info.get('flash')}, triton {info.get('triton')}) "
+                  f"vs eager unfused sdpa, "
                   f"greedy, 64 tokens: {same}/{k} identical", flush=True)
 
     # (a) batch 1; the first call also warms up CUDA kernels, so time from the second.
@@ -251,7 +254,7 @@ def main() -> int:
     combos = [(v, a) for v in variants for a in attns]
     for v, a in combos:
         res, info = run_engine(model, tokenizer, ids[:m], stops, args.max_tokens, slot_list[0], eos,
-                               sync_every=args.sync_every, fused=v == "fused", flash=a == "flash")
+                               sync_every=args.sync_every, fused=v == "fused", attention=a)
         same = sum(r.text == t for r, t in zip(res, best_text or []))
         add(f"(c) engine {v} {a} greedy, {slot_list[0]} slots ({m} prompts)", info.pop("tokens"),
             info.pop("wall_s"), same_text_as_b=same, **info)
@@ -260,7 +263,7 @@ def main() -> int:
         for s in slot_list:
             _, info = run_engine(model, tokenizer, ids, stops, args.max_tokens, s, eos, n=args.n,
                                  temperature=0.7, top_p=0.95, sync_every=args.sync_every, fused=v == "fused",
-                                 flash=a == "flash")
+                                 attention=a)
             add(f"(d) engine {v} {a} T=0.7 n={args.n}, {s} slots ({len(ids) * args.n} req)",
                 info.pop("tokens"), info.pop("wall_s"), **info)
     if args.stage:

@@ -1,6 +1,11 @@
-"""Tiny randomly initialised decoders (CPU, float32) for the engine's correctness tests."""
+"""Tiny randomly initialised decoders (CPU, float32) for the engine's correctness tests,
+and Triton's interpreter for its kernels (set before anything imports Triton)."""
+
+import os
 
 import pytest
+
+os.environ["TRITON_INTERPRET"] = "1"
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -59,3 +64,22 @@ def _greedy_reference(model, prompt, max_new):
     out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
                          temperature=None, top_p=None, top_k=None, eos_token_id=None, pad_token_id=0)
     return out[0, len(prompt):].tolist()
+
+
+@pytest.fixture(scope="session")
+def triton_interpreter():
+    """Triton running kernels on the CPU. Its interpreter holds scalars as 1-element
+    arrays and turns them into loop bounds with int(array), which NumPy >= 2.4 refuses;
+    it is given the element instead."""
+    pytest.importorskip("triton")
+    import triton.runtime.interpreter as interp
+
+    patch = interp._patch_lang_tensor
+
+    def patch_scalars(tensor, scope):
+        patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    interp._patch_lang_tensor = patch_scalars
+    yield
+    interp._patch_lang_tensor = patch

@@ -59,23 +59,30 @@ def test_decode_packing_matches_the_reference(emulated, heads, kv_heads):
 
 @pytest.mark.parametrize("heads,kv_heads", [(14, 2), (4, 4)])
 def test_packed_prefill_matches_one_prompt_at_a_time(emulated, heads, kv_heads):
+    """Sequences in cache rows 0, 2, 3, 5, two of them after a cached prefix (their new
+    tokens see the prefix and themselves, causally)."""
     g = torch.Generator().manual_seed(1)
-    lengths = [1, 9, 30, 4]
-    offsets = [0]
-    for n in lengths:
-        offsets.append(offsets[-1] + n)
-    N, hd = offsets[-1], 8
+    slots, L, hd = 6, 48, 8
+    host = [(0, 0, 1), (2, 0, 9), (3, 10, 40), (5, 44, 48)]
+    N = sum(e - a for _, a, e in host)
     q = torch.randn(N, heads, hd, generator=g)
-    k = torch.randn(N, kv_heads, hd, generator=g)
-    v = torch.randn(N, kv_heads, hd, generator=g)
-    cu = (torch.tensor(offsets, dtype=torch.int32), offsets)
-    flash = attention.prefill(q, k, v, cu, max(lengths), 0.5, True)
-    ref = attention.prefill(q, k, v, cu, max(lengths), 0.5, False)
+    kc = torch.randn(slots, L, kv_heads, hd, generator=g)
+    vc = torch.randn(slots, L, kv_heads, hd, generator=g)
+    seqs = attention.pack(host, L, slots, "cpu")
+    flash = attention.prefill(q, kc, vc, seqs, 0.5, True)
+    ref = attention.prefill(q, kc, vc, seqs, 0.5, False)
+    assert flash.shape == ref.shape == (N, heads, hd)
     assert torch.allclose(flash, ref, atol=1e-5)
-    # Prompts do not see each other: changing the second leaves the others' rows alone.
-    k2 = k.clone()
-    k2[offsets[1]:offsets[2]] += 3
-    other = attention.prefill(q, k2, v, cu, max(lengths), 0.5, False)
+    # The third sequence's first new token (position 10) sees exactly positions 0..10.
+    qh = q[10, 0]
+    keys, vals = kc[3, :11, 0], vc[3, :11, 0]
+    expect = torch.softmax(keys @ qh * 0.5, -1) @ vals
+    assert torch.allclose(ref[10, 0], expect, atol=1e-5)
+    # Sequences do not see each other's rows, nor positions past their end.
+    kc2 = kc.clone()
+    kc2[2] += 3
+    kc2[3, 40:] = 1e4
+    other = attention.prefill(q, kc2, vc, seqs, 0.5, False)
     keep = torch.ones(N, dtype=torch.bool)
-    keep[offsets[1]:offsets[2]] = False
+    keep[1:10] = False
     assert torch.allclose(other[keep], ref[keep]) and not torch.allclose(other[~keep], ref[~keep])

@@ -149,3 +149,68 @@ def test_two_stage_top_candidates_are_the_exact_top_k():
         ones = torch.ones(16)
         greedy = sample(logits, torch.zeros(16), ones, torch.arange(16), torch.zeros(16, dtype=torch.int64))
         assert torch.equal(greedy, logits.float().argmax(-1))
+
+
+def test_prompts_start_from_a_cached_prefix(qwen2, tok, prompts, greedy_reference):
+    """A prompt sharing a prefix with a running one copies its cache rows; a continuation
+    (its prompt is the first prompt, its output and more) takes the freed slot that holds
+    them. Either way only the rest is computed, and the tokens are those of a fresh run."""
+    from collections import deque
+
+    engine = Engine(qwen2, tok, slots=2, max_len=96, sync_every=3, prefix_block=4)
+    copied, in_place = [], []
+    prefill = engine._prefill
+    engine._prefill = lambda batch, starts, copies: (
+        copied.extend(copies), in_place.extend(s for s in starts if all(d != s for _, d, _ in copies)),
+        prefill(batch, starts, copies))
+    feed: deque = deque()
+    shared = prompts[0] + prompts[1]
+    # A runs long in slot 0; B (unrelated, short) frees slot 1, which C then fills with
+    # A's prefix copied over; D takes C's freed slot in place.
+    reqs = [Request(shared + prompts[2], 12, tag="A"), Request(prompts[5], 2, tag="B"),
+            Request(shared + prompts[3], 3, tag="C"), Request(shared + prompts[4], 3, tag="D")]
+    out = {}
+    for _, r in engine.run(reqs, feed=feed):
+        out[r.tag] = r
+        if r.tag == "A":
+            feed.append(Request(reqs[0].prompt_ids + r.token_ids + (7, 8), 5, tag="more"))
+    for r in reqs:
+        assert list(out[r.tag].token_ids) == greedy_reference(qwen2, r.prompt_ids, r.max_tokens), r.tag
+    more_prompt = reqs[0].prompt_ids + out["A"].token_ids + (7, 8)
+    assert list(out["more"].token_ids) == greedy_reference(qwen2, more_prompt, 5)
+    assert copied and copied[0][:2] == (0, 1) and len(in_place) >= 2
+    total = sum(len(r.prompt_ids) for r in reqs) + len(more_prompt)
+    assert engine.stats.reused_tokens >= 3 * len(shared)
+    assert engine.stats.prefill_tokens + engine.stats.reused_tokens == total
+
+
+def test_prefix_index_finds_the_longest_held_prefix():
+    from selfcodealign.gpu.prefix import PrefixIndex
+
+    ix = PrefixIndex(block=4)
+    ix.put(0, tuple(range(10)))
+    ix.put(1, tuple(range(6)) + (99, 98))
+    assert ix.longest(tuple(range(12))) == (0, 10)
+    assert ix.longest(tuple(range(5)) + (50,)) in ((0, 5), (1, 5))
+    assert ix.longest(tuple(range(5)) + (50,), prefer={1}) == (1, 5)
+    assert ix.longest((1, 2, 3, 4, 5)) == (-1, 0)  # no slot holds its first block
+    ix.drop(0)
+    assert ix.longest(tuple(range(12))) == (1, 6)
+    ix.put(1, (7, 7, 7))  # shorter than a block: nothing to find
+    assert ix.longest(tuple(range(12))) == (-1, 0)
+
+
+def test_triton_decode_matches_generate(triton_interpreter, tok, prompts, greedy_reference):
+    """The engine with the Triton decode kernels (in Triton's interpreter here) decodes
+    what ``generate`` does; the kernels need a head size of at least 32."""
+    import transformers
+
+    cfg = transformers.Qwen2Config(vocab_size=64, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    engine = Engine(model, tok, slots=4, max_len=64, sync_every=4, triton=True)
+    assert engine.runner.triton
+    res = engine.generate([Request(p, 8) for p in prompts])
+    for p, r in zip(prompts, res):
+        assert list(r.token_ids) == greedy_reference(model, p, 8)

@@ -18,6 +18,7 @@ as the flash kernel reads it).
 from __future__ import annotations
 
 import functools
+from typing import Any, NamedTuple
 
 
 @functools.cache
@@ -41,24 +42,59 @@ def _flash(q, k, v, cu_q, cu_k, max_q: int, max_k: int, causal: bool, scale: flo
     return out[0]
 
 
-def prefill(q, k, v, cu, max_len: int, scale: float, flash: bool):
-    """Causal attention within each packed prompt. ``q`` [N, H, hd], ``k``/``v``
-    [N, kvh, hd] (N tokens of all prompts end to end), ``cu`` int32 [n + 1] the prompts'
-    offsets (a host list too for the reference path). Returns [N, H, hd]."""
+class Packed(NamedTuple):
+    """New tokens of several sequences, end to end, and where each sequence's keys are:
+    sequence i's tokens are rows ``cu_q[i]:cu_q[i+1]`` of the queries, and its keys the
+    first ``used_k[i]`` positions of cache row ``slot[i]`` (its cached prefix, then its
+    new tokens, already written). Tensors on the device (int32), lists on the host."""
+
+    cu_q: Any
+    cu_k: Any  # slot[i] * max_len, then slots * max_len (ascending: slots are sorted)
+    used_k: Any
+    max_q: int
+    max_k: int
+    host: list  # (slot, first new position, end) per sequence
+
+
+def pack(host: list, max_len: int, slots: int, device) -> Packed:
+    """``Packed`` for sequences ``(slot, start, end)`` listed in ascending slot order."""
+    import torch
+
+    from selfcodealign.gpu.model import on_device
+
+    cu_q = [0]
+    for _, start, end in host:
+        cu_q.append(cu_q[-1] + end - start)
+    cu_k = [s * max_len for s, _, _ in host] + [slots * max_len]
+    used = [end for _, _, end in host]
+    t_q, t_k, t_used = on_device(torch.device(device), torch.int32, cu_q, cu_k, used)
+    return Packed(t_q, t_k, t_used, max(e - a for _, a, e in host), max(used), host)
+
+
+def prefill(q, kc, vc, seqs: Packed, scale: float, flash: bool):
+    """Causal attention of each sequence's new tokens over its cache row. ``q``
+    [N, H, hd] (N new tokens of all sequences, end to end), ``kc``/``vc`` [slots, L, kvh,
+    hd] with the new tokens' K/V already written. A sequence whose first ``start``
+    positions were cached before (a shared prefix) computes only the rest. Returns
+    [N, H, hd]."""
+    slots, L, kvh, hd = kc.shape
     if flash:
-        return _flash(q, k, v, cu[0], cu[0], max_len, max_len, True, scale)
+        # Causal masks align bottom-right: new token j of a sequence sees start + j + 1 keys.
+        return _flash(q, kc.view(slots * L, kvh, hd), vc.view(slots * L, kvh, hd), seqs.cu_q, seqs.cu_k,
+                      seqs.max_q, seqs.max_k, True, scale, seqs.used_k)
     import torch
     import torch.nn.functional as F
 
-    offsets = cu[1]
-    g = q.shape[1] // k.shape[1]
-    out = []
-    for a, b in zip(offsets[:-1], offsets[1:]):
-        qi, ki, vi = (t[a:b].transpose(0, 1) for t in (q, k, v))  # [heads, T, hd]
-        if g > 1:
-            ki, vi = ki.repeat_interleave(g, dim=0), vi.repeat_interleave(g, dim=0)
-        out.append(F.scaled_dot_product_attention(qi[None], ki[None], vi[None], is_causal=True, scale=scale)[0]
+    g = q.shape[1] // kvh
+    out, a = [], 0
+    for slot, start, end in seqs.host:
+        b = a + end - start
+        qi = q[a:b].transpose(0, 1)  # [H, new, hd]
+        ki, vi = (c[slot, :end].transpose(0, 1).repeat_interleave(g, dim=0) for c in (kc, vc))
+        mask = torch.arange(end, device=q.device)[None, :] <= torch.arange(start, end, device=q.device)[:, None]
+        out.append(F.scaled_dot_product_attention(qi[None], ki[None], vi[None], attn_mask=mask, scale=scale)[0]
                    .transpose(0, 1))
+        a = b
     return torch.cat(out)
 
 
@@ -109,13 +145,10 @@ def flash_agrees(device: str, dtype_name: str, heads: int, kv_heads: int, head_d
         q = torch.randn(B, heads, head_dim, device=device, dtype=dt, generator=gen)
         pos = torch.tensor([0, 7, 63, 130, 159], device=device)
         errs = [(decode(q, kc, vc, pos, L, 0.125, True) - decode(q, kc, vc, pos, L, 0.125, False)).abs().max()]
-        lengths = [3, 70, 17]
-        offsets = [0, 3, 73, 90]
-        cu = (torch.tensor(offsets, device=device, dtype=torch.int32), offsets)
-        qp = torch.randn(90, heads, head_dim, device=device, dtype=dt, generator=gen)
-        kp, vp = kc[0, :90], vc[0, :90]
-        errs.append((prefill(qp, kp, vp, cu, max(lengths), 0.125, True)
-                     - prefill(qp, kp, vp, cu, max(lengths), 0.125, False)).abs().max())
+        # Three sequences in cache rows 1, 3, 4: one from scratch, two after a cached prefix.
+        seqs = pack([(1, 0, 3), (3, 40, 110), (4, 100, 117)], L, slots, device)
+        qp = torch.randn(3 + 70 + 17, heads, head_dim, device=device, dtype=dt, generator=gen)
+        errs.append((prefill(qp, kc, vc, seqs, 0.125, True) - prefill(qp, kc, vc, seqs, 0.125, False)).abs().max())
         worst = max(float(e) for e in errs)
     except Exception as e:  # noqa: BLE001 - any failure means: use the reference path
         log.warning("flash attention unavailable (%s: %s); using scaled_dot_product_attention",

@@ -4,7 +4,10 @@ How a run goes:
 
 - Requests wait in a queue (input order). Free slots take requests from it; their prompts
   are prefilled in batches bounded by a token budget. Samples of the same prompt are
-  prefilled once and their cache rows copied to the sibling slots.
+  prefilled once and their cache rows copied to the sibling slots. A prompt that starts
+  with tokens some slot's cache still holds (a continuation after its first part, a
+  few-shot prompt after another) starts from them: it takes that slot if it is free, or
+  copies its rows, and computes only the rest.
 - The active slots (kept in the low slot indices) decode together. Each decode step has
   fixed shapes for a (batch bucket, attended-span bucket) pair, so on CUDA it is captured
   once as a graph and replayed: one launch per step instead of hundreds.
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selfcodealign.gpu.model import Runner, on_device
+from selfcodealign.gpu.prefix import PrefixIndex
 from selfcodealign.gpu.sampling import sample
 from selfcodealign.gpu.stops import cut_at_stop, find_end, scan_eos, window_start
 
@@ -61,7 +65,8 @@ class EngineStats:
     so time spent waiting for it lands in whichever phase first has to wait (usually
     ``prefill_s``, when the launch queue is full); only the sum is the device's time."""
 
-    prefill_tokens: int = 0
+    prefill_tokens: int = 0  # computed
+    reused_tokens: int = 0  # prompt tokens found in a slot's cache instead
     prefill_s: float = 0.0
     decode_steps: int = 0
     decode_s: float = 0.0
@@ -117,12 +122,14 @@ class Engine:
         candidates: int = 128,
         fused: bool | None = None,
         flash: bool | None = None,
+        triton: bool | None = None,
+        prefix_block: int | None = 64,
     ) -> None:
         import torch
 
         self.torch = torch
         self.tokenizer = tokenizer
-        self.runner = Runner(model, slots=slots, max_len=max_len, fused=fused, flash=flash)
+        self.runner = Runner(model, slots=slots, max_len=max_len, fused=fused, flash=flash, triton=triton)
         self.device = self.runner.device
         self.on_cuda = on_cuda = self.device.type == "cuda"
         self.use_graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
@@ -133,6 +140,8 @@ class Engine:
         self.prefill_tokens = prefill_tokens or (32768 if on_cuda else 2048)
         self.candidates = candidates
         self.stats = EngineStats()
+        # None: no prefix reuse (every prompt computed from its first token)
+        self.index = PrefixIndex(prefix_block) if prefix_block else None
         self.batch_buckets = sorted({min(slots, 1 << i) for i in range(16)} | {slots})
         spans, s = [], 64
         while s < max_len:
@@ -232,12 +241,16 @@ class Engine:
         self.stats.decode_s += time.perf_counter() - t0
         return _Round(host, event, owners, k)
 
-    def _prefill(self, batch: list[tuple[int, _Slot]]) -> None:
-        """Prefill slots (unique prompts once, siblings copied) and sample their first
-        tokens into ``tok``; nothing waits for the device."""
+    def _prefill(self, batch: list[tuple[int, _Slot]], starts: dict[int, int], copies: list) -> None:
+        """Prefill slots (unique prompts once, siblings copied; a prompt in ``starts``
+        from its cached prefix, first copied in by ``copies``: (from, to, tokens)) and
+        sample their first tokens into ``tok``; nothing waits for the device."""
         torch = self.torch
         t0 = time.perf_counter()
         start = self._event()
+        if copies:
+            src, dst = on_device(self.device, torch.int64, [a for a, _, _ in copies], [b for _, b, _ in copies])
+            self.runner.copy_slots(src, dst, max(n for _, _, n in copies))
         uniq: dict[tuple[int, ...], int] = {}
         first_slot: list[int] = []
         for s, st in batch:
@@ -246,7 +259,8 @@ class Engine:
                 first_slot.append(s)
         prompts = list(uniq)
         lengths = [len(p) for p in prompts]
-        logits = self.runner.prefill(prompts, first_slot)
+        cached = [starts.get(s, 0) for s in first_slot]
+        logits = self.runner.prefill(prompts, first_slot, cached)
         rows = [uniq[st.req.prompt_ids] for _, st in batch]
         sib = [(first_slot[r], s) for (s, _), r in zip(batch, rows) if first_slot[r] != s]
         # One pinned copy per dtype for everything the batch sends to the device.
@@ -265,7 +279,11 @@ class Engine:
         self.seed[slots] = seed
         if start is not None:
             self._timed.append(("prefill_gpu_s", start, self._event()))
-        self.stats.prefill_tokens += sum(lengths)
+        self.stats.prefill_tokens += sum(lengths) - sum(cached)
+        self.stats.reused_tokens += sum(cached)
+        if self.index is not None:
+            for s, st in batch:
+                self.index.put(s, st.req.prompt_ids)
         self.stats.prefill_s += time.perf_counter() - t0
 
     def _move(self, moves: list[tuple[int, int]], upto: int) -> None:
@@ -273,6 +291,10 @@ class Engine:
         self.runner.copy_slots(src, dst, upto)
         for buf in (self.tok, self.pos, self.temp, self.top_p, self.seed):
             buf[dst] = buf[src]
+        if self.index is not None:
+            for a, b in moves:
+                held = self.index.tokens(a)
+                self.index.put(b, held) if held else self.index.drop(b)
 
     # ---- the run ------------------------------------------------------------------
 
@@ -376,7 +398,9 @@ class Engine:
                 B = _bucket(max(active) + 1, self.batch_buckets)
                 room = max(st.req.max_tokens - (st.length - len(st.req.prompt_ids)) for st in live)
                 k = max(1, min(self.sync_every, room))
-                span = _bucket(min(self.max_len, max(st.length for st in live) + k), self.span_buckets)
+                # The Triton kernels read each slot's length on the device: one span for all.
+                span = self.max_len if self.runner.triton else _bucket(
+                    min(self.max_len, max(st.length for st in live) + k), self.span_buckets)
                 owners = [(s, st, st.fresh) for s, st in active.items()]
                 for st in active.values():
                     st.length += k
@@ -405,27 +429,49 @@ class Engine:
             if res is not None:
                 slot = next(s for s, x in active.items() if x is st)
                 del active[slot]
+                if self.index is not None:
+                    # Its cache holds the prompt and every token seen but the last (whose
+                    # K/V only a later step writes) until the slot is prefilled again.
+                    self.index.put(slot, (st.req.prompt_ids + tuple(st.ids[:-1]))[: self.max_len - 1])
                 yield st.index, res
         self.stats.host_s += time.perf_counter() - t0
 
     def _admit(self, queue, active) -> None:
         free = [s for s in range(self.slots) if s not in active]
+        free_set = set(free)
         batch: list[tuple[int, _Slot]] = []
+        starts: dict[int, int] = {}
+        copies: list[tuple[int, int, int]] = []
         budget = 0
         while free and queue:
             i, r = queue[0]
             new_prompt = all(st.req.prompt_ids != r.prompt_ids for _, st in batch[-1:])
             if batch and new_prompt and budget + len(r.prompt_ids) > self.prefill_tokens:
-                self._prefill(batch)
-                batch, budget = [], 0
+                self._prefill(batch, starts, copies)
+                batch, starts, copies, budget = [], {}, [], 0
             queue.popleft()
-            s = free.pop(0)
+            s, n = free[0], 0
+            if new_prompt and self.index is not None:
+                src, n = self.index.longest(r.prompt_ids, prefer=free_set)
+                n = min(n, len(r.prompt_ids) - 1)  # the last token is computed for its logits
+                if n < self.index.block // 2:
+                    n = 0
+                elif src in free_set:
+                    s = src
+                else:
+                    copies.append((src, s, n))
+            free.remove(s)
+            free_set.discard(s)
+            if self.index is not None:
+                self.index.drop(s)
+            if n:
+                starts[s] = n
             st = _Slot(r, i, len(r.prompt_ids) + 1, [])
             active[s] = st
             batch.append((s, st))
-            budget += len(r.prompt_ids) if new_prompt else 0
+            budget += len(r.prompt_ids) - n if new_prompt else 0
         if batch:
-            self._prefill(batch)
+            self._prefill(batch, starts, copies)
 
     def _compact(self, active: dict[int, _Slot]) -> None:
         """Move the active slots into the lowest indices when that shrinks the batch bucket."""

@@ -91,9 +91,10 @@ class Runner:
     """Prefill and decode over a slot-indexed static KV cache."""
 
     def __init__(self, hf_model, *, slots: int, max_len: int, fused: bool | None = None,
-                 flash: bool | None = None) -> None:
+                 flash: bool | None = None, triton: bool | None = None) -> None:
         import torch
 
+        from selfcodealign.gpu import decode_kernels
         from selfcodealign.gpu.attention import flash_agrees, flash_available
 
         reason = unsupported_reason(hf_model.config)
@@ -132,6 +133,14 @@ class Runner:
         self.fused = can_fuse if fused is None else (fused and can_fuse)
         if self.fused:
             self._merge_weights()
+        # The Triton decode kernels read the fused q/k/v projection; by default on CUDA
+        # only (``triton=True`` also runs them in Triton's interpreter, for tests).
+        dtype_name = str(self.dtype).removeprefix("torch.")
+        self.triton = bool(
+            self.fused and (self.device.type == "cuda" if triton is None else triton)
+            and decode_kernels.available(self.device.type)
+            and decode_kernels.supports(self.heads, self.kv_heads, self.head_dim)
+            and decode_kernels.agrees(str(self.device), dtype_name, self.heads, self.kv_heads, self.head_dim))
 
     def _merge_weights(self) -> None:
         """One q/k/v matrix and one gate/up matrix per layer. The model's own linear
@@ -169,25 +178,30 @@ class Runner:
             k = attn.k_norm(k)
         return q, k, v
 
-    def prefill(self, prompts, slots):
+    def prefill(self, prompts, slots, starts=None):
         """Run ``prompts`` (lists of token ids) into cache ``slots`` (one each), packed end
-        to end; returns the logits of each prompt's last token [n, vocab] (the model's dtype)."""
+        to end; a prompt whose first ``starts[i]`` tokens are already in its slot's cache
+        computes only the rest (at least its last token). Returns the logits of each
+        prompt's last token [n, vocab] (the model's dtype), in the order given."""
         import torch
 
         from selfcodealign.gpu import attention
 
         dev, i64 = self.device, torch.int64
-        lengths = [len(p) for p in prompts]
-        offsets = [0]
-        for n in lengths:
-            offsets.append(offsets[-1] + n)
-        N, L, kvh, hd = offsets[-1], self.max_len, self.kv_heads, self.head_dim
-        flat = [t for p in prompts for t in p]
-        positions = [t for n in lengths for t in range(n)]
-        owner = [s for s, n in zip(slots, lengths) for _ in range(n)]
-        ids, pos, rows, cu = on_device(dev, i64, flat, positions, [s * L + t for s, t in zip(owner, positions)],
-                                 offsets)
-        cu = (cu.to(torch.int32), offsets)
+        starts = starts or [0] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: slots[i])  # the kernel reads rows in slot order
+        host = [(slots[i], starts[i], len(prompts[i])) for i in order]
+        seqs = attention.pack(host, self.max_len, self.slots, dev)
+        N, L, kvh, hd = sum(e - a for _, a, e in host), self.max_len, self.kv_heads, self.head_dim
+        flat = [t for i in order for t in prompts[i][starts[i]:]]
+        positions = [t for _, a, e in host for t in range(a, e)]
+        rows = [s * L + t for s, a, e in host for t in range(a, e)]
+        last = [0] * len(prompts)  # each prompt's last row in the packed batch
+        end = 0
+        for i, (_, a, e) in zip(order, host):
+            end += e - a
+            last[i] = end - 1
+        ids, pos, rows, last = on_device(dev, i64, flat, positions, rows, last)
         x = self.embed(ids)  # [N, D]
         cos, sin = self.cos[pos][:, None, :], self.sin[pos][:, None, :]  # [N, 1, hd]
         for i, layer in enumerate(self.layers):
@@ -197,11 +211,10 @@ class Runner:
             k = k * cos + _rotate_half(k) * sin
             self.k[i].view(-1, kvh * hd).index_copy_(0, rows, k.reshape(N, -1))
             self.v[i].view(-1, kvh * hd).index_copy_(0, rows, v.reshape(N, -1))
-            o = attention.prefill(q, k, v, cu, max(lengths), self.scale, self.flash)
+            o = attention.prefill(q, self.k[i], self.v[i], seqs, self.scale, self.flash)
             x = x + layer.self_attn.o_proj(o.reshape(N, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        last = x[cu[0][1:].to(i64) - 1]
-        return self.lm_head(self.norm(last))
+        return self.lm_head(self.norm(x[last]))
 
     def decode(self, tokens, pos, span: int):
         """One token for slots ``0..B-1``: ``tokens`` [B] at positions ``pos`` [B]; attends
@@ -236,26 +249,30 @@ class Runner:
         import torch
         import torch.nn.functional as F
 
-        from selfcodealign.gpu import attention
+        from selfcodealign.gpu import attention, decode_kernels
 
         B = tokens.shape[0]
         L, kvh, hd, H = self.max_len, self.kv_heads, self.head_dim, self.heads
         x = self.embed(tokens)  # [B, D]
         D = x.shape[-1]
-        cos = self.cos[pos][:, None, :]
-        sin = self.sin_signed[pos][:, None, :]
-        rows = torch.arange(B, device=tokens.device) * L + pos
+        if not self.triton:
+            cos = self.cos[pos][:, None, :]
+            sin = self.sin_signed[pos][:, None, :]
+            rows = torch.arange(B, device=tokens.device) * L + pos
         nq = (H + kvh) * hd
         for i, (w1, e1, qkv, o_proj, w2, e2, gate_up, down) in enumerate(self.fused_layers):
             h = F.rms_norm(x, (D,), w1, e1)
             y = F.linear(h, *qkv)
-            qk = y[:, :nq].view(B, H + kvh, hd)
-            qk = torch.addcmul(qk * cos, qk.roll(hd // 2, dims=-1), sin)
-            q, k = qk[:, :H], qk[:, H:]
             kc, vc = self.k[i], self.v[i]
-            kc.view(-1, kvh * hd).index_copy_(0, rows, k.reshape(B, -1))
-            vc.view(-1, kvh * hd).index_copy_(0, rows, y[:, nq:])
-            o = attention.decode(q, kc, vc, pos, span, self.scale, self.flash)
+            if self.triton:
+                o = decode_kernels.attend(y, self.cos, self.sin, pos, kc, vc, H, self.scale)
+            else:
+                qk = y[:, :nq].view(B, H + kvh, hd)
+                qk = torch.addcmul(qk * cos, qk.roll(hd // 2, dims=-1), sin)
+                q, k = qk[:, :H], qk[:, H:]
+                kc.view(-1, kvh * hd).index_copy_(0, rows, k.reshape(B, -1))
+                vc.view(-1, kvh * hd).index_copy_(0, rows, y[:, nq:])
+                o = attention.decode(q, kc, vc, pos, span, self.scale, self.flash)
             x = _linear_add(x, o, o_proj)
             gu = F.linear(F.rms_norm(x, (D,), w2, e2), *gate_up)
             x = _linear_add(x, F.silu(gu[:, : gu.shape[1] // 2]) * gu[:, gu.shape[1] // 2 :], down)
