@@ -45,3 +45,16 @@ def test_solution_of_base_prepends_task_prompt():
     p = {"prompt": "def f():\n", "entry_point": "f"}
     req = protocol.make_request(p, "humaneval", chat=False)
     assert protocol.solution_of(req, "    return 1\ndef g(): pass") == "def f():\n    return 1"
+
+
+def test_engine_decodes_as_the_tokenizer_does(qwen_tokenizer):
+    """The engine's host checks call the fast tokenizer's backend directly; the texts
+    must be batch_decode's, special tokens skipped."""
+    from selfcodealign.gpu.engine import Engine
+
+    engine = Engine.__new__(Engine)
+    engine.tokenizer = qwen_tokenizer
+    seqs = [qwen_tokenizer("def f(x):\n    return x  # é ✓\n")["input_ids"], [qwen_tokenizer.eos_token_id, 13, 14], []]
+    assert engine._decode_many(seqs) == qwen_tokenizer.batch_decode(seqs, skip_special_tokens=True)
+    assert engine._decode_text(seqs[0]) == qwen_tokenizer.decode(seqs[0], skip_special_tokens=True)
+    assert getattr(qwen_tokenizer, "_tokenizer", None) is not None  # the fast path ran

@@ -25,7 +25,7 @@ import os
 BLOCK_N = 64  # keys per step of a program
 ROWS = 16  # query rows per program (the tensor cores' smallest tile)
 TARGET_PROGRAMS = 1024  # split the keys until about this many programs run
-WARPS, STAGES = 4, 2  # launch settings of ``attend`` (benchmarks/decode_attention.py compares others)
+WARPS, STAGES = 4, 3  # launch settings of ``attend`` (benchmarks/decode_attention.py compares others)
 
 
 @functools.cache

@@ -299,12 +299,18 @@ class Engine:
     # ---- the run ------------------------------------------------------------------
 
     def _decode_text(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        return self._decode_many([list(ids)])[0]
 
     def _decode_many(self, seqs: list[list[int]]) -> list[str]:
+        """``tokenizer.batch_decode``. A fast tokenizer's Rust backend is called directly
+        when it computes the same (no clean-up of spaces): transformers' wrapper spends
+        most of its time converting the lists, and this runs for every slot every round."""
+        fast = getattr(self.tokenizer, "_tokenizer", None)
+        if fast is not None and not getattr(self.tokenizer, "clean_up_tokenization_spaces", True):
+            return fast.decode_batch(seqs, skip_special_tokens=True)
         many = getattr(self.tokenizer, "batch_decode", None)
         if many is None:
-            return [self._decode_text(x) for x in seqs]
+            return [self.tokenizer.decode(list(x), skip_special_tokens=True) for x in seqs]
         return many(seqs, skip_special_tokens=True)
 
     def _finish(self, st: _Slot, n: int, reason: str) -> Result:
@@ -320,19 +326,19 @@ class Engine:
     def _check_all(self, sts: list[_Slot]) -> list[Result | None]:
         """End check for the slots that got tokens; the stop-string windows of all of them
         are decoded in one call."""
-        windows, where = [], []
+        windows, where, scans = [], [], []
         for st in sts:
-            if st.req.stop:
-                limit, _ = scan_eos(st.ids, st.checked, self.eos, st.req.max_tokens)
-                if limit > st.checked:
-                    where.append(st)
-                    windows.append(st.ids[window_start(st.checked, st.req.stop) : limit])
+            scan = scan_eos(st.ids, st.checked, self.eos, st.req.max_tokens)
+            scans.append(scan)
+            if st.req.stop and scan[0] > st.checked:
+                where.append(st)
+                windows.append(st.ids[window_start(st.checked, st.req.stop) : scan[0]])
         texts = dict(zip(map(id, where), self._decode_many(windows))) if windows else {}
         out = []
-        for st in sts:
+        for st, scan in zip(sts, scans):
             end = find_end(
                 self._decode_text, st.ids, st.checked, eos=self.eos, stops=st.req.stop,
-                max_tokens=st.req.max_tokens, window_text=texts.get(id(st)),
+                max_tokens=st.req.max_tokens, window_text=texts.get(id(st)), scanned=scan,
             )
             st.checked = len(st.ids)
             out.append(None if end is None else self._finish(st, end.tokens, end.reason))

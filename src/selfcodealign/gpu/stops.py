@@ -8,6 +8,7 @@ does not grow with the length of the sequence.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ def scan_eos(ids: Sequence[int], old: int, eos: frozenset[int], max_tokens: int)
     """Tokens that count (up to the first EOS at or after ``old``, or the budget) and
     whether an EOS ended them."""
     limit = min(len(ids), max_tokens)
+    if eos.isdisjoint(ids[old:limit]):  # the usual case, without a Python loop
+        return limit, False
     for j in range(old, limit):
         if ids[j] in eos:
             return j, True
@@ -32,7 +35,12 @@ def window_start(old: int, stops: Sequence[str]) -> int:
     """Where to start decoding to see every stop string that may end after ``old``: each
     token decodes to at least one character (special tokens aside), so ``longest`` tokens
     back hold any stop string that began before ``old``."""
-    return max(0, old - max(len(s) for s in stops))
+    return max(0, old - _longest(tuple(stops)))
+
+
+@functools.lru_cache(maxsize=256)
+def _longest(stops: tuple[str, ...]) -> int:
+    return max(len(s) for s in stops)
 
 
 def first_stop(decode, ids: Sequence[int], start: int, old: int, limit: int, stops: Sequence[str]) -> int | None:
@@ -52,11 +60,13 @@ def find_end(
     stops: Sequence[str],
     max_tokens: int,
     window_text: str | None = None,
+    scanned: tuple[int, bool] | None = None,
 ) -> End | None:
     """Whether ``ids`` (all generated tokens; the first ``old`` were checked before) has
     ended. ``decode(list_of_ids) -> str``; ``window_text`` is the decoded
-    ``ids[window_start(old, stops):limit]`` when the caller decoded it already."""
-    limit, hit_eos = scan_eos(ids, old, eos, max_tokens)
+    ``ids[window_start(old, stops):limit]`` and ``scanned`` what ``scan_eos`` returned,
+    when the caller has them already."""
+    limit, hit_eos = scanned or scan_eos(ids, old, eos, max_tokens)
     if stops and limit > old:
         start = window_start(old, stops)
         text = decode(list(ids[start:limit])) if window_text is None else window_text
