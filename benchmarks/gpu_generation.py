@@ -163,6 +163,7 @@ def main() -> int:
                     help="engine attention for (c) and (d), comma-separated: triton (the Triton decode "
                     "kernels, FlashAttention prefill: the default), flash (FlashAttention varlen for "
                     "decode too) and sdpa (masked over a common span)")
+    ap.add_argument("--stage-only", action="store_true", help="run only the stage comparison (--stage N)")
     ap.add_argument("--stage", type=int, default=0, metavar="N",
                     help="also run the product's responses stage (selfcodealign responses, --model "
                     "must be a model directory) on N instructions of the repo's real sample, and the "
@@ -221,6 +222,10 @@ def main() -> int:
             args.out.write_text(json.dumps(report, indent=1))
 
     attns = [a for a in args.attention.split(",") if a]
+    if args.stage_only:
+        stage_vs_engine(model, tokenizer, args.model, args.stage, max(int(x) for x in args.slots.split(",") if x),
+                        eos, report, add)
+        return 0
     if device == "cuda":  # graph replay must compute what eager steps compute
         k = min(32, len(ids))
         eager, _ = run_engine(model, tokenizer, ids[:k], stops, 64, 32, eos, cuda_graphs=False, fused=False,
@@ -315,9 +320,11 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
 
     info, prompts = model_info_and_prompts(cfg, _Chat())
     stage = ResponsesStage(cfg.responses, prompts, info, cfg.seed)
-    reqs = []
+    reqs, stage_prompts, stage_params = [], [], []
     for k, ins in enumerate(instructions):
         p, sp = stage.request(ins)
+        stage_prompts.append(p)
+        stage_params.append(sp)
         ids = tuple(tokenizer(render_prompt(tokenizer, p, sp.prefill), add_special_tokens=False)["input_ids"])
         reqs += [Request(ids, sp.max_tokens, sp.temperature, sp.top_p, sp.seed + s, tuple(sp.stop), tag=(k, s))
                  for s in range(sp.n)]
@@ -334,6 +341,7 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
     import torch
 
     torch.cuda.empty_cache()
+    in_process_backend(model_dir, slots, stage_prompts, stage_params, add)
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / "instructions.jsonl"
         inp.write_text("".join(i.model_dump_json() + "\n" for i in instructions))
@@ -355,6 +363,41 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
     report["stage_over_engine"] = ratio
     print(f"responses stage {st_tokens / st_wall:,.0f} tok/s over the bare engine's {tokens / wall:,.0f}: "
           f"{ratio:.2f} (goal >= 0.8); the command took {total:.1f} s with model load", flush=True)
+
+
+def in_process_backend(model_dir, slots, prompts, params, add) -> None:
+    """The hf backend's generation for the stage (continuations included, no parsing or
+    writing), with continuations at the head of the engine's queue and at its end."""
+    import torch
+
+    from selfcodealign.backends.hf_engine import HFEngineBackend
+    from selfcodealign.gpu.engine import EngineStats
+
+    backend = HFEngineBackend(str(model_dir), batch_size=slots)
+    for first in (True, False):
+        backend.continue_first = first
+        if backend._engine is not None:
+            backend._engine.stats = EngineStats()
+        _sync()
+        t0 = time.perf_counter()
+        tokens = cached = n = 0
+        for _, comps in backend.iter_generate(prompts, params):
+            tokens += sum(c.completion_tokens for c in comps)
+            cached += sum(c.cached_tokens for c in comps)
+            n += len(comps)
+        _sync()
+        wall = time.perf_counter() - t0
+        st = backend._engine.stats
+        add(f"(g) hf backend, continuations {'first' if first else 'last'}", tokens, wall, samples=n,
+            cached_tokens=cached, prefill_tokens=st.prefill_tokens, reused_tokens=st.reused_tokens,
+            decode_steps=st.decode_steps, decode_gpu_s=st.decode_gpu_s, prefill_gpu_s=st.prefill_gpu_s,
+            host_s=st.host_s, wasted_slot_steps=st.wasted_slot_steps)
+        print(f"    prefill {st.prefill_tokens} tokens computed, {st.reused_tokens} from the cache; "
+              f"{st.decode_steps} decode steps ({st.decode_gpu_s:.2f} s device), prefill {st.prefill_gpu_s:.2f} s "
+              f"device; host checks {st.host_s:.2f} s", flush=True)
+    backend.close()
+    del backend
+    torch.cuda.empty_cache()
 
 
 def save_and_check(model, tokenizer, path, reqs, report) -> None:

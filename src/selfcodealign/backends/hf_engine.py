@@ -48,9 +48,13 @@ class HFEngineBackend(HFModelMixin, Backend):
         device: str | None = None,
         sync_every: int = 16,
         cuda_graphs: bool | None = None,
+        continue_first: bool = True,
     ) -> None:
         super().__init__()
         self.slots = max(1, batch_size)
+        # Continuations to the head of the queue (a task's samples finish together and are
+        # committed as the run goes) or to its end.
+        self.continue_first = continue_first
         self.sync_every = sync_every
         self.cuda_graphs = cuda_graphs
         m = self._load(model, dtype, device)
@@ -132,12 +136,12 @@ class HFEngineBackend(HFModelMixin, Backend):
         # (prompt, sample) -> the first part and the prefill its continuation started from
         first: dict[tuple[int, int], tuple[Completion, str]] = {}
         try:
-            for _, res in engine.run(requests, feed=feed):
+            for _, res in engine.run(requests, feed=feed, feed_first=self.continue_first):
                 i, s = res.tag
                 sp = params[i]
                 part, prefill = first.pop((i, s), (None, sp.prefill))
                 c = Completion(prefill + res.text if res.finish_reason != "error" else "",
-                               res.finish_reason, res.prompt_tokens, res.completion_tokens)
+                               res.finish_reason, res.prompt_tokens, res.completion_tokens, res.cached_tokens)
                 self.stats.add(c)
                 if part is not None:
                     c = merge_continuation(part, c)

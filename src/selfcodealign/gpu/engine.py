@@ -57,6 +57,7 @@ class Result:
     finish_reason: str  # "stop" | "length" | "error"
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of the prompt, found in a slot's cache (not computed)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class _Slot:
     checked: int = 0  # of ``ids``, already checked for an end
     fresh: bool = True  # prefilled; its first token is still on the device
     done: bool = False
+    cached: int = 0  # prompt tokens taken from a slot's cache
 
 
 @dataclass
@@ -321,7 +323,7 @@ class Engine:
             text, hit = cut_at_stop(text, st.req.stop)
             reason = "stop" if hit else reason
         self.stats.generated_tokens += n
-        return Result(st.req.tag, text, tuple(ids), reason, len(st.req.prompt_ids), n)
+        return Result(st.req.tag, text, tuple(ids), reason, len(st.req.prompt_ids), n, st.cached)
 
     def _check_all(self, sts: list[_Slot]) -> list[Result | None]:
         """End check for the slots that got tokens; the stop-string windows of all of them
@@ -345,16 +347,17 @@ class Engine:
         return out
 
     def run(
-        self, requests: Sequence[Request], feed: deque[Request] | None = None
+        self, requests: Sequence[Request], feed: deque[Request] | None = None, *, feed_first: bool = True
     ) -> Iterator[tuple[int, Result]]:
         """Yield ``(input_index, result)`` as requests finish.
 
         ``feed``: requests the caller appends while the run goes on (a follow-up of a
-        result it was just given, say); they go to the head of the queue at the next
-        step, so a caller waiting on them is not held up by the whole queue, and get the
-        indices after ``requests``, in the order they were fed."""
+        result it was just given, say); they get the indices after ``requests``, in the
+        order they were fed, and go to the head of the queue at the next step (so a caller
+        waiting on them is not held up by the whole queue) or, ``feed_first=False``, to
+        its end."""
         with self.torch.inference_mode():
-            yield from self._run(requests, feed)
+            yield from self._run(requests, feed, feed_first)
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         out: list[Result | None] = [None] * len(requests)
@@ -377,7 +380,8 @@ class Engine:
         queue.appendleft(item) if front else queue.append(item)
         return None
 
-    def _run(self, requests: Sequence[Request], feed: deque[Request] | None = None) -> Iterator[tuple[int, Result]]:
+    def _run(self, requests: Sequence[Request], feed: deque[Request] | None = None,
+             feed_first: bool = True) -> Iterator[tuple[int, Result]]:
         queue: deque[tuple[int, Request]] = deque()
         for i, r in enumerate(requests):
             res = self._enqueue(queue, i, r)
@@ -390,7 +394,7 @@ class Engine:
         # r-1, frees finished slots and queues prefills that run after round r.
         while queue or active or inflight or feed:
             while feed:
-                res = self._enqueue(queue, fed, feed.popleft(), front=True)
+                res = self._enqueue(queue, fed, feed.popleft(), front=feed_first)
                 if res is not None:
                     yield fed, res
                 fed += 1
@@ -472,7 +476,7 @@ class Engine:
                 self.index.drop(s)
             if n:
                 starts[s] = n
-            st = _Slot(r, i, len(r.prompt_ids) + 1, [])
+            st = _Slot(r, i, len(r.prompt_ids) + 1, [], cached=n)
             active[s] = st
             batch.append((s, st))
             budget += len(r.prompt_ids) - n if new_prompt else 0
