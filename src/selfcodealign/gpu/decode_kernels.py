@@ -139,7 +139,7 @@ def _kernels():
         l_all = tl.zeros([GP], tl.float32)
         acc = tl.zeros([GP, HD], tl.float32)
         used = tl.minimum((p + chunk) // chunk, nsplit)  # splits that saw keys
-        for sp in range(0, used):
+        for sp in range(used):
             at = ((b * KVH + h) * nsplit + sp) * GP + g
             m = tl.load(PM + at)
             m_new = tl.maximum(m_all, m)
@@ -178,7 +178,7 @@ def attend(y, cos, sin, pos, kc, vc, heads: int, scale: float, *, block: int = B
 
     rope_store, attend_k, combine = _kernels()
     B = y.shape[0]
-    slots, L, kvh, hd = kc.shape
+    _, L, kvh, hd = kc.shape
     g = heads // kvh
     out = torch.empty(B, heads * hd, device=y.device, dtype=y.dtype)
     c_slot, c_pos = kc.stride(0), kc.stride(1)
@@ -186,7 +186,7 @@ def attend(y, cos, sin, pos, kc, vc, heads: int, scale: float, *, block: int = B
                      KVH_P=_pow2(kvh), HD=hd)
     nsplit, chunk = splits(B, kvh, L, block)
     scale_log2 = scale * 1.4426950408889634
-    common = dict(KVH=kvh, G=g, GP=ROWS, HD=hd, BLOCK=block, num_warps=warps, num_stages=stages)
+    common = {"KVH": kvh, "G": g, "GP": ROWS, "HD": hd, "BLOCK": block, "num_warps": warps, "num_stages": stages}
     if nsplit == 1:
         attend_k[(B, kvh, 1)](y, y.stride(0), cos, sin, pos, kc, vc, c_slot, c_pos, out, out.stride(0),
                               out, out, out, scale_log2, chunk, 1, PARTIAL=False, **common)
@@ -207,7 +207,7 @@ def reference(y, cos, sin, pos, kc, vc, heads: int, scale: float):
     from selfcodealign.gpu import attention
 
     B = y.shape[0]
-    slots, L, kvh, hd = kc.shape
+    _, L, kvh, hd = kc.shape
     q = y[:, : heads * hd].view(B, heads, hd).float()
     k = y[:, heads * hd : (heads + kvh) * hd].view(B, kvh, hd).float()
     v = y[:, (heads + kvh) * hd :].view(B, kvh, hd)
