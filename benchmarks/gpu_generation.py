@@ -223,6 +223,8 @@ def main() -> int:
 
     attns = [a for a in args.attention.split(",") if a]
     if args.stage_only:
+        # The bare engine is measured warm, as after the runs above: one short run first.
+        run_engine(model, tokenizer, ids[:64], stops, 64, 64, eos)
         stage_vs_engine(model, tokenizer, args.model, args.stage, max(int(x) for x in args.slots.split(",") if x),
                         eos, report, add)
         return 0
@@ -367,34 +369,28 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
 
 def in_process_backend(model_dir, slots, prompts, params, add) -> None:
     """The hf backend's generation for the stage (continuations included, no parsing or
-    writing), with continuations at the head of the engine's queue and at its end."""
+    writing), in this process."""
     import torch
 
     from selfcodealign.backends.hf_engine import HFEngineBackend
-    from selfcodealign.gpu.engine import EngineStats
 
     backend = HFEngineBackend(str(model_dir), batch_size=slots)
-    for first in (True, False):
-        backend.continue_first = first
-        if backend._engine is not None:
-            backend._engine.stats = EngineStats()
-        _sync()
-        t0 = time.perf_counter()
-        tokens = cached = n = 0
-        for _, comps in backend.iter_generate(prompts, params):
-            tokens += sum(c.completion_tokens for c in comps)
-            cached += sum(c.cached_tokens for c in comps)
-            n += len(comps)
-        _sync()
-        wall = time.perf_counter() - t0
-        st = backend._engine.stats
-        add(f"(g) hf backend, continuations {'first' if first else 'last'}", tokens, wall, samples=n,
-            cached_tokens=cached, prefill_tokens=st.prefill_tokens, reused_tokens=st.reused_tokens,
-            decode_steps=st.decode_steps, decode_gpu_s=st.decode_gpu_s, prefill_gpu_s=st.prefill_gpu_s,
-            host_s=st.host_s, wasted_slot_steps=st.wasted_slot_steps)
-        print(f"    prefill {st.prefill_tokens} tokens computed, {st.reused_tokens} from the cache; "
-              f"{st.decode_steps} decode steps ({st.decode_gpu_s:.2f} s device), prefill {st.prefill_gpu_s:.2f} s "
-              f"device; host checks {st.host_s:.2f} s", flush=True)
+    _sync()
+    t0 = time.perf_counter()
+    tokens = cached = n = 0
+    for _, comps in backend.iter_generate(prompts, params):
+        tokens += sum(c.completion_tokens for c in comps)
+        cached += sum(c.cached_tokens for c in comps)
+        n += len(comps)
+    _sync()
+    wall = time.perf_counter() - t0
+    st = backend._engine.stats
+    add("(g) hf backend in this process", tokens, wall, samples=n, cached_tokens=cached,
+        prefill_tokens=st.prefill_tokens, reused_tokens=st.reused_tokens, decode_steps=st.decode_steps,
+        decode_gpu_s=st.decode_gpu_s, prefill_gpu_s=st.prefill_gpu_s, host_s=st.host_s)
+    print(f"    prefill {st.prefill_tokens} tokens computed, {st.reused_tokens} from the cache; "
+          f"{st.decode_steps} decode steps ({st.decode_gpu_s:.2f} s device), prefill {st.prefill_gpu_s:.2f} s "
+          f"device; host checks {st.host_s:.2f} s", flush=True)
     backend.close()
     del backend
     torch.cuda.empty_cache()

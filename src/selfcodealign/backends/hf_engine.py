@@ -48,13 +48,9 @@ class HFEngineBackend(HFModelMixin, Backend):
         device: str | None = None,
         sync_every: int = 16,
         cuda_graphs: bool | None = None,
-        continue_first: bool = True,
     ) -> None:
         super().__init__()
         self.slots = max(1, batch_size)
-        # Continuations to the head of the queue (a task's samples finish together and are
-        # committed as the run goes) or to its end.
-        self.continue_first = continue_first
         self.sync_every = sync_every
         self.cuda_graphs = cuda_graphs
         m = self._load(model, dtype, device)
@@ -68,6 +64,12 @@ class HFEngineBackend(HFModelMixin, Backend):
         self.model = m.to(self.device).eval()
         self._eos = self._eos_ids()
         self._engine = None
+        if self.device.startswith("cuda"):
+            # The attention kernels are checked against the reference (and compiled) once
+            # per process, with the model's load rather than inside the first call.
+            from selfcodealign.gpu.model import check_kernels
+
+            check_kernels(self.model)
 
     @classmethod
     def from_config(cls, cfg) -> Backend:
@@ -136,7 +138,7 @@ class HFEngineBackend(HFModelMixin, Backend):
         # (prompt, sample) -> the first part and the prefill its continuation started from
         first: dict[tuple[int, int], tuple[Completion, str]] = {}
         try:
-            for _, res in engine.run(requests, feed=feed, feed_first=self.continue_first):
+            for _, res in engine.run(requests, feed=feed):
                 i, s = res.tag
                 sp = params[i]
                 part, prefill = first.pop((i, s), (None, sp.prefill))

@@ -94,9 +94,6 @@ class Runner:
                  flash: bool | None = None, triton: bool | None = None) -> None:
         import torch
 
-        from selfcodealign.gpu import decode_kernels
-        from selfcodealign.gpu.attention import flash_agrees, flash_available
-
         reason = unsupported_reason(hf_model.config)
         if reason:
             raise ValueError(f"compact runner does not support {reason}")
@@ -125,22 +122,14 @@ class Runner:
             shape = (len(self.layers), slots, max_len, self.kv_heads, self.head_dim)
             self.k = torch.zeros(shape, device=self.device, dtype=self.dtype)
             self.v = torch.zeros(shape, device=self.device, dtype=self.dtype)
-        can_flash = (flash_available(self.device.type) and self.dtype in (torch.float16, torch.bfloat16)
-                     and flash_agrees(str(self.device), str(self.dtype).removeprefix("torch."), self.heads,
-                                      self.kv_heads, self.head_dim))
+        can_flash, can_triton = check_kernels(hf_model, triton_anywhere=bool(triton))
         self.flash = can_flash if flash is None else (flash and can_flash)
         can_fuse = _fusable(hf_model)
         self.fused = can_fuse if fused is None else (fused and can_fuse)
         if self.fused:
             self._merge_weights()
-        # The Triton decode kernels read the fused q/k/v projection; by default on CUDA
-        # only (``triton=True`` also runs them in Triton's interpreter, for tests).
-        dtype_name = str(self.dtype).removeprefix("torch.")
-        self.triton = bool(
-            self.fused and (self.device.type == "cuda" if triton is None else triton)
-            and decode_kernels.available(self.device.type)
-            and decode_kernels.supports(self.heads, self.kv_heads, self.head_dim)
-            and decode_kernels.agrees(str(self.device), dtype_name, self.heads, self.kv_heads, self.head_dim))
+        # The Triton decode kernels read the fused q/k/v projection.
+        self.triton = bool(self.fused and can_triton and triton is not False)
 
     def _merge_weights(self) -> None:
         """One q/k/v matrix and one gate/up matrix per layer. The model's own linear
@@ -282,6 +271,28 @@ class Runner:
         """Copy cache rows of slots ``src`` to slots ``dst`` (first ``upto`` positions)."""
         self.k[:, dst, :upto] = self.k[:, src, :upto]
         self.v[:, dst, :upto] = self.v[:, src, :upto]
+
+
+def check_kernels(hf_model, *, triton_anywhere: bool = False) -> tuple[bool, bool]:
+    """Whether FlashAttention and the Triton decode kernels run this model's attention
+    shape correctly here (each checked against the reference once per process, which
+    also compiles them). Triton runs on CUDA, or in its interpreter when
+    ``triton_anywhere`` (tests)."""
+    import torch
+
+    from selfcodealign.gpu import decode_kernels
+    from selfcodealign.gpu.attention import flash_agrees, flash_available
+
+    cfg = hf_model.config
+    p = next(hf_model.parameters())
+    dev, dtype = p.device, str(p.dtype).removeprefix("torch.")
+    heads, kvh = cfg.num_attention_heads, cfg.num_key_value_heads
+    hd = hf_model.model.layers[0].self_attn.head_dim
+    flash = (flash_available(dev.type) and p.dtype in (torch.float16, torch.bfloat16)
+             and flash_agrees(str(dev), dtype, heads, kvh, hd))
+    triton = ((dev.type == "cuda" or triton_anywhere) and decode_kernels.available(dev.type)
+              and decode_kernels.supports(heads, kvh, hd) and decode_kernels.agrees(str(dev), dtype, heads, kvh, hd))
+    return bool(flash), bool(triton)
 
 
 def on_device(device, dtype, *lists):
