@@ -374,7 +374,17 @@ def test_compare_report_shows_scores_and_tasks_gained_and_lost(browser, tmp_path
     for k, text in page.eval_on_selector_all("[data-k]", "els => els.map(e => [e.dataset.k, e.textContent])"):
         side, ds, part, metric = json.loads(k)
         assert float(text) == pytest.approx(100 * res[side]["benchmarks"][ds][part][metric], abs=0.051)
-    assert "not computed yet" in page.inner_text("[data-testid=scores-humaneval]")
+    # pass@1 rows carry the paired bootstrap interval of the delta (per-task results on both
+    # sides); mbpp has no per-sample results here: "-".
+    from selfcodealign.evaluate.score import paired_bootstrap, task_rates
+    from selfcodealign.report.eval_report import load_samples
+
+    sa, sb = load_samples(a, "humaneval", [], ""), load_samples(b, "humaneval", [], "")
+    _, lo, hi, n = paired_bootstrap(task_rates(sa, "plus"), task_rates(sb, "plus"))
+    assert n == 4 and lo < 0.25 < hi
+    rows = page.inner_text("[data-testid=scores-humaneval]")
+    assert f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" in rows
+    assert "-" in page.inner_text("[data-testid=scores-mbpp]")
 
     def tasks(sel):
         return page.eval_on_selector_all(f"[data-testid={sel}] details.task", "els => els.map(e => e.dataset.task)")

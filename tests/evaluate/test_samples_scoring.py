@@ -73,3 +73,38 @@ def test_compare_prints_both_models(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "HumanEval pass@1" in out and "50.0" in out and "62.5" in out and "+12.5" in out
+
+
+def test_paired_bootstrap_interval():
+    import numpy as np
+
+    from selfcodealign.evaluate.score import paired_bootstrap
+
+    a = {f"t{i}": float(i % 2) for i in range(200)}
+    assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0, 200)
+    assert paired_bootstrap(a, {"other": 1.0}) is None
+    # B passes 30 more of 200 tasks and fails 10 that A passed: +0.10, and the percentile
+    # interval is close to the normal one (sd of the per-task differences / sqrt(n)).
+    d = np.array([1.0] * 30 + [-1.0] * 10 + [0.0] * 160)
+    a = {f"t{i}": 0.5 for i in range(200)}
+    b = {f"t{i}": 0.5 + d[i] / 2 for i in range(200)}
+    diff, lo, hi, n = paired_bootstrap(a, b)
+    half = 1.96 * (d / 2).std() / np.sqrt(200)
+    assert n == 200 and diff == pytest.approx(0.05)
+    assert lo == pytest.approx(0.05 - half, abs=0.006) and hi == pytest.approx(0.05 + half, abs=0.006)
+    assert paired_bootstrap(a, b) == (diff, lo, hi, n)  # fixed seed
+
+
+def test_compare_prints_intervals_from_per_sample_results(tmp_path, capsys):
+    for name, passing in (("a", {0, 1}), ("b", {0, 1, 2, 3})):
+        d = tmp_path / name
+        (d / "humaneval").mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"model": {"name": name}, "benchmarks": {
+            "humaneval": {"tasks": 6, "base": {"pass@1": len(passing) / 6}, "plus": {"pass@1": len(passing) / 6}}}}))
+        (d / "humaneval" / "eval_results.json").write_text(json.dumps({"eval": {
+            f"HumanEval/{t}": [{"base_status": "pass" if t in passing else "fail", "plus_status": "pass"}]
+            for t in range(6)}}))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("HumanEval+ pass@1"))
+    # Two of six tasks gained, none lost: the interval is inside [0, +66.7].
+    assert "+33.3" in line and "[+0.0, +66.7]" in line

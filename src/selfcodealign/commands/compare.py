@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "compare",
         help="show two `eval` results side by side",
-        description="Print the pass@k of two eval output directories (or results.json files) side by side.",
+        description="Print the pass@k of two eval output directories (or results.json files) side by side, "
+        "with a paired bootstrap 95%% interval for each pass@1 difference (tasks resampled 10,000 times, "
+        "fixed seed) where both directories hold their per-sample results (BENCH/eval_results.json).",
     )
     p.add_argument("a", type=Path, help="eval --out directory of model A (e.g. before training)")
     p.add_argument("b", type=Path, help="eval --out directory of model B (e.g. after training)")
@@ -36,8 +38,16 @@ def load(path: Path) -> dict:
 LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 
 
-def table(a: dict, b: dict, name_a: str, name_b: str) -> list[str]:
-    rows = [("benchmark", name_a, name_b, "delta")]
+def interval(pa: Path | None, pb: Path | None, bench: str, part: str) -> str:
+    from selfcodealign.report.eval_report import delta_interval, load_samples
+
+    if pa is None or pb is None:
+        return "-"
+    return delta_interval(load_samples(pa, bench, [], ""), load_samples(pb, bench, [], ""), part)
+
+
+def table(a: dict, b: dict, name_a: str, name_b: str, pa: Path | None = None, pb: Path | None = None) -> list[str]:
+    rows = [("benchmark", name_a, name_b, "delta", "95% CI")]
     for ds in [d for d in LABELS if d in a.get("benchmarks", {}) or d in b.get("benchmarks", {})]:
         ma, mb = a["benchmarks"].get(ds, {}), b["benchmarks"].get(ds, {})
         ks = sorted(set(ma.get("base", {})) | set(mb.get("base", {})), key=lambda k: int(k.split("@")[1]))
@@ -47,10 +57,11 @@ def table(a: dict, b: dict, name_a: str, name_b: str) -> list[str]:
                 fa = f"{100 * va:.1f}" if va is not None else "-"
                 fb = f"{100 * vb:.1f}" if vb is not None else "-"
                 d = f"{100 * (vb - va):+.1f}" if va is not None and vb is not None else "-"
-                rows.append((f"{LABELS[ds]}{suffix} {k}", fa, fb, d))
+                ci = interval(pa, pb, ds, part) if k == "pass@1" else ""
+                rows.append((f"{LABELS[ds]}{suffix} {k}", fa, fb, d, ci))
         if ma.get("tasks") != mb.get("tasks"):
-            rows.append((f"  ({LABELS[ds]}: {ma.get('tasks')} vs {mb.get('tasks')} tasks scored)", "", "", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            rows.append((f"  ({LABELS[ds]}: {ma.get('tasks')} vs {mb.get('tasks')} tasks scored)", "", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
 
 
@@ -61,7 +72,7 @@ def _name(res: dict, path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     a, b = load(args.a), load(args.b)
-    for line in table(a, b, _name(a, args.a), _name(b, args.b)):
+    for line in table(a, b, _name(a, args.a), _name(b, args.b), args.a, args.b):
         print(line)
     if args.report:
         from selfcodealign.report import write_eval_report

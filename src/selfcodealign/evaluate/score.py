@@ -108,3 +108,34 @@ def pass_at_k(results: list[SampleResult], ks=(1, 10, 100)) -> dict:
             out["base"][f"pass@{k}"] = float(estimate_pass_at_k(total, base, k).mean())
             out["plus"][f"pass@{k}"] = float(estimate_pass_at_k(total, plus, k).mean())
     return out
+
+
+def paired_bootstrap(a: dict[str, float], b: dict[str, float], *, resamples: int = 10_000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float, int] | None:
+    """The mean per-task difference ``b - a`` over the tasks both score, and its paired
+    bootstrap interval: tasks resampled with replacement ``resamples`` times (fixed
+    seed), percentile interval. Returns (difference, low, high, tasks), or None when no
+    task is shared. Scores per task are e.g. the share of its samples that pass (pass@1)."""
+    import numpy as np
+
+    tasks = sorted(set(a) & set(b))
+    if not tasks:
+        return None
+    d = np.array([b[t] - a[t] for t in tasks], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(means, [tail, 1 - tail])
+    return float(d.mean()), float(lo), float(hi), len(tasks)
+
+
+def sample_passes(s: dict, part: str) -> bool:
+    """Whether an ``eval_results.json`` sample passes ``part`` ("base", or "plus": base
+    and plus tests)."""
+    base = s.get("base_status") == "pass"
+    return base if part == "base" else base and s.get("plus_status") == "pass"
+
+
+def task_rates(samples: dict[str, list[dict]], part: str) -> dict[str, float]:
+    """Per task, the share of its samples that pass ``part`` (its pass@1)."""
+    return {t: sum(sample_passes(x, part) for x in ss) / len(ss) for t, ss in samples.items() if ss}

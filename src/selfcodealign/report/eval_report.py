@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 from pathlib import Path
 
+from selfcodealign.evaluate.score import paired_bootstrap, task_rates
 from selfcodealign.report.html import esc, key_attr, num, page, table
 
 LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP"}
@@ -47,13 +48,17 @@ def load_samples(path: Path, bench: str, notes: list[str], name: str) -> dict[st
     return None
 
 
-def _passes(s: dict, part: str) -> bool:
-    base = s.get("base_status") == "pass"
-    return base if part == "base" else base and s.get("plus_status") == "pass"
-
-
 def _rate(samples: list[dict], part: str) -> float | None:
-    return sum(_passes(s, part) for s in samples) / len(samples) if samples else None
+    return task_rates({"": samples}, part).get("")
+
+
+def delta_interval(sa: dict | None, sb: dict | None, part: str) -> str:
+    """The paired bootstrap 95% interval of B's pass@1 minus A's over the tasks both
+    scored, in points, from per-sample results (``load_samples``); "-" without them."""
+    if sa is None or sb is None:
+        return "-"
+    got = paired_bootstrap(task_rates(sa, part), task_rates(sb, part))
+    return "-" if got is None else f"[{100 * got[1]:+.1f}, {100 * got[2]:+.1f}]"
 
 
 def _sample_block(samples: list[dict], label: str) -> str:
@@ -111,10 +116,10 @@ def bench_section(ds: str, a: dict, b: dict, na: str, nb: str, sa, sb) -> str:
             rows.append(f"<tr><td>{esc(label)}{suffix} {esc(k)}</td>"
                         f'<td class="n"{key_attr(["a", ds, part, k])}>{fa}</td>'
                         f'<td class="n"{key_attr(["b", ds, part, k])}>{fb}</td><td class="n">{d}</td>'
-                        '<td class="ci note" title="compare does not compute confidence intervals yet">'
-                        "not computed yet</td></tr>")
+                        f'<td class="n ci">{esc(delta_interval(sa, sb, part) if k == "pass@1" else "")}</td></tr>')
     parts = [f'<section id="{esc(ds)}" data-benchmark="{esc(ds)}"><h2>{esc(label)}</h2>',
-             table(["", esc(na), esc(nb), "delta (points)", "95% interval of the delta"], rows,
+             table(["", esc(na), esc(nb), "delta (points)", "95% interval of the pass@1 delta (paired bootstrap)"],
+                   rows,
                    attrs=f' data-testid="scores-{esc(ds)}"')]
     if ma.get("tasks") != mb.get("tasks"):
         parts.append(f'<p class="note">{num(ma.get("tasks"))} vs {num(mb.get("tasks"))} tasks scored.</p>')
