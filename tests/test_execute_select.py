@@ -84,12 +84,12 @@ def test_select_is_deterministic_and_order_free(tmp_path):
     executed = [Executed(id=f"e{r.id}", parent_id=r.id, response=r,
                          verdict=Verdict(id=r.id, status="passed"), meaningful_tests=True) for r in rs]
     cfg = SelectConfig(sanitize=False)
-    first, _, _ = select(executed, cfg, stage.counts_as_pass)
+    first = select(executed, cfg, stage.counts_as_pass).examples
     shuffled = executed[:]
     random.Random(1).shuffle(shuffled)
-    second, _, _ = select(shuffled, cfg, stage.counts_as_pass)
+    second = select(shuffled, cfg, stage.counts_as_pass).examples
     assert [e.id for e in first] == [e.id for e in second]
-    other, _, _ = select(executed, SelectConfig(sanitize=False, seed=123), stage.counts_as_pass)
+    other = select(executed, SelectConfig(sanitize=False, seed=123), stage.counts_as_pass).examples
     assert len(other) == len(first)  # another seed may choose other samples, never fewer
 
 
@@ -128,3 +128,75 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     assert sorted(ledger) == sorted(r.id for r in slow) and ledger[: len(first)] == first
     outs = [o["parent_id"] for _, o in read_lines(executed)]
     assert sorted(outs) == sorted(ledger)
+
+
+TOPICS = ["parse a date string into its parts", "merge two sorted lists of integers", "count the words in a text",
+          "rotate a square matrix by ninety degrees", "find the longest common prefix of strings",
+          "compress a string with run-length encoding", "validate an IPv4 address", "flatten a nested list"]
+
+
+def _tasks(n_fail=2, n_pass=2):
+    """One instruction per seed (plus one near-copy of the first, under another seed),
+    each with passing and failing responses."""
+    from selfcodealign.records import Verdict
+
+    out = []
+    texts = [f"Write a Python function to {t}. Return the result; raise ValueError on bad input."
+             for t in TOPICS]
+    texts.append(texts[0].replace("Return the result", "Return the result value"))
+    for i, text in enumerate(texts):
+        ins = Instruction(id=f"ins{i}", parent_id="c", seed_id=f"seed{i}", seed_source="stdlib", seed_path="x.py",
+                          concepts=["x"], category="function", difficulty="easy", instruction=text, raw="", gen=META)
+        for k in range(n_fail + n_pass):
+            ok = k >= n_fail
+            resp = f"```python\ndef f{k}():\n    return {k}\n```\n\n### Tests\n```python\nassert f{k}() == {k}\n```"
+            r = Response(id=f"r{i}_{k}", parent_id=ins.id, sample_index=k, instruction=ins, response=resp,
+                         code=f"def f{k}():\n    return {k}\n", tests=f"assert f{k}() == {k}\n", raw=resp, gen=META)
+            out.append(Executed(id=f"e{i}_{k}", parent_id=r.id, response=r, meaningful_tests=True,
+                                verdict=Verdict(id=r.id, status="passed" if ok else "failed")))
+    return out
+
+
+def test_held_out_tasks_pairs_and_the_ablation_picks():
+    passes = ExecuteStage(ExecuteConfig()).counts_as_pass
+    executed = _tasks()
+    seeds = {e.response.instruction.seed_id for e in executed}
+    sel = select(executed, SelectConfig(sanitize=False, holdout_seeds=3), passes)
+    held = {t.seed_id for t in sel.heldout}
+    assert len(held) == 3 and held <= seeds
+    assert all(t.tests.startswith("assert f") and t.solution for t in sel.heldout)
+    train_seeds = {e.seed_id for e in sel.examples} | {p.seed_id for p in sel.pairs}
+    assert not train_seeds & held
+    reasons = [d.reason for d in sel.drops]
+    assert reasons.count("held_out") == 3
+    # The split depends on the seed ids and select.seed only: not on order or on the pick.
+    shuffled = executed[::-1]
+    again = select(shuffled, SelectConfig(sanitize=False, holdout_seeds=3, pick="failing"), passes)
+    assert {t.seed_id for t in again.heldout} == held
+    assert all(not passes(next(x for x in executed if x.id == e.parent_id)) for e in again.examples)
+    assert again.pairs == []  # pairs only beside a dataset of passing responses
+    # One pair per kept instruction: its example's answer against a failing response.
+    assert [p.parent_id for p in sel.pairs] == [e.parent_id.rsplit("_", 1)[0].replace("e", "ins") for e in sel.examples]
+    for p, e in zip(sel.pairs, sel.examples):
+        assert p.chosen == e.response and p.rejected_verdict.status == "failed" and p.prompt[-1].content == e.instruction
+        assert "### Tests" not in p.rejected
+    anyone = select(executed, SelectConfig(sanitize=False, pick="any", seed=3), passes).examples
+    assert len(anyone) == len(TOPICS) + 1
+    assert any(not passes(next(x for x in executed if x.id == e.parent_id)) for e in anyone)
+
+
+def test_near_copies_of_held_out_tasks_stay_out():
+    passes = ExecuteStage(ExecuteConfig()).counts_as_pass
+    executed = _tasks()
+    # Find a select.seed whose hold-out takes seed0 (the task with a near-copy) but not seed8.
+    for seed in range(200):
+        sel = select(executed, SelectConfig(sanitize=False, holdout_seeds=2, seed=seed), passes)
+        held = {t.seed_id for t in sel.heldout}
+        if "seed0" in held and "seed8" not in held:
+            break
+    else:
+        raise AssertionError("no seed holds out seed0 alone")
+    # dropped after the choice, as sanitisation drops: by the executed response's id
+    assert [d.input_id.split("_")[0] for d in sel.drops if d.reason == "near_heldout"] == ["e8"]
+    assert all(e.seed_id != "seed8" for e in sel.examples)
+    assert all(p.seed_id != "seed8" for p in sel.pairs)

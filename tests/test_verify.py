@@ -149,7 +149,8 @@ def test_verify_scores_mutation_and_agreement_and_select_prefers_the_strong_resp
     assert strong.agreement.pass_my_tests == 2 and strong.agreement.siblings == 3
     assert wrong.agreement.my_code_passes == 1  # the weak tests (double(0) == 0)
     sel = build_config(sets=["select.min_mutation_score=0.6"]).select
-    examples, drops, stats = select(executed, sel, ex_stage.counts_as_pass, None, checks)
+    sel_out = select(executed, sel, ex_stage.counts_as_pass, None, checks)
+    examples, drops, stats = sel_out.examples, sel_out.drops, sel_out.stats
     assert [e.parent_id for e in examples] in ([executed[0].id], [executed[3].id])
     assert examples[0].quality.mutation_score == 1.0 and examples[0].quality.pass_rate == (4, 4)
     assert stats["rejected"]["weak_tests"] >= 1
@@ -166,7 +167,8 @@ def test_an_unexercised_function_and_an_unfaithful_response_are_rejected():
     checks = {c.parent_id: c for c in stage.parse(rec, verdicts)}
     assert checks[executed[0].id].mutation.unexercised == ["helper"]
     assert checks[executed[1].id].faithfulness == ["missing: function double"]
-    examples, drops, stats = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
+    sel_out = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
+    examples, drops, stats = sel_out.examples, sel_out.drops, sel_out.stats
     assert examples == [] and stats["rejected"] == {"unexercised_function": 1, "missing": 1}
     assert drops[0].reason.startswith("rejected_")
 
@@ -176,10 +178,10 @@ def test_the_training_target_leaves_the_tests_out_unless_asked():
     assert training_answer(text) == "Here:\n```python\ndef f():\n    return 1\n```"
     executed, ex_stage = _group([STRONG])
     cfg = build_config(sets=["verify.mutation=false", "verify.agreement=false", "verify.faithfulness=false"])
-    [ex], _, _ = select(executed, cfg.select, ex_stage.counts_as_pass)
+    [ex] = select(executed, cfg.select, ex_stage.counts_as_pass).examples
     assert "### Tests" not in ex.messages[-1].content and ex.tests == STRONG[1]
     cfg = build_config(sets=["select.tests_in_response=true"])
-    [ex], _, _ = select(executed, cfg.select, ex_stage.counts_as_pass)
+    [ex] = select(executed, cfg.select, ex_stage.counts_as_pass).examples
     assert "### Tests" in ex.messages[-1].content
 
 
@@ -188,6 +190,7 @@ def test_pass_rate_band(band, kept):
     executed, ex_stage = _group([STRONG, WRONG[:1] + ("assert double(2) == 5\n",)])
     assert [e.verdict.status for e in executed] == ["passed", "failed"]
     cfg = build_config(sets=[f"select.pass_rate=[{band[0]}, {band[1]}]"])
-    examples, drops, _ = select(executed, cfg.select, ex_stage.counts_as_pass)
+    sel_out = select(executed, cfg.select, ex_stage.counts_as_pass)
+    examples, drops = sel_out.examples, sel_out.drops
     assert len(examples) == kept
     assert kept or drops[0].reason == "pass_rate_outside_band"

@@ -132,6 +132,15 @@ class SelectConfig(_Section):
     tests_in_response: bool = Field(
         False, description="keep the tests section in the assistant turn of `messages` (the paper "
         "trains on the response without it; `tests` is always its own field)")
+    pick: Literal["passing", "any", "failing"] = Field(
+        "passing", description="which response an example takes: a passing one (the method), any "
+        "one regardless of its tests, or a failing one (the paper's ablations)")
+    holdout_seeds: int = Field(
+        0, ge=0, description="keep the instructions of this many seeds (chosen by a hash of the seed "
+        "id and `seed`: the same for every selection from the same responses) and their near-"
+        "duplicates out of the dataset and the pairs; those with a strongly tested passing "
+        "response become the held-out tasks (heldout.jsonl) that `eval --benchmarks "
+        "selfval:FILE` scores")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -446,17 +446,31 @@ def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles,
             return _sanitize(items, threshold=threshold)
 
     passes = ExecuteStage(cfg.execute).counts_as_pass
-    examples, drops, stats = select(executed, cfg.select, passes, sanitize, checks)
-    write_atomic(files.out, examples)
-    write_atomic(files.drops, drops)
+    sel = select(executed, cfg.select, passes, sanitize, checks)
+    write_atomic(files.out, sel.examples)
+    write_atomic(files.drops, sel.drops)
+    write_atomic(selection_file(files, "pairs"), sel.pairs)
+    held = selection_file(files, "heldout")
+    if cfg.select.holdout_seeds:
+        write_atomic(held, sel.heldout)
+    elif held.exists():
+        held.unlink()  # from an earlier selection with a hold-out: not this one's
     files.save_state({"config": cfg.select.model_dump(mode="json"), "complete": True})
     drop_counts: dict[str, int] = {}
-    for d in drops:
+    for d in sel.drops:
         drop_counts[d.reason] = drop_counts.get(d.reason, 0) + 1
-    return {"in": stats["instructions"], "out": len(examples), "drops": drop_counts,
+    return {"in": sel.stats["instructions"], "out": len(sel.examples), "drops": drop_counts,
             "responses_passed": sum(1 for e in executed if passes(e)),
-            "responses_executed": len(executed), "rejected": stats["rejected"],
-            "sanitize": stats["sanitize"]}
+            "responses_executed": len(executed), "rejected": sel.stats["rejected"],
+            "sanitize": sel.stats["sanitize"], "pairs": len(sel.pairs),
+            "held_out_seeds": sel.stats["held_out_seeds"], "heldout_tasks": len(sel.heldout)}
+
+
+def selection_file(files: StageFiles, kind: str) -> Path:
+    """Where selection writes its other outputs, beside the dataset (DATASET.pairs.jsonl:
+    preference pairs; DATASET.heldout.jsonl: held-out tasks)."""
+    stem = files.out.name.removesuffix(".jsonl")
+    return files.out.with_name(f"{stem}.{kind}.jsonl")
 
 
 def funnel_line(summary: dict[str, Any]) -> dict[str, int]:

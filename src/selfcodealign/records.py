@@ -184,6 +184,36 @@ class Example(Record):
     quality: Quality | None = None
 
 
+class HeldOutTask(Record):
+    """A generated task kept out of every training set to score models on (``eval
+    --benchmarks selfval:FILE``): the instruction and the tests of a passing response to
+    it that verification found strong."""
+
+    id: str
+    parent_id: str  # instruction id
+    seed_id: str
+    instruction: str
+    tests: str
+    solution: str  # the passing response's code (checked against ``tests`` when scored)
+    quality: Quality | None = None
+
+
+class PreferencePair(Record):
+    """A passing and a failing response to the same instruction, for preference training
+    (DPO): ``chosen`` is the response selection keeps, ``rejected`` a failing one."""
+
+    id: str
+    parent_id: str  # instruction id
+    seed_id: str
+    prompt: list[Message]  # system (if any) and user turns
+    chosen: str
+    rejected: str
+    chosen_id: str  # executed ids
+    rejected_id: str
+    rejected_verdict: Verdict
+    quality: Quality | None = None
+
+
 class Drop(Record):
     """An input a stage could not turn into output, with a reason that gets counted."""
 
@@ -202,4 +232,6 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "executed": Executed,
     "verified": Checks,
     "dataset": Example,
+    "heldout": HeldOutTask,
+    "pairs": PreferencePair,
 }

@@ -145,8 +145,8 @@ def test_execute_on_ray_matches_local(ray_cluster, tmp_path):
         {k: (v.verdict.status, v.verdict.exit_code, v.verdict.stdout, v.meaningful_tests)
          for k, v in got_loc.items()}
     # Selection over either set of verdicts gives the same dataset.
-    a = select(list(got_ray.values()), SelectConfig(sanitize=False), stage.counts_as_pass)[0]
-    b = select(list(got_loc.values()), SelectConfig(sanitize=False), stage.counts_as_pass)[0]
+    a = select(list(got_ray.values()), SelectConfig(sanitize=False), stage.counts_as_pass).examples
+    b = select(list(got_loc.values()), SelectConfig(sanitize=False), stage.counts_as_pass).examples
     assert a and [e.model_dump(exclude={"verdict"}) for e in a] == \
         [e.model_dump(exclude={"verdict"}) for e in b]
 

@@ -35,7 +35,7 @@ def load(path: Path) -> dict:
         raise UserError(f"{f} is not valid JSON") from None
 
 
-LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP"}
+LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "selfval": "SelfVal"}
 
 
 def interval(pa: Path | None, pb: Path | None, bench: str, part: str) -> str:
@@ -51,7 +51,7 @@ def table(a: dict, b: dict, name_a: str, name_b: str, pa: Path | None = None, pb
     for ds in [d for d in LABELS if d in a.get("benchmarks", {}) or d in b.get("benchmarks", {})]:
         ma, mb = a["benchmarks"].get(ds, {}), b["benchmarks"].get(ds, {})
         ks = sorted(set(ma.get("base", {})) | set(mb.get("base", {})), key=lambda k: int(k.split("@")[1]))
-        for part, suffix in (("base", ""), ("plus", "+")):
+        for part, suffix in (("base", ""), ("plus", "+"))[: 1 if ds == "selfval" else 2]:
             for k in ks:
                 va, vb = ma.get(part, {}).get(k), mb.get(part, {}).get(k)
                 fa = f"{100 * va:.1f}" if va is not None else "-"

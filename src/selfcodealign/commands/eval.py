@@ -28,7 +28,9 @@ def register(subparsers) -> None:
                    help="default: llamacpp for GGUF / embedded, hf for a model directory, openai with --base-url")
     p.add_argument("--base-url", help="OpenAI-compatible server URL")
     p.add_argument("--model-name", help="model name on the server")
-    p.add_argument("--benchmarks", default="humaneval+,mbpp+", help="comma list (default humaneval+,mbpp+)")
+    p.add_argument("--benchmarks", default="humaneval+,mbpp+",
+                   help="comma list (default humaneval+,mbpp+); selfval:FILE scores held-out generated tasks "
+                   "(the DATASET.heldout.jsonl of select.holdout_seeds)")
     p.add_argument("--out", type=Path, help="output directory (samples, per-sample results, results.json)")
     p.add_argument("--samples", type=Path,
                    help="score these samples instead of generating: an EvalPlus samples file (task_id + "

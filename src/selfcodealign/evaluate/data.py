@@ -24,6 +24,7 @@ class Benchmark:
     label: str  # how we report it
     env: str
     pattern: str
+    path: str = ""  # selfval: the held-out tasks file
 
 
 BENCHMARKS = {
@@ -33,13 +34,20 @@ BENCHMARKS = {
 
 
 def parse_benchmarks(text: str) -> list[Benchmark]:
-    """``humaneval+,mbpp+``: the ``+`` is optional (base and plus are always both scored)."""
+    """``humaneval+,mbpp+``: the ``+`` is optional (base and plus are always both scored);
+    ``selfval:FILE`` names held-out generated tasks (``selfcodealign.evaluate.selfval``)."""
     out = []
-    for name in (x.strip().lower().rstrip("+") for x in text.split(",")):
+    for item in (x.strip() for x in text.split(",")):
+        if item.lower().startswith("selfval:") and item[8:]:
+            if not Path(item[8:]).is_file():
+                raise UserError(f"selfval: no file {item[8:]} (select.holdout_seeds writes DATASET.heldout.jsonl)")
+            out.append(Benchmark("selfval", "SelfVal", "", "", item[8:]))
+            continue
+        name = item.lower().rstrip("+")
         if not name:
             continue
         if name not in BENCHMARKS:
-            raise UserError(f"unknown benchmark {name!r}; choose from humaneval+, mbpp+")
+            raise UserError(f"unknown benchmark {name!r}; choose from humaneval+, mbpp+, selfval:FILE")
         if BENCHMARKS[name] not in out:
             out.append(BENCHMARKS[name])
     if not out:
@@ -98,6 +106,8 @@ def _import_evalplus():
 def load_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[str] | None = None) -> dict:
     """Problems by task id as evalplus reads them (with what its checker needs), in the
     data file's order; ``tasks`` keeps a subset."""
+    if bench.dataset == "selfval":
+        return read_problems(bench, data_dir, tasks)
     _import_evalplus()
     use_local_data(bench, data_dir)
     from evalplus.data import get_human_eval_plus, get_mbpp_plus
@@ -112,6 +122,10 @@ def load_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[st
 def read_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[str] | None = None) -> dict:
     """Problems by task id straight from the data file: enough to generate (prompt, entry
     point), without evalplus and what it imports (a GPU machine may lack them)."""
+    if bench.dataset == "selfval":
+        from selfcodealign.evaluate.selfval import load_tasks
+
+        return load_tasks(Path(bench.path), tasks)
     path = data_file(bench, data_dir)
     try:
         with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path) as f:

@@ -42,6 +42,8 @@ def task_prompt(problem: dict) -> str:
 
 
 def make_request(problem: dict, dataset: str, chat: bool) -> Request:
+    if dataset == "selfval":  # the instruction as the user turn: the training format
+        return Request([{"role": "user", "content": problem["instruction"]}], "", (), False, "")
     tp = task_prompt(problem)
     if not chat:
         return Request(tp, "", EOS + DIRECT_STOP[dataset], True, tp)

@@ -165,7 +165,13 @@ def score(bench: Benchmark, problems: dict, samples, out: Path | None, s: EvalSe
             raise UserError(f"sample for {task} is not a {bench.label}+ task (or not among the chosen ones)")
         pairs.append((task, solution if solution is not None else problems[task]["prompt"] + completion))
     t0 = time.perf_counter()
-    results = check_samples(bench, problems, pairs, workers=s.workers, memory_gb=s.memory_gb, isolation=s.isolation)
+    if bench.dataset == "selfval":
+        from selfcodealign.evaluate import selfval
+
+        results = selfval.check(problems, pairs, workers=s.workers, memory_gb=s.memory_gb)
+    else:
+        results = check_samples(bench, problems, pairs, workers=s.workers, memory_gb=s.memory_gb,
+                                isolation=s.isolation)
     metrics = pass_at_k(results)
     metrics["of_tasks"] = len(problems)
     metrics["score_seconds"] = time.perf_counter() - t0
@@ -186,13 +192,16 @@ def _write_results(path: Path, bench: Benchmark, pairs, results: list[SampleResu
 
 
 def sanitized_samples(raw_path: Path, problems: dict, out: Path) -> list[tuple[str, str, None]]:
-    """The raw samples of the chosen tasks, sanitised with evalplus's own sanitiser, also
-    written to ``out/samples.jsonl``."""
+    """The raw samples of the chosen tasks, sanitised with evalplus's own sanitiser (the
+    code of the answer for a held-out task), also written to ``out/samples.jsonl``."""
+    from selfcodealign.evaluate.selfval import code_of
+
     rows = []
     for _, obj in read_lines(raw_path):
         if obj and obj.get("task_id") in problems:
-            entry = problems[obj["task_id"]]["entry_point"]
-            rows.append({"task_id": obj["task_id"], "solution": protocol.sanitize(obj["solution"], entry)})
+            p = problems[obj["task_id"]]
+            code = code_of(obj["solution"]) if "tests" in p else protocol.sanitize(obj["solution"], p["entry_point"])
+            rows.append({"task_id": obj["task_id"], "solution": code})
     tmp = out / (SANITIZED + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out / SANITIZED)
@@ -288,7 +297,8 @@ def format_line(bench: Benchmark, m: dict) -> str:
         g = m.get("generation") or {}
         return (f"{bench.label}: {m.get('samples', 0)} samples ({g.get('requested', 0)} generated now); "
                 "score them with `selfcodealign eval --samples DIR`")
-    parts = [f"{bench.label}: {100 * m['base'].get('pass@1', 0):.1f}",
-             f"{bench.label}+: {100 * m['plus'].get('pass@1', 0):.1f}"]
+    parts = [f"{bench.label}: {100 * m['base'].get('pass@1', 0):.1f}"]
+    if bench.dataset != "selfval":  # held-out tasks have one set of tests
+        parts.append(f"{bench.label}+: {100 * m['plus'].get('pass@1', 0):.1f}")
     tail = f" (pass@1 over {m['tasks']} of {m['of_tasks']} tasks, {m['samples']} samples)"
     return "  ".join(parts) + tail

@@ -10,7 +10,7 @@ from pathlib import Path
 from selfcodealign.evaluate.score import paired_bootstrap, task_rates
 from selfcodealign.report.html import esc, key_attr, num, page, table
 
-LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP"}
+LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "selfval": "SelfVal"}
 SOLUTION_CAP = 6000
 SHOW_SAMPLES = 3  # per model and task
 

@@ -1,4 +1,5 @@
-"""Selection: one passing response per instruction, then dataset sanitisation.
+"""Selection: one passing response per instruction, then dataset sanitisation; the
+held-out tasks and the preference pairs beside it.
 
 With verification results (``checks``), a passing response is a candidate only if it
 answers the instruction, its tests kill enough of its solution's mutants, and no function
@@ -11,11 +12,21 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from selfcodealign.config import SelectConfig
 from selfcodealign.ids import make_id
-from selfcodealign.records import Checks, Drop, Example, Executed, Message, Quality
+from selfcodealign.records import (
+    Checks,
+    Drop,
+    Example,
+    Executed,
+    HeldOutTask,
+    Message,
+    PreferencePair,
+    Quality,
+)
 
 
 def training_answer(response: str) -> str:
@@ -78,52 +89,127 @@ def agreement_key(c: Checks | None) -> tuple:
     return (a.pass_my_tests + a.my_code_passes, score)
 
 
+@dataclass
+class Selection:
+    examples: list[Example]
+    drops: list[Drop]
+    stats: dict[str, Any]
+    heldout: list[HeldOutTask] = field(default_factory=list)
+    pairs: list[PreferencePair] = field(default_factory=list)
+
+
+def holdout_seed_ids(seed_ids: Iterable[str], n: int, seed: int) -> set[str]:
+    """The ``n`` seed ids with the smallest hash (with ``seed``): the same split in any
+    input order, and for every selection made from the same responses."""
+    return set(sorted(set(seed_ids), key=lambda s: make_id(seed, "holdout", s))[:n])
+
+
+def _candidates(passing: list[Executed], checks: dict[str, Checks] | None,
+                cfg: SelectConfig) -> tuple[list[Executed], Counter[str]]:
+    """The passing responses verification does not rule out, and why the others are."""
+    candidates, reasons = [], Counter()
+    for e in passing:
+        why = rejection(checks.get(e.id), cfg) if checks is not None else None
+        if why is None:
+            candidates.append(e)
+        else:
+            reasons[why] += 1
+    return candidates, reasons
+
+
+def _best(candidates: list[Executed], checks: dict[str, Checks] | None, cfg: SelectConfig,
+          rng: random.Random) -> Executed:
+    if checks is not None and cfg.by_agreement:
+        top = max(agreement_key(checks.get(e.id)) for e in candidates)
+        candidates = [e for e in candidates if agreement_key(checks.get(e.id)) == top]
+    return rng.choice(candidates)
+
+
 def select(
     executed: Iterable[Executed],
     cfg: SelectConfig,
     passes: Callable[[Executed], bool],
     sanitize: Callable[[list[tuple[str, str]], float], tuple[set[str], dict[str, int]]] | None = None,
     checks: dict[str, Checks] | None = None,
-) -> tuple[list[Example], list[Drop], dict[str, Any]]:
+) -> Selection:
     """Deterministic: the same records give the same dataset, in any input order.
-    ``checks`` maps an executed id to its verification."""
+    ``checks`` maps an executed id to its verification. Besides the dataset: the held-out
+    tasks (``cfg.holdout_seeds``) and, when the dataset takes passing responses, a
+    preference pair per instruction that also has a failing response."""
     by_instruction: dict[str, list[Executed]] = defaultdict(list)
     for ex in executed:
         by_instruction[ex.response.parent_id].append(ex)
+    seed_of = {i: g[0].response.instruction.seed_id for i, g in by_instruction.items()}
+    held = holdout_seed_ids(seed_of.values(), cfg.holdout_seeds, cfg.seed) if cfg.holdout_seeds else set()
     chosen: list[Example] = []
+    pairs: dict[str, PreferencePair] = {}  # example id -> its pair
+    heldout: list[HeldOutTask] = []
     drops: list[Drop] = []
     rejected: Counter[str] = Counter()
     lo, hi = cfg.pass_rate
+
+    def drop(ins_id: str, reason: str, detail: str = "") -> None:
+        drops.append(Drop(input_id=ins_id, stage="select", reason=reason, detail=detail))
+
     for ins_id in sorted(by_instruction):
         group = sorted(by_instruction[ins_id], key=lambda e: e.response.sample_index)
         passing = [e for e in group if passes(e)]
-        if not passing:
-            drops.append(Drop(input_id=ins_id, stage="select", reason="no_passing_response"))
-            continue
-        if not lo <= len(passing) / len(group) <= hi:
-            drops.append(Drop(input_id=ins_id, stage="select", reason="pass_rate_outside_band",
-                              detail=f"{len(passing)}/{len(group)}"))
-            continue
-        candidates = []
-        reasons: Counter[str] = Counter()
-        for e in passing:
-            why = rejection(checks.get(e.id), cfg) if checks is not None else None
-            if why is None:
-                candidates.append(e)
-            else:
-                reasons[why] += 1
-        rejected.update(reasons)
-        if not candidates:
-            drops.append(Drop(input_id=ins_id, stage="select", reason=f"rejected_{reasons.most_common(1)[0][0]}",
-                              detail=", ".join(f"{k} {v}" for k, v in reasons.most_common())))
-            continue
+        failing = [e for e in group if not passes(e)]
         rng = random.Random(make_id(cfg.seed, "select", ins_id))
-        if checks is not None and cfg.by_agreement:
-            best = max(agreement_key(checks.get(e.id)) for e in candidates)
-            candidates = [e for e in candidates if agreement_key(checks.get(e.id)) == best]
-        pick = rng.choice(candidates)
-        chosen.append(to_example(pick, cfg.system_prompt, checks.get(pick.id) if checks else None,
-                                 cfg.tests_in_response))
+        candidates, reasons = _candidates(passing, checks, cfg)
+        if seed_of[ins_id] in held:
+            if candidates:
+                t = _best(candidates, checks, cfg, rng)
+                ex = to_example(t, None, checks.get(t.id) if checks else None)
+                heldout.append(HeldOutTask(id=make_id(ins_id, "heldout"), parent_id=ins_id, seed_id=seed_of[ins_id],
+                                           instruction=ex.instruction, tests=t.response.tests,
+                                           solution=t.response.code, quality=ex.quality))
+            drop(ins_id, "held_out", "" if candidates else "no strongly tested passing response")
+            continue
+        if passing and not lo <= len(passing) / len(group) <= hi:
+            drop(ins_id, "pass_rate_outside_band", f"{len(passing)}/{len(group)}")
+            continue
+        if cfg.pick == "any":
+            pick = rng.choice(group)
+        elif cfg.pick == "failing":
+            if not failing:
+                drop(ins_id, "no_failing_response")
+                continue
+            pick = rng.choice(failing)
+        else:
+            if not passing:
+                drop(ins_id, "no_passing_response")
+                continue
+            rejected.update(reasons)
+            if not candidates:
+                drop(ins_id, f"rejected_{reasons.most_common(1)[0][0]}",
+                     ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+                continue
+            pick = _best(candidates, checks, cfg, rng)
+        ex = to_example(pick, cfg.system_prompt, checks.get(pick.id) if checks else None, cfg.tests_in_response)
+        chosen.append(ex)
+        if cfg.pick == "passing" and failing:
+            bad = random.Random(make_id(cfg.seed, "rejected", ins_id)).choice(failing)
+            pairs[ex.id] = PreferencePair(
+                id=make_id(ins_id, "pair"), parent_id=ins_id, seed_id=ex.seed_id, prompt=ex.messages[:-1],
+                chosen=ex.response,
+                rejected=bad.response.response if cfg.tests_in_response else training_answer(bad.response.response),
+                chosen_id=pick.id, rejected_id=bad.id, rejected_verdict=bad.verdict, quality=ex.quality)
+    near_heldout = 0
+    if heldout and chosen:
+        from selfcodealign.seeds.dedup import NearDupIndex
+
+        index = NearDupIndex(cfg.dedup_threshold)
+        for t in heldout:
+            index.add(index.signature(t.instruction, markdown=True))
+        keep = []
+        for e in chosen:
+            if index.is_dup(index.signature(e.instruction, markdown=True)):
+                drop(e.parent_id, "near_heldout")
+                near_heldout += 1
+            else:
+                keep.append(e)
+        chosen = keep
     sanitize_counts: dict[str, int] = {}
     if sanitize is not None and chosen:
         kept, sanitize_counts = sanitize(
@@ -131,8 +217,8 @@ def select(
         )
         for e in chosen:
             if e.id not in kept:
-                drops.append(Drop(input_id=e.parent_id, stage="select", reason="sanitized"))
+                drop(e.parent_id, "sanitized")
         chosen = [e for e in chosen if e.id in kept]
-    stats = {"instructions": len(by_instruction), "sanitize": sanitize_counts,
-             "rejected": dict(rejected)}
-    return chosen, drops, stats
+    stats = {"instructions": len(by_instruction), "sanitize": sanitize_counts, "rejected": dict(rejected),
+             "held_out_seeds": len(held), "heldout_tasks": len(heldout), "near_heldout": near_heldout}
+    return Selection(chosen, drops, stats, heldout, [pairs[e.id] for e in chosen if e.id in pairs])
