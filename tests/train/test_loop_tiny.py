@@ -154,3 +154,36 @@ def test_auto_token_budget_from_free_gpu_memory(monkeypatch):
     assert budget(73 * gib, 24, 896, 1, dev=cpu) == 8192
     fixed = TrainConfig(token_budget=12_345)
     assert _token_budget(fixed, cuda, None, "bf16-master", "liger", False, []) == 12_345
+
+
+def test_dpo_prefers_the_chosen_answers(tiny_model_dir, tmp_path):
+    """DPO on pass/fail pairs: the chosen answers' margin over the rejected ones (against
+    the reference) grows, the model saves with its provenance, and bad lines are counted."""
+    from selfcodealign.records import Message, PreferencePair, Verdict
+
+    pairs = []
+    for i, (good, bad) in enumerate([("return a + b", "return a - b"), ("return -x", "return x"),
+                                     ("return x * x", "return x + x"), ("return s[::-1]", "return s")]):
+        pairs.append(PreferencePair(
+            id=f"p{i}", parent_id=f"i{i}", seed_id=f"s{i}", prompt=[Message(role="user", content=f"Task {i}.")],
+            chosen=f"```python\ndef f(a, b=0, x=0, s=''):\n    {good}\n```", rejected=f"```python\ndef f():\n    {bad}\n```",
+            chosen_id=f"c{i}", rejected_id=f"r{i}", rejected_verdict=Verdict(id=f"r{i}", status="failed")))
+    data = tmp_path / "dataset.pairs.jsonl"
+    data.write_text("".join(p.model_dump_json() + "\n" for p in pairs) + '{"id": "broken"}\n')
+    out = tmp_path / "dpo"
+    cfg = TrainConfig(model=str(tiny_model_dir), objective="dpo", lr=5e-3, epochs=8, examples_per_step=4,
+                      max_len=256, token_budget=512, warmup_ratio=0.0)
+    s = train(cfg, data, out)
+    h = s["history"]
+    assert s["examples"] == 4 and s["dropped"] == {"unreadable": 1} and s["objective"] == "dpo"
+    # Step 1 starts at the reference: loss log 2, no margin; training opens a margin.
+    assert h[0]["loss"] == pytest.approx(0.6931, abs=1e-3) and abs(h[0]["margin"]) < 1e-3
+    assert h[-1]["margin"] > 1.0 and h[-1]["reward_accuracy"] == 1.0 and h[-1]["loss"] < 0.6
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["data_sha256"] == s["data_sha256"] and saved["objective"] == "dpo"
+    assert transformers.AutoModelForCausalLM.from_pretrained(out) is not None
+    # An SFT dataset given as pairs: one clear error.
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(ROWS[0]) + "\n")
+    with pytest.raises(UserError, match="no usable preference pairs"):
+        train(cfg, rows, tmp_path / "x")

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         "train",
         help="fine-tune a model on a generated dataset (full or LoRA)",
         description=(
-            "Supervised fine-tuning with loss on the reply only, the model's chat template "
+            "Supervised fine-tuning (or DPO on preference pairs, --objective dpo) with loss on the reply "
+            "only, the model's chat template "
             "(the same one eval uses) and sequence packing. Defaults follow the paper: "
             "lr 1e-5 (LoRA: 2e-4), linear schedule, warmup 0.05, 64 examples per step, "
             "examples up to 1280 tokens, 4 epochs. For several GPUs: accelerate launch "
@@ -21,11 +22,15 @@ def register(subparsers) -> None:
             "selfcodealign.cli train ..."
         ),
     )
-    p.add_argument("--data", type=Path, help="dataset.jsonl (messages, or instruction/response)")
+    p.add_argument("--data", type=Path, help="dataset.jsonl (messages, or instruction/response); with "
+                   "--objective dpo, the pairs file select writes beside it (dataset.pairs.jsonl)")
     p.add_argument("--model", help="base model: GGUF file, HF model directory or hub id (default: embedded)")
     p.add_argument("--out", type=Path, help="output directory (HF model or LoRA adapter, train_config.json, tensorboard logs)")
     p.add_argument("--config", help="YAML file of training settings (keys as the flags, with underscores)")
     p.add_argument("--method", choices=["full", "lora"])
+    p.add_argument("--objective", choices=["sft", "dpo"],
+                   help="sft (default): the dataset; dpo: preference pairs (DATASET.pairs.jsonl)")
+    p.add_argument("--dpo-beta", type=float, help="dpo: how far the model may move from the reference (default 0.1)")
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--lr", type=float)
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from selfcodealign.train.loop import train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    keys = ["model", "method", "epochs", "max_steps", "lr", "examples_per_step", "max_len",
+    keys = ["model", "method", "objective", "dpo_beta", "epochs", "max_steps", "lr", "examples_per_step", "max_len",
             "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
             "compile", "seed"]
     cfg = load_config(args.config, {k: getattr(args, k) for k in keys})

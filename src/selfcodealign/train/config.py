@@ -14,6 +14,9 @@ from selfcodealign.errors import UserError
 FULL_LR = 1e-5
 # LoRA updates a low-rank delta from zero and needs a much larger step to move as far.
 LORA_LR = 2e-4
+# DPO moves a model that already answers: the usual full / LoRA rates (Zephyr, TRL's examples).
+DPO_FULL_LR = 5e-7
+DPO_LORA_LR = 5e-6
 # token_budget "auto": the ceiling (more gained nothing on an H100) and the value where
 # free memory is not what limits it (CPU) or cannot be read simply (FSDP).
 AUTO_BUDGET_MAX = 65536
@@ -25,9 +28,14 @@ class TrainConfig(BaseModel):
 
     model: str | None = Field(None, description="base model: GGUF file, HF directory or hub id (default: embedded)")
     method: Literal["full", "lora"] = "full"
+    objective: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: supervised on a dataset (DATASET.jsonl); dpo: preference pairs "
+        "(DATASET.pairs.jsonl), the model before training as the reference")
+    dpo_beta: float = Field(0.1, gt=0, description="dpo: how far the model may move from the reference")
     epochs: float = Field(4, gt=0, description="passes over the data (StarCoder2-Instruct ran 4)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    lr: float | None = Field(None, gt=0, description=f"peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA)")
+    lr: float | None = Field(None, gt=0, description=f"peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA; "
+                             f"dpo {DPO_FULL_LR} full, {DPO_LORA_LR} LoRA)")
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     weight_decay: float = 0.0
@@ -65,7 +73,11 @@ class TrainConfig(BaseModel):
 
     @property
     def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else (LORA_LR if self.method == "lora" else FULL_LR)
+        if self.lr is not None:
+            return self.lr
+        if self.objective == "dpo":
+            return DPO_LORA_LR if self.method == "lora" else DPO_FULL_LR
+        return LORA_LR if self.method == "lora" else FULL_LR
 
 
 def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:

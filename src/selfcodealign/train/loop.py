@@ -193,12 +193,22 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     if src.adapter:
         raise UserError("train from a full model, not a LoRA directory (merge it first: train --merge-lora)")
     tok = load_tokenizer(src)
-    data = load_dataset(data_path, tok, cfg.max_len)
+    dpo_run = cfg.objective == "dpo"
+    if dpo_run:
+        from selfcodealign.train import dpo
+
+        if acc.num_processes > 1:
+            raise UserError("train --objective dpo runs in one process (one GPU or the CPU), not under "
+                            "accelerate launch")
+        data = dpo.load_pairs(data_path, tok, cfg.max_len)
+    else:
+        data = load_dataset(data_path, tok, cfg.max_len)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     model = load_model(src, dtype="bfloat16" if precision in ("bf16", "bf16-master") else "float32", attn=attn)
     model.config.use_cache = False
-    kernels = _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
+    # DPO needs each answer's log-probabilities: plain logits, not the fused loss
+    kernels = "none" if dpo_run else _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
     if kernels == "liger":
         _apply_liger(model)
     for m in model.modules():  # the paper trains without dropout
@@ -226,7 +236,8 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     master = MasterWeights(trainable) if precision == "bf16-master" else None
-    budget = max(_token_budget(cfg, acc, model, precision, kernels, fsdp, trainable), cfg.max_len)
+    budget = max(_token_budget(cfg, acc, model, precision, kernels, fsdp, trainable),
+                 2 * cfg.max_len if dpo_run else cfg.max_len)
 
     world, rank = acc.num_processes, acc.process_index
     plan_kw = dict(
@@ -237,12 +248,16 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     total = math.ceil(cfg.epochs * steps_per_epoch)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    plan = []
-    epoch = 0
-    while len(plan) < total:
-        plan += plan_epoch(data.lengths, data.label_tokens, epoch=epoch, **plan_kw)
-        epoch += 1
-    plan = plan[:total]
+    if dpo_run:
+        plan = dpo.plan(len(data.pairs), [len(c) + len(r) for c, r in data.pairs],
+                        pairs_per_step=cfg.examples_per_step, token_budget=budget, steps=total, seed=cfg.seed)
+    else:
+        plan = []
+        epoch = 0
+        while len(plan) < total:
+            plan += plan_epoch(data.lengths, data.label_tokens, epoch=epoch, **plan_kw)
+            epoch += 1
+        plan = plan[:total]
 
     opt = torch.optim.AdamW(
         master.master if master is not None else trainable, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
@@ -262,6 +277,8 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
             src.name, cfg.method, precision, attn, len(data.examples), dict(data.dropped) or "none", total, world,
         )
     t_start = time.perf_counter()
+    if dpo_run:
+        ref = dpo.reference_logps(model, plan, data, acc.device, pad_id, varlen)
     model.train()
     stack = contextlib.ExitStack()
     head_weight = None
@@ -269,8 +286,12 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         head_weight = stack.enter_context(fused_loss.hidden_states_out(acc.unwrap_model(model))).weight
     with stack:
         try:
-            history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight,
-                                 master, world, total, trackers)
+            if dpo_run:
+                history = dpo.run_steps(cfg, acc, model, opt, sched, plan, data, ref, pad_id, varlen, master,
+                                        total, trackers)
+            else:
+                history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
+                                     head_weight, master, world, total, trackers)
         except torch.cuda.OutOfMemoryError:
             # The usual cause is a --token-budget set for a smaller model or a larger card.
             raise UserError(
