@@ -144,6 +144,7 @@ def select(
     chosen: list[Example] = []
     pairs: dict[str, PreferencePair] = {}  # example id -> its pair
     heldout: list[HeldOutTask] = []
+    held_texts: list[str] = []  # every held-out instruction, scored or not
     drops: list[Drop] = []
     rejected: Counter[str] = Counter()
     lo, hi = cfg.pass_rate
@@ -158,6 +159,7 @@ def select(
         rng = random.Random(make_id(cfg.seed, "select", ins_id))
         candidates, reasons = _candidates(passing, checks, cfg)
         if seed_of[ins_id] in held:
+            held_texts.append(group[0].response.instruction.instruction)
             if candidates:
                 t = _best(candidates, checks, cfg, rng)
                 ex = to_example(t, None, checks.get(t.id) if checks else None)
@@ -196,12 +198,14 @@ def select(
                 rejected=bad.response.response if cfg.tests_in_response else training_answer(bad.response.response),
                 chosen_id=pick.id, rejected_id=bad.id, rejected_verdict=bad.verdict, quality=ex.quality)
     near_heldout = 0
-    if heldout and chosen:
+    if held_texts and chosen:
         from selfcodealign.seeds.dedup import NearDupIndex
 
+        # All held-out instructions, not only the scored ones: every selection from the
+        # same responses then keeps out the same near-copies.
         index = NearDupIndex(cfg.dedup_threshold)
-        for t in heldout:
-            index.add(index.signature(t.instruction, markdown=True))
+        for text in held_texts:
+            index.add(index.signature(text, markdown=True))
         keep = []
         for e in chosen:
             if index.is_dup(index.signature(e.instruction, markdown=True)):
