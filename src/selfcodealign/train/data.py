@@ -39,9 +39,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_dataset(path: str | Path, tokenizer, max_len: int) -> Dataset:
-    path = Path(path)
-    examples: list[Encoded] = []
+def encode_file(path: Path, encode, max_len: int, errors: tuple = ()) -> tuple[list[tuple[Encoded, ...]], Counter, int]:
+    """Each JSONL line of ``path`` encoded by ``encode(obj) -> tuple of Encoded``; a line is
+    dropped (and counted) when it cannot be read (``errors`` too), when one of its
+    sequences is longer than ``max_len`` or has no response token. Returns the kept
+    tuples, the drops by reason and the number of lines."""
+    out: list[tuple[Encoded, ...]] = []
     dropped: Counter = Counter()
     lines = 0
     for lineno, obj in read_lines(path):
@@ -49,19 +52,24 @@ def load_dataset(path: str | Path, tokenizer, max_len: int) -> Dataset:
             continue
         lines += 1
         try:
-            enc = encode_chat(tokenizer, example_messages(obj))
-        except (ValueError, KeyError, TypeError) as e:
+            encs = encode(obj)
+        except (ValueError, KeyError, TypeError, *errors) as e:
             dropped["unreadable"] += 1
-            log.warning("%s:%d dropped: %s", path, lineno, e)
+            log.warning("%s:%d dropped: %s", path, lineno, str(e).splitlines()[0] if str(e) else type(e).__name__)
             continue
-        if len(enc) > max_len:
+        if max(len(e) for e in encs) > max_len:
             dropped["too_long"] += 1
-            continue
-        if enc.n_label_tokens == 0:
+        elif min(e.n_label_tokens for e in encs) == 0:
             dropped["empty_response"] += 1
-            continue
-        examples.append(enc)
-    if not examples:
+        else:
+            out.append(encs)
+    return out, dropped, lines
+
+
+def load_dataset(path: str | Path, tokenizer, max_len: int) -> Dataset:
+    path = Path(path)
+    kept, dropped, lines = encode_file(path, lambda obj: (encode_chat(tokenizer, example_messages(obj)),), max_len)
+    if not kept:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "file is empty"
         raise UserError(f"{path}: no usable training examples ({lines} lines; {why})")
-    return Dataset(examples, file_sha256(path), lines, dropped)
+    return Dataset([e for (e,) in kept], file_sha256(path), lines, dropped)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfcodealign.errors import UserError
-from selfcodealign.jsonl import read_lines
 from selfcodealign.train.format import Encoded, encode_chat
 
 log = logging.getLogger(__name__)
@@ -41,31 +40,16 @@ def load_pairs(path: str | Path, tokenizer, max_len: int) -> Pairs:
     from pydantic import ValidationError
 
     from selfcodealign.records import PreferencePair
-    from selfcodealign.train.data import file_sha256
+    from selfcodealign.train.data import encode_file, file_sha256
+
+    def encode(obj) -> tuple[Encoded, Encoded]:
+        p = PreferencePair.model_validate(obj)
+        prompt = [m.model_dump() for m in p.prompt]
+        c, r = (encode_chat(tokenizer, prompt + [{"role": "assistant", "content": a}]) for a in (p.chosen, p.rejected))
+        return c, r
 
     path = Path(path)
-    pairs: list[tuple[Encoded, Encoded]] = []
-    dropped: Counter = Counter()
-    lines = 0
-    for lineno, obj in read_lines(path):
-        if not obj:
-            continue
-        lines += 1
-        try:
-            p = PreferencePair.model_validate(obj)
-            prompt = [m.model_dump() for m in p.prompt]
-            enc = [encode_chat(tokenizer, prompt + [{"role": "assistant", "content": a}])
-                   for a in (p.chosen, p.rejected)]
-        except (ValidationError, ValueError, KeyError, TypeError) as e:
-            dropped["unreadable"] += 1
-            log.warning("%s:%d dropped: %s", path, lineno, str(e).splitlines()[0])
-            continue
-        if max(len(e) for e in enc) > max_len:
-            dropped["too_long"] += 1
-        elif min(e.n_label_tokens for e in enc) == 0:
-            dropped["empty_response"] += 1
-        else:
-            pairs.append((enc[0], enc[1]))
+    pairs, dropped, lines = encode_file(path, encode, max_len, (ValidationError,))
     if not pairs:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "file is empty"
         raise UserError(f"{path}: no usable preference pairs ({lines} lines; {why}); `select` writes "
@@ -125,6 +109,8 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
               trackers) -> list[dict]:
     import torch
 
+    from selfcodealign.train.loop import optimizer_step
+
     history = []
     for step_no, step in enumerate(steps, 1):
         t0 = time.perf_counter()
@@ -146,16 +132,7 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
             loss_sum += loss.detach()
             right += (z.detach() > 0).sum()
             margin += z.detach().sum() / cfg.dpo_beta
-        grad_norm = None
-        if cfg.max_grad_norm > 0:
-            grad_norm = (master.clip_grad_norm_(cfg.max_grad_norm) if master is not None
-                         else acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
-        opt.step()
-        sched.step()
-        if master is not None:
-            master.refresh()
-        else:
-            opt.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(cfg, acc, model, opt, sched, master)
         if step_no % cfg.log_every == 0 or step_no == total:
             dt = time.perf_counter() - t0
             rec = {"step": step_no, "loss": loss_sum.item() / n, "reward_accuracy": right.item() / n,

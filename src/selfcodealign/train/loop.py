@@ -387,17 +387,7 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
             if master is not None:
                 master.accumulate()
             loss_sum += ce.detach()
-        grad_norm = None
-        if cfg.max_grad_norm > 0:
-            # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
-            grad_norm = (master.clip_grad_norm_(cfg.max_grad_norm) if master is not None
-                         else acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
-        opt.step()
-        sched.step()
-        if master is not None:
-            master.refresh()
-        else:
-            opt.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(cfg, acc, model, opt, sched, master)
         if step_no % cfg.log_every == 0 or step_no == total:
             stats = torch.stack([loss_sum, torch.tensor(float(tokens), device=acc.device)])
             stats = acc.reduce(stats, reduction="sum")
@@ -420,6 +410,23 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
                 log.info("step %d/%d loss %.4f lr %.2e %.0f tokens/s", step_no, total, rec["loss"],
                          rec["lr"], rec["tokens"] / dt)
     return history
+
+
+def optimizer_step(cfg, acc, model, opt, sched, master):
+    """Clip, step, schedule, and get ready for the next step's gradients; returns the
+    gradient norm before clipping (None without clipping)."""
+    grad_norm = None
+    if cfg.max_grad_norm > 0:
+        # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
+        grad_norm = (master.clip_grad_norm_(cfg.max_grad_norm) if master is not None
+                     else acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
+    opt.step()
+    sched.step()
+    if master is not None:
+        master.refresh()
+    else:
+        opt.zero_grad(set_to_none=True)
+    return grad_norm
 
 
 def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict, master=None) -> None:
