@@ -38,17 +38,21 @@ def load(path: Path) -> dict:
 LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "selfval": "SelfVal"}
 
 
-def interval(pa: Path | None, pb: Path | None, bench: str, part: str) -> str:
-    from selfcodealign.report.eval_report import delta_interval, load_samples
+def per_sample(pa: Path | None, pb: Path | None, bench: str) -> tuple[dict | None, dict | None]:
+    """Both sides' per-sample results for ``bench`` (None where a side has none)."""
+    from selfcodealign.report.eval_report import load_samples
 
     if pa is None or pb is None:
-        return "-"
-    return delta_interval(load_samples(pa, bench, [], ""), load_samples(pb, bench, [], ""), part)
+        return None, None
+    return load_samples(pa, bench, [], ""), load_samples(pb, bench, [], "")
 
 
 def table(a: dict, b: dict, name_a: str, name_b: str, pa: Path | None = None, pb: Path | None = None) -> list[str]:
+    from selfcodealign.report.eval_report import delta_interval
+
     rows = [("benchmark", name_a, name_b, "delta", "95% CI")]
     for ds in [d for d in LABELS if d in a.get("benchmarks", {}) or d in b.get("benchmarks", {})]:
+        sa, sb = per_sample(pa, pb, ds)  # read once per benchmark, not once per row
         ma, mb = a["benchmarks"].get(ds, {}), b["benchmarks"].get(ds, {})
         ks = sorted(set(ma.get("base", {})) | set(mb.get("base", {})), key=lambda k: int(k.split("@")[1]))
         for part, suffix in (("base", ""), ("plus", "+"))[: 1 if ds == "selfval" else 2]:
@@ -57,7 +61,7 @@ def table(a: dict, b: dict, name_a: str, name_b: str, pa: Path | None = None, pb
                 fa = f"{100 * va:.1f}" if va is not None else "-"
                 fb = f"{100 * vb:.1f}" if vb is not None else "-"
                 d = f"{100 * (vb - va):+.1f}" if va is not None and vb is not None else "-"
-                ci = interval(pa, pb, ds, part) if k == "pass@1" else ""
+                ci = delta_interval(sa, sb, part) if k == "pass@1" else ""
                 rows.append((f"{LABELS[ds]}{suffix} {k}", fa, fb, d, ci))
         if ma.get("tasks") != mb.get("tasks"):
             rows.append((f"  ({LABELS[ds]}: {ma.get('tasks')} vs {mb.get('tasks')} tasks scored)", "", "", "", ""))
