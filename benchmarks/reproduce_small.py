@@ -12,8 +12,11 @@ files of 16 MiB, and reaches no network. So:
   GPU  setup                  join the model and check its SHA-256, install the wheels into
                               /tmp/site, `selfcodealign export` it to /tmp/w/model, check
                               that a strong sandbox works there
-  GPU  pack DIR...            DIRs as tar.gz volumes of at most 15 MiB into $OUT
-  CPU  collect FILES_AT DEST  unpack the volumes that came back
+  GPU  start 'COMMANDS'       run COMMANDS as a background job (it outlives the call while
+                              the machine is warm), log in /tmp/w/job
+  GPU  wait SECONDS           wait up to SECONDS for the job; print its log's tail
+  GPU  pack PATH...           PATHs as one tar.gz cut into volumes of 15 MiB in $OUT
+  CPU  collect FILES_AT DEST  join the volumes that came back and unpack them
 
 `bash benchmarks/reproduce_small.sh cli ARGS` runs `selfcodealign ARGS` with the wheels
 that setup installed (on the GPU machine) or with the venv (here).
@@ -39,7 +42,7 @@ SITE = Path("/tmp/site")
 CALL_LIMIT = 64 << 20  # what one call may carry, tree included
 MARGIN = 2 << 20  # room for the tree to grow between prepare and the calls
 VOLUME = 15 << 20  # a file the device tool brings back: at most 16 MiB
-MAX_VOLUMES = 8
+MAX_VOLUMES = 4  # and 64 MiB together
 
 # What the GPU image (Python 3.12, torch, transformers, numpy, ...) may lack; the
 # versions are those installed here. setup installs only the ones it cannot import.
@@ -192,45 +195,122 @@ def cmd_setup(a) -> None:
             fail("export failed (output above)")
 
 
-def pack(dirs: list[Path], out: Path, volume: int = VOLUME) -> list[str]:
-    """Every file under ``dirs`` in tar.gz volumes of at most ``volume`` bytes; returns
-    what did not fit (a file larger than a volume, or past the last volume)."""
-    files = [(p, p.relative_to(d.parent)) for d in dirs for p in sorted(d.rglob("*")) if p.is_file()]
-    left_out, k, tar, raw = [], 0, None, None
-    for path, name in files:
-        if tar is not None and raw.tell() + path.stat().st_size // 4 > volume:
-            tar.close()
-            raw.close()
-            tar = None
-        if tar is None:
-            if k == MAX_VOLUMES:
-                left_out.append(str(name))
-                continue
-            k += 1
-            raw = open(out / f"results{k}.tar.gz", "wb")
-            tar = tarfile.open(fileobj=raw, mode="w:gz")
-        tar.add(path, arcname=str(name))
-    if tar is not None:
-        tar.close()
-        raw.close()
-    for v in sorted(out.glob("results*.tar.gz")):
-        if v.stat().st_size > volume + (1 << 20):
-            left_out.append(f"{v.name} ({v.stat().st_size >> 20} MiB: does not come back)")
-    return left_out
+class _Volumes:
+    """A write-only stream cut into files ``results.tar.gz.NN`` of ``volume`` bytes."""
+
+    def __init__(self, out: Path, volume: int) -> None:
+        self.out, self.volume, self.k, self.f = out, volume, 0, None
+        self.overflow = False
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view and not self.overflow:
+            if self.f is None or self.f.tell() >= self.volume:
+                if self.f is not None:
+                    self.f.close()
+                    self.f = None
+                if self.k == MAX_VOLUMES:
+                    self.overflow = True
+                    break
+                self.f = open(self.out / f"results.tar.gz.{self.k:02d}", "wb")
+                self.k += 1
+            n = min(len(view), self.volume - self.f.tell())
+            self.f.write(view[:n])
+            view = view[n:]
+        return len(data)
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
+def pack(paths: list[Path], out: Path, volume: int = VOLUME) -> int:
+    """Every file under ``paths`` (folders or files, named from their parent) as one
+    tar.gz stream cut into at most MAX_VOLUMES files of ``volume`` bytes, so that a large
+    file comes back too; returns the volumes written. Too much for them: an error, and
+    nothing written."""
+    vols = _Volumes(out, volume)
+    with tarfile.open(fileobj=vols, mode="w|gz") as tar:
+        for p in paths:
+            tar.add(p, arcname=p.name)
+            if vols.overflow:
+                break
+    vols.close()
+    if vols.overflow:
+        for v in out.glob("results.tar.gz.*"):
+            v.unlink()
+        fail(f"{', '.join(map(str, paths))}: more than {MAX_VOLUMES} volumes of {volume >> 20} MiB compressed; "
+             "pack fewer paths per call")
+    return vols.k
 
 
 def cmd_pack(a) -> None:
     out = Path(os.environ.get("OUT") or fail("$OUT is not set: pack runs on the GPU machine"))
-    left = pack([Path(d) for d in a.dirs], out)
-    print("packed; left out: " + (", ".join(left) or "nothing"), flush=True)
+    missing = [p for p in a.paths if not Path(p).exists()]
+    if missing:
+        fail(f"not found: {', '.join(missing)}")
+    k = pack([Path(p) for p in a.paths], out)
+    print(f"packed into {k} volume(s) of at most {VOLUME >> 20} MiB", flush=True)
+
+
+class _Joined:
+    """The volumes read back as one stream."""
+
+    def __init__(self, volumes: list[Path]) -> None:
+        self.files = [open(v, "rb") for v in volumes]
+
+    def read(self, n: int = -1) -> bytes:
+        chunks = []
+        while self.files and (n < 0 or n > 0):
+            data = self.files[0].read(n)
+            if not data:
+                self.files.pop(0).close()
+                continue
+            chunks.append(data)
+            n -= len(data) if n > 0 else 0
+        return b"".join(chunks)
 
 
 def cmd_collect(a) -> None:
+    volumes = sorted(Path(a.files_at).rglob("results.tar.gz.*"))
+    if not volumes:
+        fail(f"no results.tar.gz.NN volumes under {a.files_at}")
     a.dest.mkdir(parents=True, exist_ok=True)
-    for v in sorted(Path(a.files_at).rglob("results*.tar.gz")):
-        with tarfile.open(v) as tar:
-            tar.extractall(a.dest, filter="data")
-        print(f"unpacked {v.name} into {a.dest}")
+    with tarfile.open(fileobj=_Joined(volumes), mode="r|gz") as tar:
+        tar.extractall(a.dest, filter="data")
+    print(f"unpacked {len(volumes)} volume(s) into {a.dest}")
+
+
+JOB = WORK / "job"  # on the GPU machine: the background job's log and exit status
+
+
+def cmd_start(a) -> None:
+    """Start ``a.command`` as a job of its own session: the device tool ends a command's
+    processes when the call returns, not those of another session."""
+    JOB.mkdir(parents=True, exist_ok=True)
+    if (JOB / "pid").exists() and not (JOB / "rc").exists():
+        fail("a job is running already (wait for it)")
+    for name in ("rc", "log"):
+        (JOB / name).unlink(missing_ok=True)
+    script = f"({a.command}) >{JOB / 'log'} 2>&1; echo $? >{JOB / 'rc'}"
+    proc = subprocess.Popen(["bash", "-c", script], start_new_session=True, cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (JOB / "pid").write_text(str(proc.pid))
+    print(f"started job {proc.pid}: {a.command}", flush=True)
+
+
+def cmd_wait(a) -> None:
+    """Wait up to ``a.seconds`` for the job, then print its log's tail and status."""
+    import time
+
+    t0 = time.monotonic()
+    while not (JOB / "rc").exists() and time.monotonic() - t0 < a.seconds:
+        time.sleep(2)
+    log = (JOB / "log").read_text(errors="replace") if (JOB / "log").exists() else ""
+    print("\n".join(log.splitlines()[-a.lines:]))
+    rc = (JOB / "rc").read_text().strip() if (JOB / "rc").exists() else None
+    print(f"job: {'running' if rc is None else 'exit ' + rc} after {time.monotonic() - t0:.0f} s of waiting",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,13 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ferry")
     sub.add_parser("setup")
     p = sub.add_parser("pack")
-    p.add_argument("dirs", nargs="+")
+    p.add_argument("paths", nargs="+")
     p = sub.add_parser("collect")
     p.add_argument("files_at", type=Path)
     p.add_argument("dest", type=Path)
+    p = sub.add_parser("start")
+    p.add_argument("command")
+    p = sub.add_parser("wait")
+    p.add_argument("seconds", type=float)
+    p.add_argument("--lines", type=int, default=40)
     a = ap.parse_args(argv)
     {"prepare": cmd_prepare, "ferry": cmd_ferry, "setup": cmd_setup, "pack": cmd_pack,
-     "collect": cmd_collect}[a.step](a)
+     "collect": cmd_collect, "start": cmd_start, "wait": cmd_wait}[a.step](a)
     return 0
 
 

@@ -183,6 +183,14 @@ def test_held_out_tasks_pairs_and_the_ablation_picks():
     anyone = select(executed, SelectConfig(sanitize=False, pick="any", seed=3), passes).examples
     assert len(anyone) == len(TOPICS) + 1
     assert any(not passes(next(x for x in executed if x.id == e.parent_id)) for e in anyone)
+    # An ablation the size of the dataset it is compared with: a seeded sample, pairs with it.
+    capped = select(executed, SelectConfig(sanitize=False, pick="any", seed=3, max_examples=4), passes)
+    assert len(capped.examples) == 4 and {e.id for e in capped.examples} <= {e.id for e in anyone}
+    assert [d.reason for d in capped.drops].count("over_max_examples") == len(anyone) - 4
+    again = select(executed[::-1], SelectConfig(sanitize=False, pick="any", seed=3, max_examples=4), passes)
+    assert [e.id for e in again.examples] == [e.id for e in capped.examples]
+    few = select(executed, SelectConfig(sanitize=False, max_examples=2), passes)
+    assert len(few.examples) == 2 and [p.parent_id for p in few.pairs] == [e.parent_id.rsplit("_", 1)[0].replace("e", "ins") for e in few.examples]
 
 
 def test_near_copies_of_held_out_tasks_stay_out():

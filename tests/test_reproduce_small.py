@@ -3,7 +3,6 @@ results come back in volumes small enough for the device tool."""
 
 import importlib.util
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,30 +22,30 @@ def test_plan_calls_fills_each_call_and_covers_the_model(extras, size, cap):
     assert len(sizes) == -(-(size + extras) // cap)
 
 
-def test_pack_splits_into_volumes_and_collect_restores_every_file(tmp_path):
+def test_pack_cuts_one_stream_into_volumes_and_collect_restores_every_file(tmp_path):
     run = tmp_path / "run"
     (run / "sub").mkdir(parents=True)
     files = {}
     for i in range(6):
-        # incompressible: each file fills most of a small volume
-        data = os.urandom(40_000)
+        data = os.urandom(40_000)  # incompressible
         p = run / ("sub" if i % 2 else ".") / f"f{i}.bin"
         p.write_bytes(data)
         files[p.relative_to(tmp_path)] = data
+    big = tmp_path / "big.bin"  # a file larger than a volume comes back too
+    big.write_bytes(os.urandom(250_000))
+    files[Path("big.bin")] = big.read_bytes()
     out = tmp_path / "out"
     out.mkdir()
-    left = repro.pack([run], out, volume=100_000)
-    volumes = sorted(out.glob("results*.tar.gz"))
-    assert left == [] and 2 <= len(volumes) <= repro.MAX_VOLUMES
-    assert all(v.stat().st_size <= 100_000 + 50_000 for v in volumes)
+    k = repro.pack([run, big], out, volume=150_000)
+    volumes = sorted(out.glob("results.tar.gz.*"))
+    assert k == len(volumes) == 4
+    assert all(v.stat().st_size == 150_000 for v in volumes[:-1]) and volumes[-1].stat().st_size <= 150_000
     repro.main(["collect", str(out), str(tmp_path / "back")])
     for rel, data in files.items():
         assert (tmp_path / "back" / rel).read_bytes() == data
-    names = [m for v in volumes for m in tarfile.open(v).getnames()]
-    assert len(names) == len(set(names)) == 6
 
 
-def test_pack_reports_what_does_not_fit(tmp_path, monkeypatch):
+def test_pack_refuses_more_than_comes_back_and_leaves_nothing(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     for i in range(4):
@@ -54,6 +53,20 @@ def test_pack_reports_what_does_not_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(repro, "MAX_VOLUMES", 2)
     out = tmp_path / "out"
     out.mkdir()
-    left = repro.pack([run], out, volume=60_000)
-    assert len(list(out.glob("results*.tar.gz"))) == 2
-    assert left == ["run/f2.bin", "run/f3.bin"]
+    with pytest.raises(SystemExit):
+        repro.pack([run], out, volume=60_000)
+    assert list(out.iterdir()) == []
+
+
+def test_a_started_job_outlives_its_starter_and_wait_reports_it(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    monkeypatch.setattr(repro, "JOB", tmp_path / "job")
+    repro.cmd_start(argparse.Namespace(command="sleep 1; echo made; exit 3"))
+    with pytest.raises(SystemExit):  # one job at a time
+        repro.cmd_start(argparse.Namespace(command="true"))
+    repro.cmd_wait(argparse.Namespace(seconds=0, lines=5))
+    assert "job: running" in capsys.readouterr().out
+    repro.cmd_wait(argparse.Namespace(seconds=30, lines=5))
+    out = capsys.readouterr().out
+    assert "made" in out and "job: exit 3" in out

@@ -135,6 +135,9 @@ class SelectConfig(_Section):
     pick: Literal["passing", "any", "failing"] = Field(
         "passing", description="which response an example takes: a passing one (the method), any "
         "one regardless of its tests, or a failing one (the paper's ablations)")
+    max_examples: int | None = Field(
+        None, ge=1, description="keep at most this many examples, a seeded sample (e.g. an ablation "
+        "the same size as the dataset it is compared with); their pairs follow them")
     holdout_seeds: int = Field(
         0, ge=0, description="keep the instructions of this many seeds (chosen by a hash of the seed "
         "id and `seed`: the same for every selection from the same responses) and their near-"

@@ -98,10 +98,15 @@ class Selection:
     pairs: list[PreferencePair] = field(default_factory=list)
 
 
+def holdout_order(seed_ids: Iterable[str], seed: int) -> list[str]:
+    """Seed ids in the order they are held out: by a hash with ``seed``."""
+    return sorted(set(seed_ids), key=lambda s: make_id(seed, "holdout", s))
+
+
 def holdout_seed_ids(seed_ids: Iterable[str], n: int, seed: int) -> set[str]:
-    """The ``n`` seed ids with the smallest hash (with ``seed``): the same split in any
-    input order, and for every selection made from the same responses."""
-    return set(sorted(set(seed_ids), key=lambda s: make_id(seed, "holdout", s))[:n])
+    """The first ``n`` seed ids of ``holdout_order``: the same split in any input order,
+    and for every selection made from the same responses."""
+    return set(holdout_order(seed_ids, seed)[:n])
 
 
 def _candidates(passing: list[Executed], checks: dict[str, Checks] | None,
@@ -222,6 +227,12 @@ def select(
         for e in chosen:
             if e.id not in kept:
                 drop(e.parent_id, "sanitized")
+        chosen = [e for e in chosen if e.id in kept]
+    if cfg.max_examples is not None and len(chosen) > cfg.max_examples:
+        kept = set(sorted((e.id for e in chosen), key=lambda i: make_id(cfg.seed, "cap", i))[:cfg.max_examples])
+        for e in chosen:
+            if e.id not in kept:
+                drop(e.parent_id, "over_max_examples")
         chosen = [e for e in chosen if e.id in kept]
     stats = {"instructions": len(by_instruction), "sanitize": sanitize_counts, "rejected": dict(rejected),
              "held_out_seeds": len(held), "heldout_tasks": len(heldout), "near_heldout": near_heldout}
