@@ -236,6 +236,8 @@ def main() -> int:
     ap.add_argument("--holdout-tasks", type=int, default=300, help="scored held-out tasks wanted (default 300)")
     ap.add_argument("--train-args", default="", help="extra train flags for every arm")
     ap.add_argument("--eval-args", default="", help="extra eval flags for generation (backend, batch size, ...)")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="pre-register among the recipes that have samples, naming the others as not run")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = ap.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -271,13 +273,14 @@ def main() -> int:
             best[arm] = name
     prereg = r.out / "preregistered.json"
     if not prereg.exists():
-        if any(arm_of(n) in PICKABLE for n in missing):
-            print("not pre-registering: recipes of pickable arms lack samples", flush=True)
+        if any(arm_of(n) in PICKABLE for n in missing) and not args.allow_missing:
+            print("not pre-registering: recipes of pickable arms lack samples (--allow-missing: pick among "
+                  "those that have them)", flush=True)
             return 0 if args.phase == "selfval" else 2
         chosen = pick_preregistered({n: scores[n] for n in best.values() if n != "start"})
         prereg.write_text(json.dumps({"recipe": chosen, "selfval_pass@1": scores[chosen], "chosen_recipes": best,
-                                      "selfval": scores, "written": time.strftime("%Y-%m-%d %H:%M:%S")},
-                                     indent=1) + "\n")
+                                      "selfval": scores, "not_run": missing,
+                                      "written": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
         print(f"pre-registered: {chosen} (held-out pass@1 {scores[chosen]:.3f})", flush=True)
     if args.phase == "selfval":
         return 0
