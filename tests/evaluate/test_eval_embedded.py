@@ -12,7 +12,7 @@ import pytest
 from datafiles import HUMANEVAL_PLUS, read_jsonl_gz
 
 from selfcodealign.cli import main
-from selfcodealign.evaluate.isolation import wrap
+from selfcodealign.sandbox.modes import wrap_command
 
 TASKS = ["HumanEval/23", "HumanEval/53"]  # short answers: cheap to generate
 
@@ -51,7 +51,7 @@ def test_eval_subset_agrees_with_evalplus(tmp_path):
 
     # evalplus's own command, isolated like ours, on a data file holding just these tasks.
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(subset), "XDG_CACHE_HOME": str(work / "cache")}
-    cmd = wrap([sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(sfile)],
+    cmd = wrap_command([sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(sfile)],
                writable=[str(work)])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

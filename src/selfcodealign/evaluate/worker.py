@@ -1,5 +1,6 @@
 """Runs evalplus's own checker on model programs; started by ``score.py`` inside the
-isolation wrapper (no network, read-only file system where bubblewrap is available).
+sandbox's namespaces (``sandbox.modes.wrap_command``: no network, read-only file system
+where bubblewrap is available).
 
 Input: a pickle file (argv[1]) with the dataset name, problems, ground truth, samples and
 worker count. Output: one JSON list on stdout, one entry per sample, in input order.

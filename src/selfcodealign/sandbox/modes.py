@@ -169,6 +169,82 @@ class Launch:
     uid: int | None = None
 
 
+def _bwrap_filesystem(rebind: list[str], writable: list[str] = ()) -> list[str]:
+    """bwrap arguments: the host's root read-only, HIDDEN_DIRS empty, a private /tmp and
+    /dev/shm, then ``rebind`` (paths the tmpfs mounts hid) read-only and ``writable``
+    read-write at their own places."""
+    argv = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for d in HIDDEN_DIRS:
+        if os.path.isdir(d):
+            argv += ["--tmpfs", d]
+    # The private /tmp first: paths rebound into it come after.
+    argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
+    argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
+    made: set[str] = set()
+    for p in [*rebind, *writable]:
+        # bwrap makes missing mount points 0700; the sandbox uid must traverse them.
+        if any(p.startswith(h + "/") for h in REPLACED_DIRS):
+            for d in _parents_below_hidden(p):
+                if d not in made:
+                    made.add(d)
+                    argv += ["--perms", "0755", "--dir", d]
+        argv += ["--bind" if p in writable else "--ro-bind", p, p]
+    return argv
+
+
+WRAP_MODES = ("auto", "bwrap", "unshare", "none")
+_UNSHARE_PROCESS = ["--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
+
+
+def _wrap_argv(mode: str, readable: list[str], writable: list[str]) -> list[str]:
+    if mode == "bwrap":
+        rebind = sorted(set(_paths_to_rebind()) | set(readable) - set(writable))
+        return [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                *_bwrap_filesystem(rebind, list(writable)), "--"]
+    return [shutil.which("unshare") or "unshare", *_UNSHARE_PROCESS, "--"]
+
+
+@functools.lru_cache(maxsize=None)
+def _wrap_works(mode: str) -> bool:
+    import subprocess
+
+    if mode == "bwrap" and not shutil.which("bwrap"):
+        return False
+    if mode == "unshare" and (not shutil.which("unshare") or os.geteuid() != 0):
+        return False
+    try:
+        return subprocess.run(_wrap_argv(mode, [], []) + ["true"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def wrap_command(cmd: list[str], mode: str = "auto", readable: list[str] = (),
+                 writable: list[str] = ()) -> list[str]:
+    """``cmd`` as one process inside the sandbox's namespaces, for a trusted program that
+    runs untrusted code itself (evalplus's checker): no network, its own PID and IPC
+    namespaces, and under bwrap the same read-only filesystem with a private /tmp and
+    /dev/shm as the sandbox servers. ``readable`` / ``writable``: host paths it needs
+    (under bwrap nothing else is writable). ``unshare`` (root without bubblewrap) gives the
+    namespaces without the read-only filesystem; ``none`` runs ``cmd`` as it is, and must be
+    asked for."""
+    from selfcodealign.errors import UserError
+
+    if mode not in WRAP_MODES:
+        raise UserError(f"unknown isolation {mode!r}; choose from {', '.join(WRAP_MODES)}")
+    if mode == "none":
+        return list(cmd)
+    if mode == "auto":
+        mode = next((m for m in ("bwrap", "unshare") if _wrap_works(m)), "")
+        if not mode:
+            raise UserError(f"no isolation for running model code here: {STRONG_MISSING_HELP}, or run as "
+                            "root with unshare; --isolation none runs it unprotected")
+    elif not _wrap_works(mode):
+        raise UserError(f"isolation {mode} does not work on this machine")
+    return _wrap_argv(mode, [os.path.realpath(p) for p in readable],
+                      [os.path.realpath(p) for p in writable]) + list(cmd)
+
+
 def build_launch(
     mode: str, worker_index: int, nproc_base: int = 0, heavy: tuple[str, ...] = ()
 ) -> Launch:
@@ -203,21 +279,7 @@ def build_launch(
         else:
             argv += ["--unshare-all", "--disable-userns"]
         argv += ["--as-pid-1", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
-        argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for d in HIDDEN_DIRS:
-            if os.path.isdir(d):
-                argv += ["--tmpfs", d]
-        # The private /tmp first: paths rebound into it come after.
-        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
-        argv += ["--size", str(TMP_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm"]
-        made: set[str] = set()
-        for p in _paths_to_rebind():
-            # bwrap makes missing mount points 0700; the sandbox uid must traverse them.
-            for d in _parents_below_hidden(p):
-                if d not in made:
-                    made.add(d)
-                    argv += ["--perms", "0755", "--dir", d]
-            argv += ["--ro-bind", p, p]
+        argv += _bwrap_filesystem(_paths_to_rebind())
         argv += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
         argv += ["--setenv", "LANG", "C.UTF-8"]
         argv += ["--setenv", *BIND_NOW, "--chdir", "/tmp", "--"]
