@@ -218,7 +218,7 @@ def main() -> int:
     from selfcodealign.records import Response
     from selfcodealign.sandbox import check
     from selfcodealign.sandbox.pool import flavors, installed_heavy, pick_flavor
-    from selfcodealign.sandbox.zygote import HEAVY
+    from selfcodealign.sandbox.fork_server import HEAVY
     from selfcodealign.stages.execute import ExecuteStage
 
     with gzip.open(args.path, "rt", encoding="utf-8") as f:

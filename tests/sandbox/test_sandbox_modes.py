@@ -11,7 +11,7 @@ import time
 import pytest
 from sandbox_helpers import host_processes_of_uids, run
 
-from selfcodealign.sandbox import Program, cgroups, check, iter_batch, run_batch, zygote
+from selfcodealign.sandbox import Program, cgroups, check, fork_server, iter_batch, run_batch
 from selfcodealign.sandbox.modes import sandbox_uid
 from selfcodealign.sandbox.pool import Worker
 
@@ -64,7 +64,7 @@ def test_rlimits_mode_works_and_warns_what_it_lacks(force_mode):
     assert "NO network isolation" in text and "install bubblewrap" in text
     env = run("import os\nprint(sorted(os.environ))\n")
     # Only the server's own fixed variables, none of the host's.
-    fixed = ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR", *zygote.RUN_ENV]
+    fixed = ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR", *fork_server.RUN_ENV]
     assert env.stdout.strip() == str(sorted(fixed))
 
 
@@ -139,7 +139,7 @@ def _bwrap_and_unshare() -> list[int]:
         if (
             argv
             and os.path.basename(argv[0]) in (b"bwrap", b"unshare")
-            and any(b"sandbox" in a or b"zygote" in a or b"pid_ns_init" in a for a in argv)
+            and any(b"sandbox" in a or b"pid_ns_init" in a for a in argv)
         ):
             out.append(int(name))
     return out

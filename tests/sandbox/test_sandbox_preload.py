@@ -12,7 +12,7 @@ import pytest
 from selfcodealign.sandbox import Program, run_batch
 from selfcodealign.sandbox import modes, pool
 from selfcodealign.sandbox.pool import installed_heavy
-from selfcodealign.sandbox.zygote import HEAVY
+from selfcodealign.sandbox.fork_server import HEAVY
 
 # Each run prints its server's token first: the first draw of `random`, whose state every
 # run of one server starts from (and two servers never share).

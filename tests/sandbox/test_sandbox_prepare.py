@@ -7,7 +7,7 @@ import marshal
 
 import pytest
 
-from selfcodealign.sandbox.compiling import _runner
+from selfcodealign.sandbox import child as _runner
 
 SIMPLE = [
     ("def f(x):\n    return x + 1\n", "assert f(1) == 2\nassert f(2) == 3\n"),

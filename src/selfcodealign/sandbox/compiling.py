@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import threading
 import traceback
-import types
 import warnings
 
-from selfcodealign.sandbox import zygote
+from selfcodealign.sandbox import child
 
 MAX_CHARS = 256 * 1024
 
-_runner = types.ModuleType("selfcodealign_sandbox_runner")
-exec(compile(zygote.RUNNER, "<sandbox-runner>", "exec"), _runner.__dict__)
 # warnings.catch_warnings swaps process-wide state: one thread at a time (pools may run
 # side by side).
 _lock = threading.Lock()
@@ -42,7 +39,7 @@ def compile_program(code: str, tests: str) -> tuple | None:
         with _lock, warnings.catch_warnings():
             # The program's SyntaxWarnings belong to its own stderr, not ours.
             warnings.simplefilter("ignore")
-            return _runner.prepare(code, tests)
+            return child.prepare(code, tests)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
         text = "".join(traceback.format_exception_only(type(e), e))
         raise CompileFailed(type(e).__name__, text) from None

@@ -144,13 +144,13 @@ def world_readable(path: str) -> bool:
         p = os.path.dirname(p)
 
 
-def zygote_source() -> str:
-    return (Path(__file__).with_name("zygote.py")).read_text(encoding="utf-8")
+def _source(name: str) -> bytes:
+    return (Path(__file__).with_name(name)).read_bytes()
 
 
 # The server's source comes first on its stdin (a length line, then the source), so that
-# neither the package's location nor a 30 KB argv matters. The host sends jobs only
-# after the server's hello, so nothing past the source is read ahead here.
+# neither the package's location nor a 30 KB argv matters; the child's follows the same
+# way, read by the server itself. The host sends jobs only after the server's hello.
 BOOTSTRAP = (
     "import sys;n=int(sys.stdin.buffer.readline());"
     "exec(compile(sys.stdin.buffer.read(n),'<sandbox-server>','exec'),{'__name__':'__main__'})"
@@ -158,8 +158,8 @@ BOOTSTRAP = (
 
 
 def server_preamble() -> bytes:
-    src = zygote_source().encode("utf-8")
-    return str(len(src)).encode() + b"\n" + src
+    return b"".join(str(len(src)).encode() + b"\n" + src
+                    for src in (_source("fork_server.py"), _source("child.py")))
 
 
 @dataclass
@@ -248,7 +248,7 @@ def wrap_command(cmd: list[str], mode: str = "auto", readable: list[str] = (),
 def build_launch(
     mode: str, worker_index: int, nproc_base: int = 0, heavy: tuple[str, ...] = ()
 ) -> Launch:
-    """The command that starts a server; `heavy`: the groups of zygote.HEAVY it imports."""
+    """The command that starts a server; `heavy`: the groups of fork_server.HEAVY it imports."""
     root = os.geteuid() == 0
     uid = sandbox_uid(worker_index) if root else None
     cfg = {

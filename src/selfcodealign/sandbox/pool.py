@@ -4,7 +4,7 @@ A run's descriptors are made here, not in the server: its stdout and stderr file
 report pipe and its payload (rlimits, the program compiled by compiling.py, a fresh
 nonce). They go to the server over a socket with the job; the server forks the run,
 waits, cleans up and answers with the wait status. Reading the outputs and the report
-and classifying happen here, where no fork makes memory copy-on-write (zygote.py says
+and classifying happen here, where no fork makes memory copy-on-write (fork_server.py says
 why that matters).
 
 Heavy libraries (numpy, scipy, ...) are preloaded only in servers started for them: a
@@ -50,7 +50,7 @@ from selfcodealign.sandbox.modes import (
     server_preamble,
     user_process_count,
 )
-from selfcodealign.sandbox.zygote import HEAVY
+from selfcodealign.sandbox.fork_server import HEAVY
 
 if TYPE_CHECKING:
     from selfcodealign.sandbox import Program
@@ -67,7 +67,7 @@ REPORT_CAP = 8192  # what the run's report pipe may say; the runner writes < 4 K
 
 _SLOTS = itertools.count()
 
-# The servers a lane can start, cheapest first (groups of zygote.HEAVY). Of the real
+# The servers a lane can start, cheapest first (groups of fork_server.HEAVY). Of the real
 # sample's programs 59% name none, 24% numpy alone, 4.5% sympy alone and 4.5% scipy
 # (with or without numpy); pandas, sklearn and matplotlib each ~1.5%, mostly alone or
 # with numpy. A run costs ~2 ms of CPU on the plain server, ~3 on numpy's, ~4 on
@@ -91,7 +91,7 @@ _NAMES = re.compile(r"\b(" + "|".join(HEAVY) + r")\b")
 
 @functools.lru_cache(maxsize=None)
 def installed_heavy() -> tuple[str, ...]:
-    """The groups of zygote.HEAVY importable here (the servers run this interpreter)."""
+    """The groups of fork_server.HEAVY importable here (the servers run this interpreter)."""
     return tuple(g for g in HEAVY if importlib.util.find_spec(g) is not None)
 
 
@@ -147,7 +147,7 @@ class Worker:
     ) -> None:
         self.info = info
         self.index = index
-        self.heavy = heavy  # the groups of zygote.HEAVY it preloads
+        self.heavy = heavy  # the groups of fork_server.HEAVY it preloads
         self.flavor = flavor  # its index in the pool's flavors
         # Unique among this process's live servers (pools may run side by side): it
         # picks the server's uid and cgroup.
@@ -830,7 +830,7 @@ def _drive(lanes: _Lanes, feed: _Feed) -> Iterator[tuple[int, Verdict]]:
                 if w.ready:
                     yield from _server_failed(w, "sandbox server stopped answering")
                 else:
-                    yield from _start_failed(lanes, w, None)
+                    yield from _on_hello(lanes, w, None)
 
 
 def _deadline(w: Worker) -> float:
@@ -895,18 +895,19 @@ def _read_hello(lanes: _Lanes, w: Worker) -> Iterator[tuple[int, Verdict]]:
     except OSError:
         data = b""
     if not data:
-        yield from _start_failed(lanes, w, None)
+        yield from _on_hello(lanes, w, None)
         return
     w._buf += data
     if b"\n" in w._buf:
         line, _, w._buf = w._buf.partition(b"\n")
-        yield from _start_failed(lanes, w, line)
+        yield from _on_hello(lanes, w, line)
     elif len(w._buf) > MAX_LINE:
-        yield from _start_failed(lanes, w, None)
+        yield from _on_hello(lanes, w, None)
 
 
-def _start_failed(lanes: _Lanes, w: Worker, line: bytes | None) -> Iterator[tuple[int, Verdict]]:
-    """The hello line (None: none came); a good one sends the runs that waited for it."""
+def _on_hello(lanes: _Lanes, w: Worker, line: bytes | None) -> Iterator[tuple[int, Verdict]]:
+    """A server's hello line (None: none came): a good one sends the runs that waited for
+    it; a bad one fails them."""
     try:
         w.greet(line)
     except SandboxStartError as e:
