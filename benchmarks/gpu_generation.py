@@ -177,8 +177,8 @@ def main() -> int:
     import transformers
 
     from selfcodealign.evaluate.protocol import make_request
-    from selfcodealign.train.format import render_prompt
-    from selfcodealign.train.modelio import load_model, load_tokenizer, resolve_source
+    from selfcodealign.models.chat import render_prompt
+    from selfcodealign.models.loading import load_model, load_tokenizer, resolve_source
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
@@ -305,7 +305,7 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
     from selfcodealign.pipeline import model_info_and_prompts
     from selfcodealign.records import Instruction
     from selfcodealign.stages.responses import ResponsesStage
-    from selfcodealign.train.format import render_prompt
+    from selfcodealign.models.chat import render_prompt
 
     sample = Path(__file__).resolve().parents[1] / "data" / "responses-real-sample.jsonl.gz"
     seen, instructions = set(), []

@@ -226,7 +226,7 @@ def main() -> int:
         del m
         source = f"random init from {args.random_init}"
     else:
-        from selfcodealign.train.modelio import (
+        from selfcodealign.models.loading import (
             load_model,
             load_tokenizer,
             resolve_source,

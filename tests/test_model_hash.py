@@ -16,7 +16,7 @@ from selfcodealign.backends.base import Completion, SamplingParams
 from selfcodealign.errors import UserError
 from selfcodealign.records import Example, GenMeta
 from selfcodealign.stages.base import ModelInfo, gen_meta
-from selfcodealign.train.modelio import ModelSource
+from selfcodealign.models.loading import ModelSource
 
 
 @pytest.fixture(autouse=True)

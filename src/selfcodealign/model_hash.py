@@ -32,7 +32,7 @@ from selfcodealign.errors import UserError
 from selfcodealign.ids import make_id
 
 if TYPE_CHECKING:
-    from selfcodealign.train.modelio import ModelSource
+    from selfcodealign.models.loading import ModelSource
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 CONFIG_NAMES = frozenset({
@@ -162,7 +162,7 @@ def source_hash(src: "ModelSource", hub_cache: str | None = None) -> ModelHash:
 
 
 def model_hash(spec: str | None) -> ModelHash:
-    """The hash of a model spec as ``--model`` takes it (see ``train.modelio``)."""
-    from selfcodealign.train.modelio import resolve_source
+    """The hash of a model spec as ``--model`` takes it (see ``models.loading``)."""
+    from selfcodealign.models.loading import resolve_source
 
     return source_hash(resolve_source(spec))

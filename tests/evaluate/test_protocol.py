@@ -4,7 +4,7 @@ import pytest
 from datafiles import HUMANEVAL_PLUS, MBPP_PLUS, read_jsonl_gz
 
 from selfcodealign.evaluate import protocol
-from selfcodealign.train.format import render_prompt
+from selfcodealign.models.chat import render_prompt
 
 
 def problems(path):

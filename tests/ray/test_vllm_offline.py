@@ -28,7 +28,7 @@ def backend(tmp_path_factory):
     if not model:
         import torch
 
-        from selfcodealign.train.modelio import (
+        from selfcodealign.models.loading import (
             load_model,
             load_tokenizer,
             resolve_source,

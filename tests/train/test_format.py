@@ -2,12 +2,8 @@ import copy
 
 import pytest
 
-from selfcodealign.train.format import (
-    IGNORE,
-    encode_chat,
-    example_messages,
-    render_prompt,
-)
+from selfcodealign.models.chat import render_prompt
+from selfcodealign.train.format import IGNORE, encode_chat, example_messages
 
 CONV = [
     {"role": "system", "content": "You are a careful programmer."},

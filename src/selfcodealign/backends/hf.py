@@ -3,7 +3,7 @@
 Requests (one per sample) with the same decoding settings are batched, sorted by prompt
 length so that left padding stays small, and run through ``model.generate`` with its KV
 cache. Stop strings end a sequence early (transformers' ``stop_strings``) and are cut
-from the text. Prompts are rendered with ``selfcodealign.train.format.render_prompt``,
+from the text. Prompts are rendered with ``selfcodealign.models.chat.render_prompt``,
 the same function training uses, so a fine-tuned model sees at evaluation exactly the
 format it was trained on.
 
@@ -30,7 +30,7 @@ class HFModelMixin:
 
     def _load(self, model: str | None, dtype: str, device: str | None, attn: str = "sdpa"):
         """Set ``device``, ``_src``, ``model_hash`` and ``tokenizer``; return the loaded (CPU) model."""
-        from selfcodealign.train.modelio import load_model, load_tokenizer, require, resolve_source
+        from selfcodealign.models.loading import load_model, load_tokenizer, require, resolve_source
 
         torch = require("torch", "train")
         self._torch = torch
@@ -50,7 +50,7 @@ class HFModelMixin:
 
     @property
     def has_chat_template(self) -> bool:
-        from selfcodealign.train.format import has_chat_template
+        from selfcodealign.models.chat import has_chat_template
 
         return has_chat_template(self.tokenizer)
 
@@ -65,7 +65,7 @@ class HFModelMixin:
         return sorted(ids)
 
     def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.train.format import render_prompt
+        from selfcodealign.models.chat import render_prompt
 
         if isinstance(prompt, str):
             return prompt + sp.prefill

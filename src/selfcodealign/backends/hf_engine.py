@@ -3,7 +3,7 @@
 The fast path for ``backend.kind: hf`` on a GPU: the engine keeps ``batch_size`` slots
 busy, replays decode steps as CUDA graphs and samples each request with its own seed
 (sample ``i`` of a prompt uses ``seed + i``, as the llama.cpp backend does). Prompts are
-rendered with ``selfcodealign.train.format.render_prompt``, the function training uses,
+rendered with ``selfcodealign.models.chat.render_prompt``, the function training uses,
 so a fine-tuned model sees at evaluation exactly the format it was trained on. The
 prefill is part of the prompt and is returned at the start of the completion text.
 
@@ -172,7 +172,7 @@ def _config_reason(spec: str | None) -> str | None:
     """Why the engine can't run the model named by ``spec``, read from its config alone
     (before loading weights); None when it can or when only loading would tell."""
     from selfcodealign.gpu.model import unsupported_reason
-    from selfcodealign.train.modelio import require, resolve_source
+    from selfcodealign.models.loading import require, resolve_source
 
     src = resolve_source(spec)
     if src.gguf_file:

@@ -4,7 +4,7 @@ All requests of a batch go to ``LLM.generate`` at once and vLLM batches them its
 Each sample is its own request with seed ``seed + i`` (as on llama.cpp), so sample ``i``
 of a prompt is the same whether or not the run was resumed; the repeated prompt costs
 little thanks to vLLM's prefix cache. Chat prompts are rendered with the tokenizer's chat
-template by ``selfcodealign.train.format.render_prompt``, the function training uses, so
+template by ``selfcodealign.models.chat.render_prompt``, the function training uses, so
 a prefill simply continues the rendered text.
 """
 
@@ -46,7 +46,7 @@ class VLLMBackend(Backend):
     ) -> None:
         super().__init__()
         vllm = _vllm()
-        from selfcodealign.train.modelio import resolve_source
+        from selfcodealign.models.loading import resolve_source
 
         src = resolve_source(model)
         # vLLM loads a GGUF file directly (its tokenizer is rebuilt from the file's metadata
@@ -78,12 +78,12 @@ class VLLMBackend(Backend):
 
     @property
     def has_chat_template(self) -> bool:
-        from selfcodealign.train.format import has_chat_template
+        from selfcodealign.models.chat import has_chat_template
 
         return has_chat_template(self.tokenizer)
 
     def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.train.format import render_prompt
+        from selfcodealign.models.chat import render_prompt
 
         if isinstance(prompt, str):
             return prompt + sp.prefill

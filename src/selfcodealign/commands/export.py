@@ -25,23 +25,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def export(model: str | None, out: Path, dtype: str = "bfloat16") -> None:
-    from selfcodealign.train.modelio import load_model, load_tokenizer, resolve_source
-
-    src = resolve_source(model)
-    m = load_model(src, dtype=dtype)
-    if src.adapter:
-        m = m.merge_and_unload()
-    m.save_pretrained(out)
-    load_tokenizer(src).save_pretrained(out)
-
-
 def run(args: argparse.Namespace) -> int:
     from selfcodealign.errors import UserError
 
     if args.out.exists() and any(args.out.iterdir()):
         raise UserError(f"{args.out} exists and is not empty; choose another OUT")
     t0 = time.perf_counter()
+    from selfcodealign.models import export
+
     export(args.model, args.out, args.dtype)
     print(f"saved {args.out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ from selfcodealign.train.config import (
 from selfcodealign.train.data import load_dataset
 from selfcodealign.train.format import IGNORE
 from selfcodealign.train.master import MasterWeights
-from selfcodealign.train.modelio import (
+from selfcodealign.models.loading import (
     TRAIN_CONFIG,
     load_model,
     load_tokenizer,

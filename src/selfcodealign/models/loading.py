@@ -1,4 +1,4 @@
-"""Loading and saving models for training and HF generation.
+"""Resolving, loading and exporting models, for training, HF generation and eval.
 
 A model spec is one of: ``embedded`` (or None), a GGUF file (transformers dequantises it;
 needs ``gguf``), a Hugging Face model directory, a LoRA output directory of ``train``
@@ -147,3 +147,13 @@ def load_model(src: ModelSource, dtype: str = "float32", attn: str = "sdpa", dev
         peft = require("peft")
         model = peft.PeftModel.from_pretrained(model, src.adapter)
     return model
+
+
+def export(model: str | None, out: Path, dtype: str = "bfloat16") -> None:
+    """Save ``model`` (any spec) as a plain Hugging Face directory, LoRA merged."""
+    src = resolve_source(model)
+    m = load_model(src, dtype=dtype)
+    if src.adapter:
+        m = m.merge_and_unload()
+    m.save_pretrained(out)
+    load_tokenizer(src).save_pretrained(out)
