@@ -1,4 +1,4 @@
-"""ThreadedBackend's own logic with a scripted engine (the real engines are in test_backends)."""
+"""ThreadedBackend's own logic with a scripted engine (the real engines are in test_engines.py)."""
 
 from selfcodealign.backends.base import Completion, SamplingParams, ThreadedBackend
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "experiment.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "experiment.py"
 
 
 def load():

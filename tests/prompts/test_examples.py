@@ -1,0 +1,30 @@
+"""The built-in few-shot examples stay correct: every response's code passes its own
+tests in the sandbox, and the tests catch a broken solution (what the models copy from
+the shots is a response whose tests test)."""
+
+from selfcodealign.parsing import fenced_blocks
+from selfcodealign.prompts import SHOT_ORDER, load_examples
+from selfcodealign.sandbox import Program, run_batch
+
+
+def _code(response: str) -> str:
+    return "\n".join(b.code for b in fenced_blocks(response) if b.lang in ("python", "py", ""))
+
+
+def test_every_example_passes_its_tests_and_they_fail_a_broken_solution():
+    examples = load_examples()
+    assert sorted((e.category, e.difficulty) for e in examples) == sorted(SHOT_ORDER)
+    programs = []
+    for e in examples:
+        code = _code(e.response)
+        assert code.strip(), e.name
+        programs.append(Program(id=e.name, code=code, tests=e.tests))
+        # Every function body replaced by `raise NotImplementedError`: the tests must notice.
+        broken = "\n".join(line if not line.strip().startswith("return ") else
+                           line[: len(line) - len(line.lstrip())] + "raise NotImplementedError"
+                           for line in code.splitlines())
+        programs.append(Program(id=e.name + "/broken", code=broken, tests=e.tests))
+    verdicts = {v.id: v.status for v in run_batch(programs)}
+    for e in examples:
+        assert verdicts[e.name] == "passed", e.name
+        assert verdicts[e.name + "/broken"] != "passed", e.name
