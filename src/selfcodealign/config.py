@@ -7,6 +7,8 @@ environment variable that holds the key.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -304,6 +306,16 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def changed_keys(old: dict, new: dict) -> list[str]:
-    a, b = flatten(old), flatten(new)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def changed_keys(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """The settings that differ between a saved config (``old``) and ``new``: the one way
+    every resumable output (stages, seeds, eval samples) tells that its settings changed.
+
+    A setting that did not exist when ``old`` was saved counts as unchanged while it keeps
+    its default (``defaults``: the same key for a default config): new settings default to
+    what the project did before them, so outputs of an older version still resume."""
+    a, b = flatten(json.loads(json.dumps(old))), flatten(json.loads(json.dumps(new)))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if defaults is not None:
+        default = flatten(json.loads(json.dumps(defaults)))
+        changed = [k for k in changed if k in a or k not in default or b.get(k) != default[k]]
+    return changed

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from selfcodealign.config import RunConfig, changed_keys, config_to_yaml, flatten, parse_shard
+from selfcodealign.config import RunConfig, changed_keys, config_to_yaml, parse_shard
 from selfcodealign.errors import UserError
 from selfcodealign.ids import shard_of
 from selfcodealign.jsonl import read_records, write_atomic
@@ -46,25 +46,14 @@ ORDER = list(STAGE_FILES)
 
 
 def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults: dict | None = None) -> bool:
-    """True if the stage must start over. Refuses a changed config unless ``force``.
-
-    A setting that did not exist when the stage ran (``key`` has it, the saved state does
-    not) counts as unchanged while it keeps its default (``defaults``: the key of a
-    default config): new settings default to what the project did before them, so a
-    run directory made by an older version still resumes."""
+    """True if the stage must start over. Refuses a changed config unless ``force``
+    (``defaults``: see ``changed_keys``)."""
     state = files.state()
     if state is None:
         return False
-    old = state.get("config") or {}
-    new = json.loads(json.dumps(key))
-    if old == new:
+    changed = changed_keys(state.get("config") or {}, key, defaults)
+    if not changed:
         return False
-    changed = changed_keys(old, new)
-    if defaults is not None:
-        was, now, default = flatten(old), flatten(new), flatten(json.loads(json.dumps(defaults)))
-        changed = [k for k in changed if k in was or k not in default or now.get(k) != default[k]]
-        if not changed:
-            return False
     if not force:
         keys = ", ".join(changed) or "(unknown)"
         raise UserError(
