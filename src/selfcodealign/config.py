@@ -46,6 +46,9 @@ class BackendConfig(_Section):
     timeout: float = Field(300.0, gt=0, description="openai: seconds per request")
     retries: int = Field(4, ge=0, description="openai: retries with exponential backoff")
     batch_size: int = Field(256, ge=1, description="hf/vllm: prompts per engine batch")
+    engine: Literal["auto", "continuous", "generate"] = Field(
+        "auto", description="hf: continuous (our continuous-batching engine, Llama/Qwen family), "
+        "generate (transformers' generate, any model); auto: continuous where the model allows it")
 
 
 class PromptConfig(_Section):
