@@ -1,7 +1,9 @@
+import gzip
+import json
 import os
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,54 @@ def pytest_sessionfinish(session, exitstatus):
     if bad and _strict() and session.exitstatus == 0:
         # Everything the suite needs was installed: a skip means a test did not run.
         session.exitstatus = 1
+
+
+class RepoData:
+    """The data files tests read, all of them in the repository (the EvalPlus files ship
+    in the package). A missing one fails the test with its name; it never skips."""
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def __init__(self):
+        from selfcodealign.evaluate.data import PACKAGED_DATA
+
+        self.eval_dir_path = Path(PACKAGED_DATA)
+
+    @staticmethod
+    def need(path: Path) -> Path:
+        if not path.is_file():
+            pytest.fail(f"test data file missing: {path} (it belongs to the repository: restore "
+                        f"it from git, or reinstall the package)", pytrace=False)
+        return path
+
+    @property
+    def real_sample(self) -> Path:
+        """data/responses-real-sample.jsonl.gz: executed responses from a GPU run."""
+        return self.need(self.repo / "data" / "responses-real-sample.jsonl.gz")
+
+    @property
+    def humaneval_plus(self) -> Path:
+        return self.need(self.eval_dir_path / "HumanEvalPlus-v0.1.10.jsonl.gz")
+
+    @property
+    def mbpp_plus(self) -> Path:
+        return self.need(self.eval_dir_path / "MbppPlus-v0.2.0.jsonl.gz")
+
+    @property
+    def eval_dir(self) -> Path:
+        """The packaged EvalPlus folder, both its files checked."""
+        assert self.humaneval_plus.parent == self.mbpp_plus.parent == self.eval_dir_path
+        return self.eval_dir_path
+
+    def read_jsonl_gz(self, path: Path) -> list[dict]:
+        with gzip.open(self.need(Path(path)), "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def test_data() -> RepoData:
+    """The one way tests find the repository's data files."""
+    return RepoData()
 
 
 @pytest.fixture(scope="session")

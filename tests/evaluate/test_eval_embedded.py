@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from datafiles import HUMANEVAL_PLUS, read_jsonl_gz
 
 from selfcodealign.cli import main
 from selfcodealign.sandbox.modes import wrap_command
@@ -19,7 +18,7 @@ TASKS = ["HumanEval/23", "HumanEval/53"]  # short answers: cheap to generate
 pytestmark = pytest.mark.model
 
 
-def test_eval_subset_agrees_with_evalplus(tmp_path):
+def test_eval_subset_agrees_with_evalplus(tmp_path, test_data):
     out = tmp_path / "ev"
     assert main(["eval", "--benchmarks", "humaneval+", "--tasks", ",".join(TASKS),
                  "--max-tokens", "320", "--n-parallel", "2", "--out", str(out)]) == 0
@@ -29,7 +28,7 @@ def test_eval_subset_agrees_with_evalplus(tmp_path):
     assert all(r["raw"].startswith("Below is a Python script") for r in raw)
 
     # Add a known-good and a known-bad sample so both verdicts occur whatever the model does.
-    problems = {t["task_id"]: t for t in read_jsonl_gz(HUMANEVAL_PLUS) if t["task_id"] in TASKS}
+    problems = {t["task_id"]: t for t in test_data.read_jsonl_gz(test_data.humaneval_plus) if t["task_id"] in TASKS}
     samples = [json.loads(x) for x in (out / "humaneval" / "samples.jsonl").read_text().splitlines()]
     samples += [
         {"task_id": "HumanEval/23",

@@ -1,21 +1,16 @@
 """Our prompts must be byte-identical to EvalPlus's own chat protocol."""
 
 import pytest
-from datafiles import HUMANEVAL_PLUS, MBPP_PLUS, read_jsonl_gz
 
 from selfcodealign.evaluate import protocol
 from selfcodealign.models.chat import render_prompt
 
 
-def problems(path):
-    return read_jsonl_gz(path)[:5]
-
-
-@pytest.mark.parametrize("path,dataset", [(HUMANEVAL_PLUS, "humaneval"), (MBPP_PLUS, "mbpp")])
-def test_chat_prompt_matches_evalplus(qwen_tokenizer, path, dataset):
+@pytest.mark.parametrize("file,dataset", [("humaneval_plus", "humaneval"), ("mbpp_plus", "mbpp")])
+def test_chat_prompt_matches_evalplus(qwen_tokenizer, test_data, file, dataset):
     from evalplus.provider.utility import make_raw_chat_prompt
 
-    for p in problems(path):
+    for p in test_data.read_jsonl_gz(getattr(test_data, file))[:5]:
         req = protocol.make_request(p, dataset, chat=True)
         ours = render_prompt(qwen_tokenizer, req.prompt, req.prefill)
         theirs = make_raw_chat_prompt(

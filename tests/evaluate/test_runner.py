@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from datafiles import EVAL_DATA
 
 from selfcodealign.backends.base import Backend, Completion
 from selfcodealign.errors import UserError
@@ -37,11 +36,13 @@ class Scripted(Backend):
             yield i, [Completion(sp.prefill + CODE[task], "stop")] * sp.n
 
 
-def settings():
-    return EvalSettings(tasks=["HumanEval/23", "HumanEval/53"], data_dir=EVAL_DATA)
+@pytest.fixture
+def settings(test_data):
+    """Fresh settings for each run: two tasks of the packaged data."""
+    return lambda: EvalSettings(tasks=["HumanEval/23", "HumanEval/53"], data_dir=test_data.eval_dir)
 
 
-def test_generate_score_and_resume(tmp_path):
+def test_generate_score_and_resume(tmp_path, settings):
     b = Scripted()
     rep = run([BENCHMARKS["humaneval"]], tmp_path, settings(), backend=b)
     m = rep["benchmarks"]["humaneval"]
@@ -59,13 +60,13 @@ def test_generate_score_and_resume(tmp_path):
     assert again.seen == [] and rep2["benchmarks"]["humaneval"]["base"] == m["base"]
 
 
-def test_refuses_to_mix_models_in_one_output(tmp_path):
+def test_refuses_to_mix_models_in_one_output(tmp_path, settings):
     run([BENCHMARKS["humaneval"]], tmp_path, settings(), backend=Scripted("a"))
     with pytest.raises(UserError, match="other settings"):
         run([BENCHMARKS["humaneval"]], tmp_path, settings(), backend=Scripted("b"))
 
 
-def test_generate_only_then_score_the_directory_elsewhere(tmp_path, monkeypatch):
+def test_generate_only_then_score_the_directory_elsewhere(tmp_path, monkeypatch, settings):
     import selfcodealign.evaluate.runner as runner
 
     def no_evalplus(*a, **k):

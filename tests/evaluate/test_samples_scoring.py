@@ -3,15 +3,12 @@
 import json
 
 import pytest
-from datafiles import HUMANEVAL_PLUS, MBPP_PLUS, read_jsonl_gz
 
 from selfcodealign.cli import main
 
-FILES = {"HumanEvalPlus*": HUMANEVAL_PLUS, "MbppPlus*": MBPP_PLUS}
 
-
-def tasks(pattern):
-    return {t["task_id"]: t for t in read_jsonl_gz(FILES[pattern])}
+def tasks(test_data, path):
+    return {t["task_id"]: t for t in test_data.read_jsonl_gz(path)}
 
 
 def write(path, rows):
@@ -19,8 +16,8 @@ def write(path, rows):
     return path
 
 
-def test_scores_solutions_and_completions_and_fixes_humaneval_32(tmp_path, capsys):
-    he = tasks("HumanEvalPlus*")
+def test_scores_solutions_and_completions_and_fixes_humaneval_32(tmp_path, capsys, test_data):
+    he = tasks(test_data, test_data.humaneval_plus)
     rows = [
         {"task_id": "HumanEval/0", "completion": he["HumanEval/0"]["canonical_solution"]},
         {"task_id": "HumanEval/32", "solution": he["HumanEval/32"]["prompt"] + he["HumanEval/32"]["canonical_solution"]},
@@ -40,8 +37,8 @@ def test_scores_solutions_and_completions_and_fixes_humaneval_32(tmp_path, capsy
     assert "HumanEval: 66.7  HumanEval+: 66.7" in capsys.readouterr().out
 
 
-def test_pass_at_k_with_several_samples(tmp_path):
-    mb = tasks("MbppPlus*")
+def test_pass_at_k_with_several_samples(tmp_path, test_data):
+    mb = tasks(test_data, test_data.mbpp_plus)
     good = mb["Mbpp/2"]["prompt"] + mb["Mbpp/2"]["canonical_solution"]
     rows = [{"task_id": "Mbpp/2", "solution": good}] + [
         {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return ()\n"}] * 2

