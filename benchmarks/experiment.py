@@ -116,9 +116,10 @@ class Runner:
         """Run ``selfcodealign ARGV`` unless ``done`` exists; log it; stop on failure."""
         line = "selfcodealign " + " ".join(shlex.quote(a) for a in argv)
         if done is not None and done.exists():
-            print(f"[skip] {line}", flush=True)
+            sys.stdout.write(f"[skip] {line}\n")  # one write: selections print from threads
             return
-        print(f"[run] {line}", flush=True)
+        sys.stdout.write(f"[run] {line}\n")
+        sys.stdout.flush()
         if self.args.dry_run:
             return
         self.out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ from selfcodealign.config import build_config
 from selfcodealign.embedded import MODEL_NAME, MODEL_SHA256, embedded_model_path
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.ledger import StageFiles
-from selfcodealign.pipeline import generation_key, model_info_and_prompts, run_generation_or_execution
+from selfcodealign.pipeline import run_generation_or_execution
+from selfcodealign.stages.base import generation_key, model_info_and_prompts
 from selfcodealign.stages.concepts import ConceptsStage
 from selfcodealign.stages.responses import ResponsesStage
 

@@ -302,7 +302,7 @@ def stage_vs_engine(model, tokenizer, model_dir, n_ins, slots, eos, report, add)
 
     from selfcodealign.config import build_config
     from selfcodealign.gpu.engine import Engine, Request
-    from selfcodealign.pipeline import model_info_and_prompts
+    from selfcodealign.stages.base import model_info_and_prompts
     from selfcodealign.records import Instruction
     from selfcodealign.stages.responses import ResponsesStage
     from selfcodealign.models.chat import render_prompt

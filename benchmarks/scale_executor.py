@@ -88,11 +88,8 @@ def make_inputs(step: str, count: int):
 
 def time_generation(cfg, step, executor, inputs) -> dict:
     from selfcodealign.ledger import StageFiles
-    from selfcodealign.pipeline import (
-        generation_key,
-        model_info_and_prompts,
-        run_generation_or_execution,
-    )
+    from selfcodealign.pipeline import run_generation_or_execution
+    from selfcodealign.stages.base import generation_key, model_info_and_prompts
     from selfcodealign.stages.concepts import ConceptsStage
     from selfcodealign.stages.responses import ResponsesStage
 

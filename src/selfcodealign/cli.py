@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module under ``selfcodealign.commands`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
-args, returning an exit code). Modules must import heavy packages lazily inside ``func``.
+args, returning an exit code); a stage without such a module gets the generic
+single-stage command (commands/stage.py). Modules must import heavy packages lazily
+inside ``func``.
 """
 
 from __future__ import annotations
@@ -14,24 +16,12 @@ import sys
 from selfcodealign import __version__
 from selfcodealign.errors import UserError
 
-COMMANDS = [
-    "run",
-    "seeds",
-    "concepts",
-    "instructions",
-    "responses",
-    "execute",
-    "verify",
-    "select",
-    "sandbox",
-    "merge",
-    "audit",
-    "export",
-    "train",
-    "eval",
-    "compare",
-    "report",
-]
+
+def command_names() -> list[str]:
+    from selfcodealign.stages import STAGES
+
+    return ["run", *(s.name for s in STAGES), "sandbox", "merge", "audit", "export", "train", "eval",
+            "compare", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,13 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"selfcodealign {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    from selfcodealign.commands.stage import register_stage
+    from selfcodealign.stages import BY_NAME
+
+    for name in command_names():
         try:
             module = importlib.import_module(f"selfcodealign.commands.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"selfcodealign.commands.{name}":
-                continue  # not built yet
-            raise
+            if e.name != f"selfcodealign.commands.{name}":
+                raise
+            register_stage(sub, BY_NAME[name])  # a stage without a command of its own
+            continue
         module.register(sub)
     return parser
 

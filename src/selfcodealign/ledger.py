@@ -22,7 +22,7 @@ from selfcodealign.records import Drop, Record
 class StageFiles:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
-        stem = self.out.name[: -len(".jsonl")] if self.out.name.endswith(".jsonl") else self.out.name
+        stem = self.out.name.removesuffix(".jsonl")
         self.drops = self.out.with_name(stem + ".drops.jsonl")
         self.done = self.out.with_name(stem + ".done.jsonl")
         self.state_path = self.out.with_name(stem + ".state.json")
@@ -108,3 +108,14 @@ def summarize_ledger(ledger: dict[str, dict]) -> dict[str, Any]:
             if k not in ("id", "drops") and isinstance(v, int):
                 totals[k] += v
     return {"in": len(ledger), "out": totals.pop("out", 0), "drops": dict(drops), **totals}
+
+
+def stage_summary(files: StageFiles) -> dict[str, Any]:
+    """A stage's counts from its ledger, with its wall and busy time from its state."""
+    s = summarize_ledger(files.ledger())
+    st = files.state() or {}
+    s["wall_s"] = round(st.get("wall_s", 0.0), 2)
+    s["busy_s"] = round(st.get("busy_s", st.get("wall_s", 0.0)), 2)
+    if s.get("completion_tokens") and st.get("wall_s"):
+        s["tokens_per_s"] = round(s["completion_tokens"] / st["wall_s"], 2)
+    return s

@@ -1,14 +1,10 @@
 """Runs stages over files with resume, config-change checks, progress and a summary.
 
-Run directory layout (``OUT``):
-  config.yaml             the resolved config (no secrets)
-  seeds.jsonl             Seed records            (+ seeds.state.json with the funnel)
-  concepts.jsonl          Concepts records        (+ .drops.jsonl, .done.jsonl, .state.json)
-  instructions.jsonl      Instruction records     (idem)
-  responses.jsonl         Response records        (idem)
-  executed.jsonl          Executed records        (idem)
-  dataset.jsonl           Example records: the instruction-tuning dataset
-  summary.json            the funnel: per stage records in/out, drops by reason, tokens, time
+Run directory layout (``OUT``): config.yaml (the resolved config, no secrets), each
+stage's output as its registry entry names it (``selfcodealign.stages.STAGES``: seeds.jsonl
+... executed.jsonl, verified.jsonl, dataset.jsonl), each with .drops.jsonl, .done.jsonl
+(the ledger) and .state.json (settings, completion, time) beside it, and summary.json
+(per stage records in/out, drops by reason, tokens, time).
 """
 
 from __future__ import annotations
@@ -22,27 +18,21 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from selfcodealign.config import RunConfig, changed_keys, config_to_yaml, parse_shard
+from selfcodealign.config import RunConfig, changed_keys, config_to_yaml
 from selfcodealign.errors import UserError
-from selfcodealign.ids import shard_of
-from selfcodealign.jsonl import read_records, write_atomic
-from selfcodealign.ledger import LedgerWriter, StageFiles, summarize_ledger
+from selfcodealign.jsonl import read_records
+from selfcodealign.ledger import (
+    LedgerWriter,
+    StageFiles,
+    stage_summary,
+    summarize_ledger,
+)
 from selfcodealign.progress import StageProgress
-from selfcodealign.records import Checks, Drop, Executed, Seed
-from selfcodealign.stages.base import ExecutionStage, GenerationStage, ModelInfo, Stage
+from selfcodealign.records import Drop
+from selfcodealign.stages import BY_NAME, STAGES, StageSpec
+from selfcodealign.stages.base import GenerationStage, Stage, StageEnv, WholeStage
 
 log = logging.getLogger("selfcodealign")
-
-STAGE_FILES = {
-    "seeds": "seeds.jsonl",
-    "concepts": "concepts.jsonl",
-    "instructions": "instructions.jsonl",
-    "responses": "responses.jsonl",
-    "execute": "executed.jsonl",
-    "verify": "verified.jsonl",
-    "select": "dataset.jsonl",
-}
-ORDER = list(STAGE_FILES)
 
 
 def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults: dict | None = None) -> bool:
@@ -102,14 +92,16 @@ def run_generation_or_execution(
     total: int | None = None,
     on_commit: Callable[[list], None] | None = None,
     complete: bool = True,
+    defaults: dict | None = None,
 ) -> dict[str, Any]:
     """Process every input not yet in the ledger; return the stage summary.
 
     ``inputs`` may be a generator that blocks for more (execution following generation);
     ``on_commit`` gets each input's committed outputs; ``complete=False`` leaves the stage
-    open, for a later call that runs over all of its inputs."""
+    open, for a later call that runs over all of its inputs; ``defaults``: see
+    ``config.changed_keys``."""
     key = stage.config_key()
-    if check_config(files, stage.name, key, force):
+    if check_config(files, stage.name, key, force, defaults):
         files.remove()
     state = files.state() or {"config": key, "complete": False, "wall_s": 0.0}
     state["config"] = key
@@ -183,17 +175,6 @@ def run_generation_or_execution(
     return stage_summary(files)
 
 
-def stage_summary(files: StageFiles) -> dict[str, Any]:
-    """A stage's counts from its ledger, with its wall and busy time from its state."""
-    s = summarize_ledger(files.ledger())
-    st = files.state() or {}
-    s["wall_s"] = round(st.get("wall_s", 0.0), 2)
-    s["busy_s"] = round(st.get("busy_s", st.get("wall_s", 0.0)), 2)
-    if s.get("completion_tokens") and st.get("wall_s"):
-        s["tokens_per_s"] = round(s["completion_tokens"] / st["wall_s"], 2)
-    return s
-
-
 class Follower:
     """The execute stage on a thread of its own, fed each response as the responses stage
     commits it, so the sandbox works while the model generates. It commits through the
@@ -202,7 +183,9 @@ class Follower:
 
     _END = object()
 
-    def __init__(self, stage: Stage, files: StageFiles, executor, committed: list) -> None:
+    def __init__(self, stage: Stage, files: StageFiles, executor, committed: list,
+                 defaults: dict | None = None) -> None:
+        self._defaults = defaults
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = False
         self.error: BaseException | None = None
@@ -226,7 +209,7 @@ class Follower:
     def _run(self, stage: Stage, files: StageFiles, executor) -> None:
         try:
             run_generation_or_execution(stage, self._inputs(), files, executor, quiet=True,
-                                        complete=False)
+                                        complete=False, defaults=self._defaults)
         except BaseException as e:  # noqa: BLE001 - reported by finish()
             self.error = e
             log.error("execution following generation stopped: %s", e)
@@ -247,7 +230,7 @@ class Follower:
 
 
 class Pipeline:
-    """All stages, in order, in one run directory."""
+    """Every stage of the registry, in order, in one run directory."""
 
     def __init__(self, cfg: RunConfig, out: Path, executor_factory, *, force: bool = False,
                  quiet: bool = False) -> None:
@@ -258,7 +241,7 @@ class Pipeline:
         self.quiet = quiet
 
     def files(self, stage: str) -> StageFiles:
-        return StageFiles(self.out / STAGE_FILES[stage])
+        return StageFiles(self.out / BY_NAME[stage].file)
 
     def _prepare_dir(self) -> None:
         try:
@@ -270,196 +253,100 @@ class Pipeline:
             raise UserError(f"output directory {self.out} is not writable: {e.strerror}") from None
         (self.out / "config.yaml").write_text(config_to_yaml(self.cfg))
 
-    def _forced_from(self, stage: str) -> None:
-        """--force on a changed stage redoes it and every stage after it."""
-        for later in ORDER[ORDER.index(stage):]:
-            self.files(later).remove()
-
     def run(self) -> dict[str, Any]:
-        from selfcodealign.stages.concepts import ConceptsStage
-        from selfcodealign.stages.execute import ExecuteStage
-        from selfcodealign.stages.instructions import InstructionsStage
-        from selfcodealign.stages.responses import ResponsesStage
-
         self._prepare_dir()
         summary: dict[str, Any] = {"run_dir": str(self.out), "shard": self.cfg.shard, "stages": {}}
         t0 = time.monotonic()
-
-        executor = self.executor_factory()
+        env = StageEnv(self.cfg, self.executor_factory)
+        upstream: dict[str, Any] = {}
         try:
-            inputs: list = self._seeds(executor, summary)
-            info_cache: dict[str, Any] = {}
-
-            def info_and_prompts():
-                if not info_cache:
-                    t = time.monotonic()
-                    info_cache["v"] = model_info_and_prompts(self.cfg, executor.backend)
-                    summary["model_load_s"] = round(time.monotonic() - t, 2)
-                return info_cache["v"]
-
-            ex_stage = ExecuteStage(self.cfg.execute)
-            ex_files = self.files("execute")
-            chain = [("concepts", ConceptsStage), ("instructions", InstructionsStage),
-                     ("responses", ResponsesStage)]
-            for name, cls in chain:
-                files = self.files(name)
-                key = generation_key(self.cfg, name)
-                if check_config(files, name, key, self.force, generation_key(RunConfig(), name)):
-                    self._forced_from(name)
-                if not (files.state() or {}).get("complete"):
-                    info, prompts = info_and_prompts()
-                    stage = cls(getattr(self.cfg, name), prompts, info, self.cfg.seed, key)
-                    follower = None
-                    if name == "responses" and self._overlap(executor):
-                        follower = self._follow(files, ex_stage, ex_files, executor)
-                    try:
-                        run_generation_or_execution(
-                            stage, inputs, files, executor, force=self.force, quiet=self.quiet,
-                            on_commit=follower.put if follower else None)
-                    except BaseException:
-                        if follower is not None:
-                            follower.stop()
-                        raise
-                    if follower is not None:
-                        follower.finish()
-                summary["stages"][name] = stage_summary(files)
-                inputs = list(read_records(files.out, cls.output_type))
-
-            if check_config(ex_files, "execute", ex_stage.config_key(), self.force):
-                self._forced_from("execute")
-            if not (ex_files.state() or {}).get("complete"):
-                # After a follower too: it leaves the stage open, and this pass picks up
-                # whatever it had not reached (it resumes from the ledger).
-                run_generation_or_execution(ex_stage, inputs, ex_files, executor, quiet=self.quiet)
-            summary["stages"]["execute"] = stage_summary(ex_files)
-            executed = list(read_records(ex_files.out, Executed))
-            checks = self._verify(executed, ex_stage, executor, summary)
+            for i, spec in enumerate(STAGES):
+                if not spec.cls.enabled(self.cfg):
+                    upstream[spec.name] = None
+                    continue
+                files = self.files(spec.name)
+                self._check(spec)
+                nxt = STAGES[i + 1] if i + 1 < len(STAGES) else None
+                follow = None
+                if (nxt and nxt.cls.follows == spec.name and not is_complete(spec, files)
+                        and self._overlap(env)):
+                    follow = self._follower(nxt, env, files)
+                run_stage(spec, self.cfg, env, upstream, files, force=self.force, quiet=self.quiet,
+                          follow=follow)
+                upstream[spec.name] = spec.cls.outputs(files, self.cfg)
+                summary["stages"][spec.name] = spec.cls.summarize(files, upstream[spec.name])
         finally:
-            executor.close()
-
-        summary["stages"]["select"] = write_dataset(self.cfg, executed, self.files("select"), checks)
+            env.close()
+        if env.model_load_s is not None:
+            summary["model_load_s"] = env.model_load_s
         summary["wall_s"] = round(time.monotonic() - t0, 2)
         st = summary["stages"]
         summary["busy"] = {
-            "generation_s": round(sum(st[n]["busy_s"] for n, _ in chain), 2),
+            "generation_s": round(sum(st[s.name]["busy_s"] for s in STAGES
+                                      if issubclass(s.cls, GenerationStage)), 2),
             "execution_s": st["execute"]["busy_s"],
         }
         summary["funnel"] = funnel_line(summary)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 
-    def _seeds(self, executor, summary: dict[str, Any]) -> list[Seed]:
-        """Mined (or read) once per run directory; a shard keeps its own part."""
-        from selfcodealign.seeds import mine
+    def _check(self, spec: StageSpec) -> None:
+        """--force on a changed stage redoes it and every stage after it."""
+        if getattr(spec.cls, "keeps_output", True) and check_config(
+                self.files(spec.name), spec.name, spec.cls.settings(self.cfg), self.force,
+                spec.cls.settings(RunConfig())):
+            for later in STAGES[STAGES.index(spec):]:
+                self.files(later.name).remove()
 
-        seed_files = self.files("seeds")
-        seed_key = self.cfg.seeds.model_dump(mode="json")
-        if check_config(seed_files, "seeds", seed_key, self.force):
-            self._forced_from("seeds")
-        state = seed_files.state()
-        if not (state and state.get("complete")):
-            seed_files.save_state({"config": seed_key, "complete": False})
-            bar = StageProgress("seeds", total=self.cfg.seeds.max_seeds, quiet=self.quiet)
-            try:
-                funnel = mine(self.cfg.seeds, seed_files.out, progress=bar.update_total,
-                              backend=executor.backend if self.cfg.seeds.judge else None)
-            finally:
-                bar.close()
-            state = {"config": seed_key, "complete": True, "funnel": funnel}
-            seed_files.save_state(state)
-        seeds = list(read_records(seed_files.out, Seed))
-        mined = len(seeds)
-        if self.cfg.shard:
-            k, n = parse_shard(self.cfg.shard)
-            seeds = [s for s in seeds if shard_of(s.id, n) == k]
-        if not seeds:
-            what = f"shard {self.cfg.shard} has none of the {mined} seeds" if mined else "gave no seeds"
-            raise UserError(f"seed source {self.cfg.seeds.source!r} {what} (funnel: "
-                            f"{json.dumps(state.get('funnel', {}))})")
-        summary["stages"]["seeds"] = {"out": len(seeds), "mined": mined, "funnel": state.get("funnel", {})}
-        return seeds
-
-    def _overlap(self, executor) -> bool:
+    def _overlap(self, env: StageEnv) -> bool:
         """Execution follows generation unless both would share the same CPU cores (the
         embedded engine's threads spin, and sandbox work beside them slows it 2-4x)."""
         wanted = self.cfg.execute.overlap
-        able = getattr(executor, "can_overlap", False)
+        able = getattr(env.executor, "can_overlap", False)
         if wanted == "auto":
             return able and self.cfg.backend.kind != "llamacpp"
         if wanted and not able:
             log.warning("execute.overlap: the %s executor runs execution after generation",
-                        getattr(executor, "name", "this"))
+                        getattr(env.executor, "name", "this"))
         return bool(wanted) and able
 
-    def _follow(self, resp_files: StageFiles, ex_stage, ex_files: StageFiles, executor) -> "Follower":
-        if check_config(ex_files, "execute", ex_stage.config_key(), self.force):
-            for later in ORDER[ORDER.index("execute"):]:
-                self.files(later).remove()
-        # Responses committed by an earlier, interrupted run come first.
-        resp_files.recover(lambda o: o["parent_id"])
-        committed = list(read_records(resp_files.out, ex_stage.input_type)) if resp_files.out.exists() else []
-        return Follower(ex_stage, ex_files, executor, committed)
-
-    def _verify(self, executed: list[Executed], ex_stage, executor, summary: dict) -> dict | None:
-        """Verification of the passing responses (resumable, one instruction at a time);
-        None when every check is off."""
-        from selfcodealign.stages.verify import VerifyStage, group_by_instruction, summarize_checks
-
-        v = self.cfg.verify
-        if not (v.mutation or v.agreement or v.faithfulness):
-            return None
-        stage = VerifyStage(v, self.cfg.execute.timeout, self.cfg.execute.memory_mb, ex_stage.counts_as_pass)
-        files = self.files("verify")
-        if check_config(files, "verify", stage.config_key(), self.force):
-            self._forced_from("verify")
-        if not (files.state() or {}).get("complete"):
-            run_generation_or_execution(stage, group_by_instruction(executed), files, executor,
-                                        quiet=self.quiet)
-        checks = list(read_records(files.out, Checks))
-        summary["stages"]["verify"] = {**stage_summary(files), **summarize_checks(checks)}
-        return {c.parent_id: c for c in checks}
+    def _follower(self, spec: StageSpec, env: StageEnv, fed_by: StageFiles) -> Follower:
+        files = self.files(spec.name)
+        self._check(spec)
+        stage = spec.cls.from_config(self.cfg, env)
+        # Inputs committed by an earlier, interrupted run come first.
+        fed_by.recover(lambda o: o["parent_id"])
+        committed = list(read_records(fed_by.out, stage.input_type)) if fed_by.out.exists() else []
+        return Follower(stage, files, env.executor, committed, spec.cls.settings(RunConfig()))
 
 
-def write_dataset(cfg: RunConfig, executed: list[Executed], files: StageFiles,
-                  checks: dict | None = None) -> dict[str, Any]:
-    """The select stage: the dataset and its drops written whole (it takes seconds, so it
-    is redone on every run rather than resumed); returns its summary."""
-    from selfcodealign.stages.execute import ExecuteStage
-    from selfcodealign.stages.select import select
-
-    sanitize = None
-    if cfg.select.sanitize:
-        from selfcodealign.seeds import sanitize as _sanitize
-
-        def sanitize(items, threshold):
-            return _sanitize(items, threshold=threshold)
-
-    passes = ExecuteStage(cfg.execute).counts_as_pass
-    sel = select(executed, cfg.select, passes, sanitize, checks)
-    write_atomic(files.out, sel.examples)
-    write_atomic(files.drops, sel.drops)
-    write_atomic(selection_file(files, "pairs"), sel.pairs)
-    held = selection_file(files, "heldout")
-    if cfg.select.holdout_seeds:
-        write_atomic(held, sel.heldout)
-    elif held.exists():
-        held.unlink()  # from an earlier selection with a hold-out: not this one's
-    files.save_state({"config": cfg.select.model_dump(mode="json"), "complete": True})
-    drop_counts: dict[str, int] = {}
-    for d in sel.drops:
-        drop_counts[d.reason] = drop_counts.get(d.reason, 0) + 1
-    return {"in": sel.stats["instructions"], "out": len(sel.examples), "drops": drop_counts,
-            "responses_passed": sum(1 for e in executed if passes(e)),
-            "responses_executed": len(executed), "rejected": sel.stats["rejected"],
-            "sanitize": sel.stats["sanitize"], "pairs": len(sel.pairs),
-            "held_out_seeds": sel.stats["held_out_seeds"], "heldout_tasks": len(sel.heldout)}
+def run_stage(spec: StageSpec, cfg: RunConfig, env: StageEnv, upstream: dict[str, Any],
+              files: StageFiles, *, force: bool = False, quiet: bool = False,
+              follow: Follower | None = None) -> None:
+    """Runs one stage over what it reads of ``upstream`` (stage name -> outputs) unless its
+    output is complete: input by input through its ledger, or whole. ``follow``: the next
+    stage, fed each commit of this one on a thread of its own."""
+    if is_complete(spec, files):
+        return
+    stage = spec.cls.from_config(cfg, env)
+    inputs = stage.inputs(upstream)
+    if isinstance(stage, WholeStage):
+        stage.write(inputs, files, quiet)
+        return
+    try:
+        run_generation_or_execution(stage, inputs, files, env.executor, force=force, quiet=quiet,
+                                    on_commit=follow.put if follow else None,
+                                    defaults=spec.cls.settings(RunConfig()))
+    except BaseException:
+        if follow is not None:
+            follow.stop()
+        raise
+    if follow is not None:
+        follow.finish()
 
 
-def selection_file(files: StageFiles, kind: str) -> Path:
-    """Where selection writes its other outputs, beside the dataset (DATASET.pairs.jsonl:
-    preference pairs; DATASET.heldout.jsonl: held-out tasks)."""
-    stem = files.out.name.removesuffix(".jsonl")
-    return files.out.with_name(f"{stem}.{kind}.jsonl")
+def is_complete(spec: StageSpec, files: StageFiles) -> bool:
+    return getattr(spec.cls, "keeps_output", True) and bool((files.state() or {}).get("complete"))
 
 
 def funnel_line(summary: dict[str, Any]) -> dict[str, int]:
@@ -472,34 +359,3 @@ def funnel_line(summary: dict[str, Any]) -> dict[str, int]:
         "passing": st["select"]["responses_passed"],
         "dataset": st["select"]["out"],
     }
-
-
-def generation_key(cfg: RunConfig, stage: str) -> dict[str, Any]:
-    """The settings that change a generation stage's output; engine speed knobs
-    (slots, threads, concurrency, timeouts) are left out."""
-    b = cfg.backend
-    return {
-        "generation": getattr(cfg, stage).model_dump(mode="json"),
-        "backend": {"kind": b.kind, "model": b.model, "base_url": b.base_url, "model_name": b.model_name},
-        "prompts": cfg.prompts.model_dump(mode="json"),
-        "seed": cfg.seed,
-        "shard": cfg.shard,
-    }
-
-
-def model_info_and_prompts(cfg: RunConfig, backend):
-    from selfcodealign.prompts import PromptBuilder, load_examples
-
-    style = cfg.prompts.style
-    if style == "auto":
-        style = "chat" if backend.has_chat_template else "completion"
-    info = ModelInfo(model=backend.model_id, model_sha256=backend.model_sha256,
-                     model_sha256_note=backend.model_sha256_note,
-                     backend=backend.name, prompt_style=style)
-    prompts = PromptBuilder(
-        style=style, examples=tuple(load_examples(cfg.prompts.examples)),
-        shots_concepts=cfg.prompts.shots_concepts,
-        shots_instructions=cfg.prompts.shots_instructions,
-        shots_responses=cfg.prompts.shots_responses,
-    )
-    return info, prompts

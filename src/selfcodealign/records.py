@@ -222,16 +222,3 @@ class Drop(Record):
     reason: str
     detail: str = ""
     raw: str = ""
-
-
-RECORD_TYPES: dict[str, type[Record]] = {
-    "seeds": Seed,
-    "concepts": Concepts,
-    "instructions": Instruction,
-    "responses": Response,
-    "executed": Executed,
-    "verified": Checks,
-    "dataset": Example,
-    "heldout": HeldOutTask,
-    "pairs": PreferencePair,
-}

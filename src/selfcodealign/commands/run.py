@@ -7,14 +7,20 @@ import sys
 from pathlib import Path
 
 from selfcodealign.commands.common import (
-    add_config_args, config_epilog, local_executor, resolve_config, setup_logging,
+    add_config_args,
+    config_epilog,
+    local_executor,
+    resolve_config,
+    setup_logging,
 )
 
 
 def register(sub) -> None:
+    from selfcodealign.stages import STAGES
+
     p = sub.add_parser(
         "run",
-        help="run the whole pipeline (seeds -> concepts -> instructions -> responses -> execute -> select)",
+        help=f"run the whole pipeline ({' -> '.join(s.name for s in STAGES)})",
         description="Run every stage in order into one run directory. Rerunning the same "
         "command resumes where it stopped (kill -9 included).",
         epilog=config_epilog(),
@@ -44,7 +50,7 @@ def main(args) -> int:
 
         factory = ray_executor_factory(cfg, args.ray_address, args.verbose)
     else:
-        factory = lambda: local_executor(cfg, args.verbose)  # noqa: E731
+        factory = lambda: local_executor(cfg, args.verbose)
     summary = Pipeline(cfg, out, factory, force=args.force, quiet=args.quiet).run()
     f = summary["funnel"]
     print(
@@ -74,6 +80,6 @@ def write_report(out: Path) -> str:
         return str(path)
     except UserError as e:
         return f"not written ({e})"
-    except Exception as e:  # noqa: BLE001 - the dataset is done; say why the report is not
+    except Exception as e:
         logging.getLogger(__name__).exception("report not written")
         return f"not written ({type(e).__name__}: {e}; see {out / 'run.log'})"

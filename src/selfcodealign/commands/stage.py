@@ -1,8 +1,8 @@
-"""The single-stage commands: each reads one JSONL file and writes the next.
+"""The single-stage commands, one per stage of the registry (``selfcodealign.stages``)
+without a command module of its own: each reads its --in file and writes --out.
 
-`concepts`, `instructions`, `responses`, `execute` and `verify` keep a ledger beside
---out (OUT.done.jsonl), so rerunning the same command resumes; `select` rewrites its
-output.
+Stages that keep a ledger (OUT.done.jsonl) resume when the same command is rerun;
+`select` rewrites its output.
 """
 
 from __future__ import annotations
@@ -13,18 +13,12 @@ import sys
 from pathlib import Path
 
 from selfcodealign.commands.common import (
-    add_config_args, config_epilog, local_executor, resolve_config, setup_logging,
+    add_config_args,
+    config_epilog,
+    local_executor,
+    resolve_config,
+    setup_logging,
 )
-
-HELP = {
-    "concepts": ("S->C: list the programming concepts of each seed", "seeds.jsonl", "concepts.jsonl"),
-    "instructions": ("C->I: write a new task from each seed's concepts", "concepts.jsonl", "instructions.jsonl"),
-    "responses": ("I->R: answer each task several times, with tests", "instructions.jsonl", "responses.jsonl"),
-    "execute": ("run every response with its tests in the sandbox", "responses.jsonl", "executed.jsonl"),
-    "verify": ("check the passing responses: mutants, faithfulness, agreement", "executed.jsonl",
-               "verified.jsonl"),
-    "select": ("keep one passing response per task; write the dataset", "executed.jsonl", "dataset.jsonl"),
-}
 
 
 def _positive(text: str) -> int:
@@ -37,79 +31,56 @@ def _positive(text: str) -> int:
     return n
 
 
-def register_stage(sub, name: str) -> None:
-    help_text, default_in, default_out = HELP[name]
+def register_stage(sub, spec) -> None:
+    from selfcodealign.stages import BY_NAME
+
+    reads = [BY_NAME[r] for r in spec.cls.reads]
     p = sub.add_parser(
-        name, help=help_text,
-        description=f"{help_text}. Reads --in (JSONL, e.g. {default_in}) and writes --out "
-        f"(JSONL, e.g. {default_out}); drops go to OUT.drops.jsonl with a reason.",
+        spec.name, help=spec.help,
+        description=f"{spec.help}. Reads --in (JSONL, e.g. {reads[0].file}) and writes --out "
+        f"(JSONL, e.g. {spec.file}); drops go to OUT.drops.jsonl with a reason.",
         epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--in", dest="inp", required=True, metavar="FILE", help=f"input JSONL ({default_in})")
-    p.add_argument("--out", required=True, metavar="FILE", help=f"output JSONL ({default_out})")
-    if name not in ("select", "verify"):
+    p.add_argument("--in", dest="inp", required=True, metavar="FILE", help=f"input JSONL ({reads[0].file})")
+    p.add_argument("--out", required=True, metavar="FILE", help=f"output JSONL ({spec.file})")
+    for other in reads[1:]:
+        # Another stage's output this one can use (select: the verify stage's checks).
+        p.add_argument("--" + other.file.removesuffix(".jsonl"), dest=f"with_{other.name}", metavar="FILE",
+                       help=f"the {other.name} stage's output for these records ({other.file})")
+    if spec.cls.takes_limit:
         p.add_argument("--limit", type=_positive, metavar="N",
                        help="only the first N input records (a later run without it goes on with the rest)")
-    if name == "select":
-        p.add_argument("--verified", metavar="FILE",
-                       help="the verify stage's output for these records (verified.jsonl): select "
-                       "by its checks; without it, a seeded random passing response per task")
     add_config_args(p)
-    p.set_defaults(func=lambda args: run_stage_command(name, args))
+    p.set_defaults(func=lambda args: run_stage_command(spec, args))
 
 
-def run_stage_command(name: str, args) -> int:
+def run_stage_command(spec, args) -> int:
+    from selfcodealign.config import RunConfig
     from selfcodealign.jsonl import read_records
     from selfcodealign.ledger import StageFiles
-    from selfcodealign.pipeline import generation_key, model_info_and_prompts, run_generation_or_execution
+    from selfcodealign.pipeline import check_config, run_stage
+    from selfcodealign.stages import BY_NAME
+    from selfcodealign.stages.base import StageEnv
 
     cfg = resolve_config(args)
     out = Path(args.out)
     setup_logging(out.with_suffix(".log"), args.verbose)
+    first, *others = spec.cls.reads
+    upstream = {first: list(read_records(Path(args.inp), BY_NAME[first].cls.output_type))}
+    if spec.cls.takes_limit:
+        upstream[first] = upstream[first][: args.limit]
+    for name in others:
+        path = getattr(args, f"with_{name}")
+        upstream[name] = list(read_records(Path(path), BY_NAME[name].cls.output_type)) if path else None
     files = StageFiles(out)
-    if name == "select":
-        return _select(cfg, Path(args.inp), files, args.verified)
-    if name == "verify":
-        from selfcodealign.records import Executed
-        from selfcodealign.stages.execute import ExecuteStage
-        from selfcodealign.stages.verify import VerifyStage, group_by_instruction
-
-        stage = VerifyStage(cfg.verify, cfg.execute.timeout, cfg.execute.memory_mb,
-                            ExecuteStage(cfg.execute).counts_as_pass)
-        inputs = group_by_instruction(list(read_records(Path(args.inp), Executed)))
-        executor = local_executor(cfg, args.verbose)
-    elif name == "execute":
-        from selfcodealign.stages.execute import ExecuteStage
-
-        stage = ExecuteStage(cfg.execute)
-        inputs = list(read_records(Path(args.inp), stage.input_type))[: args.limit]
-        executor = local_executor(cfg, args.verbose)
-    else:
-        from selfcodealign.stages.concepts import ConceptsStage
-        from selfcodealign.stages.instructions import InstructionsStage
-        from selfcodealign.stages.responses import ResponsesStage
-
-        cls = {"concepts": ConceptsStage, "instructions": InstructionsStage,
-               "responses": ResponsesStage}[name]
-        inputs = list(read_records(Path(args.inp), cls.input_type))[: args.limit]
-        executor = local_executor(cfg, args.verbose)
-        info, prompts = model_info_and_prompts(cfg, executor.backend)
-        stage = cls(getattr(cfg, name), prompts, info, cfg.seed, generation_key(cfg, name))
+    if getattr(spec.cls, "keeps_output", True) and check_config(
+            files, spec.name, spec.cls.settings(cfg), args.force, spec.cls.settings(RunConfig())):
+        files.remove()
+    env = StageEnv(cfg, lambda: local_executor(cfg, args.verbose))
     try:
-        summary = run_generation_or_execution(stage, inputs, files, executor, force=args.force,
-                                              quiet=args.quiet)
+        run_stage(spec, cfg, env, upstream, files, force=args.force, quiet=args.quiet)
     finally:
-        executor.close()
-    print(f"{name}: {json.dumps(summary)}", file=sys.stderr)
-    return 0
-
-
-def _select(cfg, inp: Path, files, verified: str | None) -> int:
-    from selfcodealign.jsonl import read_records
-    from selfcodealign.pipeline import write_dataset
-    from selfcodealign.records import Checks, Executed
-
-    checks = {c.parent_id: c for c in read_records(Path(verified), Checks)} if verified else None
-    s = write_dataset(cfg, list(read_records(inp, Executed)), files, checks)
-    print(f"select: {s['in']} instructions -> {s['out']} examples", file=sys.stderr)
+        env.close()
+    summary = spec.cls.summarize(files, spec.cls.outputs(files, cfg))
+    print(f"{spec.name}: {json.dumps(summary)}", file=sys.stderr)
     return 0

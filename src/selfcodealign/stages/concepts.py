@@ -14,6 +14,7 @@ class ConceptsStage(PromptedStage):
     step = "concepts"
     input_type = Seed
     output_type = Concepts
+    reads = ("seeds",)
 
     def prompt(self, rec: Seed) -> Prompt:
         return self.prompts.concepts(rec.code)

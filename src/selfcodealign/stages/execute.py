@@ -15,9 +15,19 @@ class ExecuteStage(ExecutionStage):
     name = "execute"
     input_type = Response
     output_type = Executed
+    reads = ("responses",)
+    follows = "responses"
 
     def __init__(self, cfg: ExecuteConfig):
         self.cfg = cfg
+
+    @classmethod
+    def from_config(cls, cfg, env=None) -> ExecuteStage:
+        return cls(cfg.execute)
+
+    @classmethod
+    def settings(cls, cfg) -> dict[str, Any]:
+        return cls(cfg.execute).config_key()
 
     def config_key(self) -> dict[str, Any]:
         # Worker count and overlap change speed, not results.

@@ -27,6 +27,7 @@ class InstructionsStage(PromptedStage):
     step = "instructions"
     input_type = Concepts
     output_type = Instruction
+    reads = ("concepts",)
 
     def properties(self, rec: Concepts) -> tuple[str, str]:
         return task_properties(rec.id, self.base_seed, self.gen.categories, self.gen.difficulties)

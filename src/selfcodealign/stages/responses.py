@@ -14,6 +14,7 @@ class ResponsesStage(PromptedStage):
     step = "responses"
     input_type = Instruction
     output_type = Response
+    reads = ("instructions",)
 
     def prompt(self, rec: Instruction) -> Prompt:
         return self.prompts.response(rec.instruction, rec.category)

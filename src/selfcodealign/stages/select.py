@@ -13,7 +13,8 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from selfcodealign.config import SelectConfig
 from selfcodealign.ids import make_id
@@ -27,6 +28,11 @@ from selfcodealign.records import (
     PreferencePair,
     Quality,
 )
+from selfcodealign.stages.base import WholeStage
+
+if TYPE_CHECKING:
+    from selfcodealign.config import RunConfig
+    from selfcodealign.ledger import StageFiles
 
 
 def training_answer(response: str) -> str:
@@ -237,3 +243,76 @@ def select(
     stats = {"instructions": len(by_instruction), "sanitize": sanitize_counts, "rejected": dict(rejected),
              "held_out_seeds": len(held), "heldout_tasks": len(heldout), "near_heldout": near_heldout}
     return Selection(chosen, drops, stats, heldout, [pairs[e.id] for e in chosen if e.id in pairs])
+
+
+class SelectStage(WholeStage):
+    """The dataset and its drops, the preference pairs and the held-out tasks, written whole
+    from the executed responses (and their checks, when verification ran)."""
+
+    name = "select"
+    input_type = Executed
+    output_type = Example
+    reads = ("execute", "verify")
+    takes_limit = False
+    keeps_output = False  # it takes seconds: redone on every run rather than resumed
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.run_cfg = cfg
+        self.key = self.settings(cfg)
+
+    @classmethod
+    def from_config(cls, cfg, env=None) -> SelectStage:
+        return cls(cfg)
+
+    @classmethod
+    def settings(cls, cfg) -> dict[str, Any]:
+        return cfg.select.model_dump(mode="json")
+
+    def inputs(self, upstream: dict[str, Any]) -> tuple[list[Executed], dict[str, Checks] | None]:
+        checks = upstream.get("verify")
+        return list(upstream["execute"]), None if checks is None else {c.parent_id: c for c in checks}
+
+    def write(self, inputs, files: StageFiles, quiet: bool) -> None:
+        from selfcodealign.jsonl import write_atomic
+        from selfcodealign.stages.execute import ExecuteStage
+
+        executed, checks = inputs
+        cfg = self.run_cfg
+        sanitize = None
+        if cfg.select.sanitize:
+            from selfcodealign.seeds import sanitize as _sanitize
+
+            def sanitize(items, threshold):
+                return _sanitize(items, threshold=threshold)
+
+        passes = ExecuteStage(cfg.execute).counts_as_pass
+        sel = select(executed, cfg.select, passes, sanitize, checks)
+        write_atomic(files.out, sel.examples)
+        write_atomic(files.drops, sel.drops)
+        write_atomic(selection_file(files.out, "pairs"), sel.pairs)
+        held = selection_file(files.out, "heldout")
+        if cfg.select.holdout_seeds:
+            write_atomic(held, sel.heldout)
+        elif held.exists():
+            held.unlink()  # from an earlier selection with a hold-out: not this one's
+        summary = {"in": sel.stats["instructions"], "out": len(sel.examples),
+                   "drops": dict(Counter(d.reason for d in sel.drops)),
+                   "responses_passed": sum(1 for e in executed if passes(e)),
+                   "responses_executed": len(executed), "rejected": sel.stats["rejected"],
+                   "sanitize": sel.stats["sanitize"], "pairs": len(sel.pairs),
+                   "held_out_seeds": sel.stats["held_out_seeds"], "heldout_tasks": len(sel.heldout)}
+        files.save_state({"config": self.key, "complete": True, "summary": summary})
+
+    @classmethod
+    def outputs(cls, files, cfg) -> None:
+        return None  # nothing reads the dataset after it
+
+    @classmethod
+    def summarize(cls, files, outputs) -> dict[str, Any]:
+        return (files.state() or {}).get("summary", {})
+
+
+def selection_file(dataset: Path, kind: str) -> Path:
+    """Where selection writes its other outputs, beside the dataset (DATASET.pairs.jsonl:
+    preference pairs; DATASET.heldout.jsonl: held-out tasks)."""
+    return dataset.with_name(f"{dataset.name.removesuffix('.jsonl')}.{kind}.jsonl")

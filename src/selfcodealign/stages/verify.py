@@ -19,12 +19,21 @@ run's duration (a mutant that loops forever is killed, and should not cost 10 s)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from selfcodealign.checks import build_program, parse_ok
 from selfcodealign.ids import make_id
-from selfcodealign.records import Agreement, Checks, Drop, Executed, Mutation, Record, Verdict
+from selfcodealign.records import (
+    Agreement,
+    Checks,
+    Drop,
+    Executed,
+    Mutation,
+    Record,
+    Verdict,
+)
 from selfcodealign.stages.base import ExecutionStage
 from selfcodealign.verify import faithful
 from selfcodealign.verify.mutants import mutants
@@ -61,6 +70,33 @@ class VerifyStage(ExecutionStage):
     name = "verify"
     input_type = InstructionResponses
     output_type = Checks
+    reads = ("execute",)
+    takes_limit = False  # its inputs are groups: a cut would split one
+
+    @classmethod
+    def from_config(cls, cfg, env=None) -> VerifyStage:
+        from selfcodealign.stages.execute import ExecuteStage
+
+        return cls(cfg.verify, cfg.execute.timeout, cfg.execute.memory_mb,
+                   ExecuteStage(cfg.execute).counts_as_pass)
+
+    @classmethod
+    def settings(cls, cfg) -> dict[str, Any]:
+        return cls.from_config(cfg).config_key()
+
+    @classmethod
+    def enabled(cls, cfg) -> bool:
+        v = cfg.verify
+        return bool(v.mutation or v.agreement or v.faithfulness)
+
+    def inputs(self, upstream: dict[str, Any]) -> list[InstructionResponses]:
+        return group_by_instruction(upstream["execute"])
+
+    @classmethod
+    def summarize(cls, files, outputs) -> dict[str, Any]:
+        from selfcodealign.ledger import stage_summary
+
+        return {**stage_summary(files), **summarize_checks(outputs)}
 
     def __init__(self, cfg, timeout: float, memory_mb: int, passes: Callable[[Executed], bool]):
         self.cfg = cfg

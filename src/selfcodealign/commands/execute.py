@@ -1,7 +1,0 @@
-"""`selfcodealign execute` (see commands/stage.py)."""
-
-from selfcodealign.commands.stage import register_stage
-
-
-def register(sub) -> None:
-    register_stage(sub, "execute")
