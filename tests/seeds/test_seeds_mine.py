@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -89,11 +90,35 @@ def test_resume_after_interrupt_gives_the_same_result(corpus, tmp_path):
     assert again == resumed
 
 
-def test_changed_config_mines_again(corpus, tmp_path):
+def test_changed_config_mines_again(corpus, tmp_path, caplog):
     out = tmp_path / "s.jsonl"
-    mine(SeedsConfig(source=str(corpus), workers=1, typecheck=False), out)
-    f = mine(SeedsConfig(source=str(corpus), workers=1, typecheck=False, dedup=False), out)
+    cfg = SeedsConfig(source=str(corpus), workers=1, typecheck=False)
+    first = mine(cfg, out)
+    assert json.loads((tmp_path / "s.jsonl.state.json").read_text())["config"]["dedup"] is True
+    # Workers and batch size change only the speed: the same settings, nothing mined again.
+    faster = cfg.model_copy(update={"workers": 2, "typecheck_batch": 3})
+    assert mine(faster, out, progress=lambda d, t: pytest.fail("redid work")) == first
+    assert "settings changed" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="selfcodealign.seeds"):
+        f = mine(cfg.model_copy(update={"dedup": False}), out)
     assert f["kept"] == 4 and len(seeds_of(out)) == 4  # entropy + copy + typed + clamp
+    assert "seed settings changed" in caplog.text and "(dedup)" in caplog.text
+
+
+def test_state_of_an_older_version_mines_again(corpus, tmp_path, caplog):
+    out = tmp_path / "s.jsonl"
+    cfg = SeedsConfig(source=str(corpus), workers=1, typecheck=False)
+    first = mine(cfg, out)
+    state_path = tmp_path / "s.jsonl.state.json"
+    state = json.loads(state_path.read_text())
+    del state["config"]
+    state_path.write_text(json.dumps({**state, "key": "0123abcd"}))  # a hash, as older versions saved
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="selfcodealign.seeds"):
+        f = mine(cfg, out, progress=lambda d, t: seen.append(d))
+    assert seen and without_seconds(f) == without_seconds(first) and len(seeds_of(out)) == f["kept"]
+    assert "seed settings changed" in caplog.text and "older version" in caplog.text
+    assert "config" in json.loads(state_path.read_text())
 
 
 def test_max_seeds_stops_early_on_stdlib(tmp_path):

@@ -12,9 +12,10 @@ the same seeds and the same funnel. With ``max_seeds`` mining stops as soon as t
 seeds are kept, and the funnel counts exactly the documents and candidates seen up to then.
 
 Resumption: after every finalised batch the seeds are appended (fsync) and a state file
-``<out>.state.json`` records how many documents are done, the output size and the funnel.
-A rerun with the same config cuts the output back to that size, rebuilds the dedup index
-from it and goes on; a finished run returns its saved funnel without work.
+``<out>.state.json`` records the settings, how many documents are done, the output size
+and the funnel. A rerun whose settings ``config.changed_keys`` finds unchanged cuts the
+output back to that size, rebuilds the dedup index from it and goes on; a finished run
+returns its saved funnel without work. Changed settings mine again from the start.
 """
 
 from __future__ import annotations
@@ -49,13 +50,10 @@ MINING_VERSION = 2
 Progress = Callable[[int, "int | None"], None]
 
 
-def _state_path(out: Path) -> Path:
-    return out.with_name(out.name + ".state.json")
-
-
-def _config_key(cfg: SeedsConfig) -> str:
-    data = cfg.model_dump(exclude={"workers", "typecheck_batch"})
-    return make_id(MINING_VERSION, json.dumps(data, sort_keys=True))
+def _state_config(cfg: SeedsConfig) -> dict[str, Any]:
+    """The settings a state file saves: those that can change which seeds come out."""
+    data = cfg.model_dump(mode="json", exclude={"workers", "typecheck_batch"})
+    return {**data, "mining_version": MINING_VERSION}
 
 
 def _empty_funnel(source: str) -> dict[str, Any]:
@@ -193,13 +191,7 @@ def take_seeds(cfg: SeedsConfig, path: Path, out_path: Path) -> dict[str, Any]:
     return funnel
 
 
-def mine(
-    cfg: SeedsConfig,
-    out_path: Path,
-    *,
-    backend: Any = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+def mine(cfg: SeedsConfig, out_path: Path, *, backend: Any = None, progress: Progress | None = None) -> dict[str, Any]:
     """Mine seeds into ``out_path`` (JSONL of ``Seed``) and return the funnel.
 
     ``progress(done, total)`` is called after each batch: seeds kept of ``max_seeds`` when
@@ -208,101 +200,183 @@ def mine(
     """
     if cfg.source.startswith(SEED_FILE_PREFIX):
         return take_seeds(cfg, Path(cfg.source[len(SEED_FILE_PREFIX):]), Path(out_path))
-    t_start = time.perf_counter()
-    out_path = Path(out_path)
-    state_path = _state_path(out_path)
-    key = _config_key(cfg)
-    state = None
-    if state_path.exists() and out_path.exists():
+    return SeedMiner(cfg, Path(out_path), backend=backend, progress=progress).run()
+
+
+class SeedMiner:
+    """One mining run (see the module docstring); ``run`` goes through the steps in order."""
+
+    def __init__(self, cfg: SeedsConfig, out: Path, *, backend: Any = None, progress: Progress | None = None) -> None:
+        self.cfg, self.out, self.backend, self.progress = cfg, out, backend, progress
+        self.state_path = out.with_name(out.name + ".state.json")
+        self.config = _state_config(cfg)
+        self.t_mark = time.perf_counter()  # start of the time not yet added to seconds.total
+        self.inflight: _Batch | None = None  # the batch Pyright is checking
+
+    def run(self) -> dict[str, Any]:
+        state = self.saved_state()
+        if state and state.get("done"):
+            return state["funnel"]
+        if self.cfg.judge and self.backend is None:
+            raise UserError("the seed quality judge needs a model backend (judge: true)")
+        self.open(state)
+        self.appender = jsonl.Appender(self.out)
+        self.tc_pool = cf.ThreadPoolExecutor(max_workers=1) if self.do_typecheck else None
         try:
-            state = json.loads(state_path.read_text())
+            self.extract()
+            if self.inflight is not None:
+                self.finalize(self.inflight)
+            self.finish()
+        finally:
+            self.results.close()
+            self.appender.close()
+            if self.tc_pool is not None:
+                self.tc_pool.shutdown(wait=True, cancel_futures=True)
+        log.info("seeds: %d kept of %d candidates in %d files", self.kept, self.funnel["candidates"], self.funnel["files"])
+        return self.funnel
+
+    def saved_state(self) -> dict | None:
+        """The state to resume from; None to mine from the start."""
+        # Imported here: selfcodealign.config imports this package.
+        from selfcodealign.config import changed_keys
+
+        if not (self.state_path.exists() and self.out.exists()):
+            return None
+        try:
+            state = json.loads(self.state_path.read_text())
         except ValueError:
-            state = None
-        if state and state.get("key") != key:
-            log.warning("seed settings changed since %s was written: mining again", out_path)
-            state = None
-        elif state and out_path.stat().st_size < state.get("out_bytes", 0):
-            log.warning("%s is shorter than its state file says: mining again", out_path)
-            state = None
-    if state and state.get("done"):
-        return state["funnel"]
-    if cfg.judge and backend is None:
-        raise UserError("the seed quality judge needs a model backend (judge: true)")
+            return None
+        if not state:
+            return None
+        # A state file of an older version holds a hash of the settings instead of them.
+        changed = (changed_keys(state["config"], self.config, _state_config(SeedsConfig()))
+                   if "config" in state else ["state of an older version"])
+        if changed:
+            log.warning("seed settings changed since %s was written (%s): mining again", self.out, ", ".join(changed))
+            return None
+        if self.out.stat().st_size < state.get("out_bytes", 0):
+            log.warning("%s is shorter than its state file says: mining again", self.out)
+            return None
+        return state
 
-    do_typecheck = cfg.typecheck and typecheck.available()
-    if cfg.typecheck and not do_typecheck:
-        typecheck.warn_missing_once()
-    ddx = dedup.NearDupIndex(cfg.dedup_threshold) if cfg.dedup else None
-    signatures = None if ddx is None else ("minhash" if ddx.use_minhash else "exact")
+    def open(self, state: dict | None) -> None:
+        """Opens the source and the output (cut back to the state's size on resume), and
+        starts the workers' results after the documents already done."""
+        cfg = self.cfg
+        self.do_typecheck = cfg.typecheck and typecheck.available()
+        if cfg.typecheck and not self.do_typecheck:
+            typecheck.warn_missing_once()
+        self.ddx = dedup.NearDupIndex(cfg.dedup_threshold) if cfg.dedup else None
+        signatures = None if self.ddx is None else ("minhash" if self.ddx.use_minhash else "exact")
+        self.source = source = open_source(cfg.source, sample_seed=cfg.sample_seed, content_column=cfg.content_column,
+                                           hf_split=cfg.hf_split, shuffle_buffer=cfg.shuffle_buffer)
+        if state is None:
+            state = {"config": self.config, "docs_done": 0, "out_bytes": 0, "done": False,
+                     "funnel": _empty_funnel(source.name)}
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_bytes(b"")
+        else:
+            with open(self.out, "rb+") as f:
+                f.truncate(state["out_bytes"])
+            if self.ddx is not None:
+                for seed in jsonl.read_records(self.out, Seed):
+                    self.ddx.add(self.ddx.signature(seed.code))
+            log.info("resuming seed mining after %d documents", state["docs_done"])
+        self.state, self.funnel = state, state["funnel"]
+        notes = self.funnel.setdefault("notes", [])
+        if cfg.typecheck and not self.do_typecheck and "typecheck skipped: basedpyright not installed" not in notes:
+            notes.append("typecheck skipped: basedpyright not installed")
+        self.secs: dict[str, float] = self.funnel["seconds"]
+        self.kept: int = self.funnel["kept"]
+        self.stopped = cfg.max_seeds is not None and self.kept >= cfg.max_seeds
+        chunk = 8 if source.total is not None else 32
+        if cfg.max_seeds is not None:
+            chunk = 4  # small samples: don't read far beyond what is needed
+        docs = itertools.islice(source.docs, state["docs_done"], None)
+        self.results = _results(docs, _settings(cfg, signatures), cfg.workers or _cores(), chunk)
 
-    source = open_source(
-        cfg.source,
-        sample_seed=cfg.sample_seed,
-        content_column=cfg.content_column,
-        hf_split=cfg.hf_split,
-        shuffle_buffer=cfg.shuffle_buffer,
-    )
-    if state is None:
-        state = {"key": key, "docs_done": 0, "out_bytes": 0, "done": False, "funnel": _empty_funnel(source.name)}
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_bytes(b"")
-    else:
-        with open(out_path, "rb+") as f:
-            f.truncate(state["out_bytes"])
-        if ddx is not None:
-            for seed in jsonl.read_records(out_path, Seed):
-                ddx.add(ddx.signature(seed.code))
-        log.info("resuming seed mining after %d documents", state["docs_done"])
-    funnel = state["funnel"]
-    notes = funnel.setdefault("notes", [])
-    if cfg.typecheck and not do_typecheck and "typecheck skipped: basedpyright not installed" not in notes:
-        notes.append("typecheck skipped: basedpyright not installed")
-    secs: dict[str, float] = funnel["seconds"]
-    kept = funnel["kept"]
-    workers = cfg.workers or _cores()
-    settings = _settings(cfg, signatures)
-    docs = itertools.islice(source.docs, state["docs_done"], None)
-    chunk = 8 if source.total is not None else 32
-    if cfg.max_seeds is not None:
-        chunk = 4  # small samples: don't read far beyond what is needed
-    tc_pool = cf.ThreadPoolExecutor(max_workers=1) if do_typecheck else None
-    stopped = cfg.max_seeds is not None and kept >= cfg.max_seeds
+    def extract(self) -> None:
+        """Gathers the workers' results into batches, handing each full one to ``flush``."""
+        if self.stopped:
+            return
+        batch = _Batch()
+        for results, timings in self.results:
+            for name, v in timings.items():
+                _count(self.secs, name, v)
+            for doc in results:
+                for k, o in enumerate(doc.outcomes):
+                    if isinstance(o, Passed):
+                        # Already a duplicate of a kept seed: no need to type-check it.
+                        if self.ddx is not None and self.ddx.is_dup(o.sig):
+                            doc.outcomes[k] = "near_duplicate"
+                        else:
+                            batch.pending.append(o)
+                batch.docs.append(doc)
+                # While Pyright is busy, keep extracting into a bigger batch rather than
+                # wait: the two overlap, and no decision depends on batch size.
+                inflight = self.inflight
+                busy = inflight is not None and inflight.future is not None and not inflight.future.done()
+                if len(batch.pending) >= self.target() and not busy:
+                    self.flush(batch)
+                    if self.stopped:
+                        return
+                    batch = _Batch()
+        self.flush(batch)
 
-    def run_typecheck(codes: list[str]) -> tuple[list[list[str]], float, float]:
+    def target(self) -> int:
+        """Candidates per batch: fewer near ``max_seeds``, so as not to check far beyond it."""
+        if self.cfg.max_seeds is None:
+            return self.cfg.typecheck_batch
+        return min(self.cfg.typecheck_batch, max(8, 2 * (self.cfg.max_seeds - self.kept)))
+
+    def flush(self, batch: _Batch) -> None:
+        """Finalises the batch in flight, then starts Pyright on this one (or finalises it
+        at once when there is nothing to check)."""
+        if self.inflight is not None:
+            self.finalize(self.inflight)
+            self.inflight = None
+        if self.stopped:
+            return
+        if self.tc_pool is not None and batch.pending:
+            batch.future = self.tc_pool.submit(self.run_typecheck, [p.code for p in batch.pending])
+            self.inflight = batch
+        else:
+            self.finalize(batch)
+
+    def run_typecheck(self, codes: list[str]) -> tuple[list[list[str]], float, float]:
         t = time.perf_counter()
         # Pyright's CPU time: the pool's workers are children too, but they are only
         # accounted when reaped, at the very end.
         c0 = _children_cpu()
-        errs = typecheck.check(codes, third_party=cfg.typecheck_third_party)
+        errs = typecheck.check(codes, third_party=self.cfg.typecheck_third_party)
         return errs, time.perf_counter() - t, _children_cpu() - c0
 
-    def target() -> int:
-        if cfg.max_seeds is None:
-            return cfg.typecheck_batch
-        return min(cfg.typecheck_batch, max(8, 2 * (cfg.max_seeds - kept)))
+    def judge_batch(self, batch: _Batch, errors: list[list[str]]) -> dict[int, bool | None]:
+        """The judge's verdicts on the candidates without Pyright errors, by position."""
+        from selfcodealign.seeds.judge import judge
 
-    def finalize(batch: _Batch) -> None:
-        nonlocal kept, stopped
+        t = time.perf_counter()
+        idx = [i for i, e in enumerate(errors) if not e]
+        verdicts = dict(zip(idx, judge(self.backend, [batch.pending[i].code for i in idx])))
+        _count(self.secs, "judge", time.perf_counter() - t)
+        return verdicts
+
+    def finalize(self, batch: _Batch) -> None:
+        """Decides every candidate of the batch in document order, then writes the kept
+        seeds and the state."""
         errors: list[list[str]] = [[] for _ in batch.pending]
         if batch.future is not None:
             errors, took, cpu = batch.future.result()
-            _count(secs, "typecheck", took)
-            _count(secs, "typecheck_cpu", cpu)
-        verdicts: dict[int, bool | None] = {}
-        if cfg.judge:
-            from selfcodealign.seeds.judge import judge
-
-            t = time.perf_counter()
-            idx = [i for i, e in enumerate(errors) if not e]
-            answers = judge(backend, [batch.pending[i].code for i in idx])
-            verdicts = dict(zip(idx, answers))
-            _count(secs, "judge", time.perf_counter() - t)
+            _count(self.secs, "typecheck", took)
+            _count(self.secs, "typecheck_cpu", cpu)
+        verdicts = self.judge_batch(batch, errors) if self.cfg.judge else {}
         pos = {id(p): i for i, p in enumerate(batch.pending)}
+        funnel, dropped = self.funnel, self.funnel["dropped"]
         seeds: list[Seed] = []
         t = time.perf_counter()
         ndocs = 0
         for doc in batch.docs:
-            if stopped:
+            if self.stopped:
                 break
             ndocs += 1
             funnel["files"] += 1
@@ -312,104 +386,49 @@ def mine(
             for o in doc.outcomes:
                 funnel["candidates"] += 1
                 if isinstance(o, str):
-                    _count(funnel["dropped"], o)
+                    _count(dropped, o)
                     continue
                 i = pos[id(o)]
-                if ddx is not None and ddx.is_dup(o.sig):
-                    _count(funnel["dropped"], "near_duplicate")
+                if self.ddx is not None and self.ddx.is_dup(o.sig):
+                    _count(dropped, "near_duplicate")
                 elif errors[i]:
-                    _count(funnel["dropped"], "typecheck")
-                elif cfg.judge and verdicts.get(i) is not True:
-                    _count(funnel["dropped"], "judge" if verdicts.get(i) is False else "judge_no_answer")
+                    _count(dropped, "typecheck")
+                elif self.cfg.judge and verdicts.get(i) is not True:
+                    _count(dropped, "judge" if verdicts.get(i) is False else "judge_no_answer")
                 else:
-                    if ddx is not None:
-                        ddx.add(o.sig)
-                    seeds.append(
-                        Seed(
-                            id=make_id("seed", o.code),
-                            code=o.code,
-                            name=o.name,
-                            source=source.name,
-                            path=doc.path,
-                            line_start=o.line_start,
-                            line_end=o.line_end,
-                            license=doc.license,
-                        )
-                    )
-                    kept += 1
-                    if cfg.max_seeds is not None and kept >= cfg.max_seeds:
-                        stopped = True
+                    if self.ddx is not None:
+                        self.ddx.add(o.sig)
+                    seeds.append(Seed(
+                        id=make_id("seed", o.code), code=o.code, name=o.name, source=self.source.name,
+                        path=doc.path, line_start=o.line_start, line_end=o.line_end, license=doc.license,
+                    ))
+                    self.kept += 1
+                    if self.cfg.max_seeds is not None and self.kept >= self.cfg.max_seeds:
+                        self.stopped = True
                         break
-        _count(secs, "dedup", time.perf_counter() - t)
-        appender.write_many(seeds)
-        funnel["kept"] = kept
-        state["docs_done"] += ndocs
-        state["out_bytes"] = out_path.stat().st_size
-        secs["total"] = secs.get("total", 0.0) + time.perf_counter() - t_mark[0]
-        t_mark[0] = time.perf_counter()
-        _save_state(state_path, state)
-        if progress is not None:
-            if cfg.max_seeds is not None:
-                progress(kept, cfg.max_seeds)
+        _count(self.secs, "dedup", time.perf_counter() - t)
+        self.checkpoint(seeds, ndocs)
+
+    def checkpoint(self, seeds: list[Seed], ndocs: int) -> None:
+        """Appends the seeds (fsync), then records the progress they make in the state."""
+        self.appender.write_many(seeds)
+        self.funnel["kept"] = self.kept
+        self.state["docs_done"] += ndocs
+        self.state["out_bytes"] = self.out.stat().st_size
+        now = time.perf_counter()
+        _count(self.secs, "total", now - self.t_mark)
+        self.t_mark = now
+        _save_state(self.state_path, self.state)
+        if self.progress is not None:
+            if self.cfg.max_seeds is not None:
+                self.progress(self.kept, self.cfg.max_seeds)
             else:
-                progress(state["docs_done"], source.total)
+                self.progress(self.state["docs_done"], self.source.total)
 
-    t_mark = [t_start]
-    appender = jsonl.Appender(out_path)
-    inflight: _Batch | None = None
-    batch = _Batch()
-
-    def flush(b: _Batch) -> None:
-        nonlocal inflight
-        if inflight is not None:
-            finalize(inflight)
-            inflight = None
-        if stopped:
-            return
-        if tc_pool is not None and b.pending:
-            b.future = tc_pool.submit(run_typecheck, [p.code for p in b.pending])
-            inflight = b
-        else:
-            finalize(b)
-
-    results_iter = _results(docs, settings, workers, chunk)
-    try:
-        if not stopped:
-            for results, timings in results_iter:
-                for name, v in timings.items():
-                    _count(secs, name, v)
-                for doc in results:
-                    for k, o in enumerate(doc.outcomes):
-                        if isinstance(o, Passed):
-                            # Already a duplicate of a kept seed: no need to type-check it.
-                            if ddx is not None and ddx.is_dup(o.sig):
-                                doc.outcomes[k] = "near_duplicate"
-                            else:
-                                batch.pending.append(o)
-                    batch.docs.append(doc)
-                    # While Pyright is busy, keep extracting into a bigger batch rather
-                    # than wait: the two overlap, and no decision depends on batch size.
-                    busy = inflight is not None and inflight.future is not None and not inflight.future.done()
-                    if len(batch.pending) >= target() and not busy:
-                        flush(batch)
-                        batch = _Batch()
-                        if stopped:
-                            break
-                if stopped:
-                    break
-            if not stopped:
-                flush(batch)
-            if inflight is not None:
-                finalize(inflight)
-        state["done"] = True
-        funnel["dropped"] = _ordered(funnel["dropped"], cfg)
-        secs["total"] = secs.get("total", 0.0) + time.perf_counter() - t_mark[0]
-        secs.update({k: round(v, 3) for k, v in secs.items()})
-        _save_state(state_path, state)
-    finally:
-        results_iter.close()
-        appender.close()
-        if tc_pool is not None:
-            tc_pool.shutdown(wait=True, cancel_futures=True)
-    log.info("seeds: %d kept of %d candidates in %d files", kept, funnel["candidates"], funnel["files"])
-    return funnel
+    def finish(self) -> None:
+        """Marks the run done, with the funnel's drops in filter order."""
+        self.state["done"] = True
+        self.funnel["dropped"] = _ordered(self.funnel["dropped"], self.cfg)
+        _count(self.secs, "total", time.perf_counter() - self.t_mark)
+        self.secs.update({k: round(v, 3) for k, v in self.secs.items()})
+        _save_state(self.state_path, self.state)
