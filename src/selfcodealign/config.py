@@ -8,9 +8,8 @@ environment variable that holds the key.
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -239,7 +238,9 @@ def nest(path: list[str], value: Any) -> dict:
     return out
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, section: str | None = None) -> dict:
+    """A YAML config file as a mapping; with ``section``, that section when the file has
+    one (``train:`` ...), else the whole file."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -256,8 +257,37 @@ def load_yaml(path: str | Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file {p} must be a mapping of sections")
+        raise UserError(f"config file {p} must be a mapping of settings")
+    if section and isinstance(data.get(section), dict):
+        return data[section]
     return data
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_settings(model: type[M], *, preset: dict | None = None, file: dict | None = None,
+                  flags: dict | None = None, sets: list[str] | None = None, what: str = "config") -> M:
+    """The one way settings are made, for run, seeds, train and eval alike: the model's
+    defaults, then a preset, then a YAML file's mapping, then flags (None: not given), then
+    ``--set KEY=VALUE`` items. A bad key or value is a one-line UserError."""
+    # From the full defaults, so a partial section ({"responses": {"n": 2}}) keeps that
+    # section's own defaults rather than the generic ones of its type.
+    data: dict = model().model_dump()
+    for layer in (preset, file, {k: v for k, v in (flags or {}).items() if v is not None}):
+        data = deep_merge(data, layer or {})
+    for item in sets or []:
+        path, value = parse_override(item)
+        data = deep_merge(data, nest(path, value))
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"unknown {what} key: {where}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise UserError(f"bad {what} value for {where}: {msg}" if where else f"bad {what}: {msg}") from None
 
 
 def build_config(
@@ -266,34 +296,14 @@ def build_config(
     overrides: dict | None = None,
     sets: list[str] | None = None,
 ) -> RunConfig:
-    # Start from the full defaults so a partial section ({"responses": {"n": 2}}) keeps
-    # that section's own defaults rather than the generic ones of its type.
-    data: dict = RunConfig().model_dump()
-    if preset:
-        if preset not in PRESETS:
-            raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        data = deep_merge(data, PRESETS[preset])
-    if yaml_path:
-        loaded = load_yaml(yaml_path)
-        if "preset" in loaded:
-            name = loaded.pop("preset")
-            if name not in PRESETS:
-                raise UserError(f"{yaml_path}: unknown preset {name!r}")
-            data = deep_merge(PRESETS[name], data)
-        data = deep_merge(data, loaded)
-    if overrides:
-        data = deep_merge(data, overrides)
-    for item in sets or []:
-        path, value = parse_override(item)
-        data = deep_merge(data, nest(path, value))
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise UserError(f"unknown config key: {where}") from None
-        raise UserError(f"bad config value for {where}: {first['msg']}") from None
+    """A run's config: defaults -> preset (--preset, else the file's ``preset:``) -> YAML ->
+    flags -> --set."""
+    file = load_yaml(yaml_path) if yaml_path else {}
+    in_file = file.pop("preset", None)
+    name = preset or in_file
+    if name is not None and name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return load_settings(RunConfig, preset=PRESETS.get(name or ""), file=file, flags=overrides, sets=sets)
 
 
 def config_to_yaml(cfg: RunConfig) -> str:

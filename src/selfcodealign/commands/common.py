@@ -4,10 +4,51 @@ from __future__ import annotations
 
 import argparse
 import logging
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(annotation) -> tuple[type, bool]:
+    """(scalar type, is a list) of a field annotation such as ``list[str] | None``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _kind(args[0])
+    if origin is list:
+        return typing.get_args(annotation)[0], True
+    return annotation, False
+
+
+def add_model_flags(p: argparse.ArgumentParser, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+    """A flag per field of a settings model (``max_tokens`` -> ``--max-tokens``; lists are
+    comma-separated), each None unless given, so that flags override a config file only
+    where given (``config.load_settings``). Returns the field names."""
+    names = [n for n in model.model_fields if n not in skip]
+    for name in names:
+        field = model.model_fields[name]
+        kind, is_list = _kind(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        help_text = field.description or ""
+        if default is not None and "default" not in help_text:
+            help_text = f"{help_text} (default: {default})".lstrip()
+        if kind is bool:
+            p.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
+        elif is_list:
+            p.add_argument(_flag(name), dest=name, default=None, metavar="A,B,...", help=help_text,
+                           type=lambda s: [x.strip() for x in s.split(",") if x.strip()])
+        else:
+            p.add_argument(_flag(name), dest=name, default=None, type=kind if kind in (int, float) else str,
+                           metavar=name.upper(), help=help_text)
+    return names
 
 
 def _describe(model: type[BaseModel], prefix: str = "") -> list[str]:

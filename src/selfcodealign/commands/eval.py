@@ -8,6 +8,9 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from selfcodealign.commands.common import add_model_flags
+    from selfcodealign.evaluate.runner import EvalSettings
+
     p = subparsers.add_parser(
         "eval",
         help="score a model on HumanEval+ / MBPP+ with EvalPlus",
@@ -37,23 +40,12 @@ def register(subparsers) -> None:
                    "solution or completion), or an eval --out directory (e.g. of --generate-only)")
     p.add_argument("--generate-only", action="store_true",
                    help="write OUT/<benchmark>/samples.raw.jsonl and stop; score later with --samples OUT")
-    p.add_argument("--n", type=int, default=1, help="samples per task (pass@k for k <= n)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-tokens", type=int, default=768)
-    p.add_argument("--protocol", choices=["auto", "chat", "base"], default="auto",
-                   help="auto: chat if the model has a chat template")
-    p.add_argument("--tasks", help="comma list of task ids to evaluate (a subset)")
-    p.add_argument("--limit", type=int, help="first N tasks of each benchmark")
-    p.add_argument("--data-dir", type=Path, help="folder with HumanEvalPlus-*.jsonl.gz / MbppPlus-*.jsonl.gz")
     p.add_argument("--n-parallel", type=int, default=8, help="llamacpp parallel slots (default 8)")
     p.add_argument("--ctx-per-slot", type=int, default=2048, help="llamacpp context per slot (default 2048)")
     p.add_argument("--batch-size", type=int, default=64, help="hf: sequences per generate batch")
-    p.add_argument("--workers", type=int, help="parallel test processes (default: cores)")
-    p.add_argument("--memory-gb", type=float, default=16, help="address-space cap per test process")
-    p.add_argument("--isolation", choices=["auto", "bwrap", "unshare", "none"], default="auto",
-                   help="how model code is isolated while tested (default: bwrap, else unshare)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", metavar="YAML", help="YAML file with the settings below (an `eval:` section "
+                   "or top-level keys); flags override it")
+    add_model_flags(p.add_argument_group("settings"), EvalSettings)
     p.set_defaults(func=run)
 
 
@@ -78,6 +70,7 @@ def make_backend(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from selfcodealign.config import load_settings, load_yaml
     from selfcodealign.errors import UserError
     from selfcodealign.evaluate.data import default_data_dir, parse_benchmarks
     from selfcodealign.evaluate.runner import EvalSettings, format_line
@@ -86,18 +79,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.out is None:
         raise UserError("give --out DIR")
-    if args.n < 1 or args.max_tokens < 1:
-        raise UserError("--n and --max-tokens must be at least 1")
-    if args.n > 1 and args.temperature == 0:
-        raise UserError("--n > 1 needs --temperature > 0 (greedy samples are all the same)")
     benches = parse_benchmarks(args.benchmarks)
-    s = EvalSettings(
-        n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        protocol=args.protocol, seed=args.seed,
-        tasks=[t.strip() for t in args.tasks.split(",")] if args.tasks else None, limit=args.limit,
-        data_dir=args.data_dir or default_data_dir(), workers=args.workers, memory_gb=args.memory_gb,
-        isolation=args.isolation,
-    )
+    s = load_settings(EvalSettings, file=load_yaml(args.config, "eval") if args.config else None,
+                      flags={k: getattr(args, k) for k in EvalSettings.model_fields}, what="eval setting")
+    if s.data_dir is None:
+        s = s.model_copy(update={"data_dir": default_data_dir()})
     if args.samples is not None and args.generate_only:
         raise UserError("--samples scores samples; --generate-only makes them: give one")
     if args.samples is not None:

@@ -23,9 +23,12 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from selfcodealign.config import changed_keys
 from selfcodealign.errors import UserError
 from selfcodealign.evaluate import protocol
 from selfcodealign.evaluate.data import Benchmark, load_problems
@@ -45,21 +48,32 @@ RAW = "samples.raw.jsonl"
 SANITIZED = "samples.jsonl"
 
 
-@dataclass
-class EvalSettings:
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 0.95
-    max_tokens: int = 768
-    protocol: str = "auto"  # auto | chat | base
+class EvalSettings(BaseModel):
+    """How a model is sampled and scored (``eval``'s flags or a YAML file's ``eval:``
+    section, through ``config.load_settings``); saved in results.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(1, ge=1, description="samples per task (pass@k for k <= n)")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(768, ge=1)
+    protocol: Literal["auto", "chat", "base"] = Field("auto", description="auto: chat if the model has a chat template")
     seed: int = 0
-    tasks: list[str] | None = None
-    limit: int | None = None
-    data_dir: Path | None = None
-    workers: int | None = None
-    memory_gb: float = DEFAULT_MEMORY_GB
-    isolation: str = "auto"
-    extra: dict = field(default_factory=dict)
+    tasks: list[str] | None = Field(None, description="task ids to evaluate (a subset)")
+    limit: int | None = Field(None, ge=1, description="first N tasks of each benchmark")
+    data_dir: Path | None = Field(None, description="folder with HumanEvalPlus-*.jsonl.gz / MbppPlus-*.jsonl.gz "
+                                  "(default: the packaged copies)")
+    workers: int | None = Field(None, ge=1, description="parallel test processes (default: cores)")
+    memory_gb: float = Field(DEFAULT_MEMORY_GB, gt=0, description="address-space cap per test process")
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description="how model code is isolated while tested (auto: bwrap, else unshare)")
+
+    @model_validator(mode="after")
+    def _sampled(self) -> EvalSettings:
+        if self.n > 1 and self.temperature == 0:
+            raise ValueError("n > 1 needs temperature > 0 (greedy samples are all the same)")
+        return self
 
 
 def _select(problems: dict, s: EvalSettings) -> dict:
@@ -136,7 +150,7 @@ def _check_meta(path: Path, meta: dict) -> None:
     """Resuming must not mix samples of different models or settings in one file."""
     if path.exists():
         old = json.loads(path.read_text())
-        diff = [k for k in meta if old.get(k) != meta[k]]
+        diff = changed_keys(old, meta)
         if diff:
             raise UserError(
                 f"{path.parent} holds samples made with other settings ({', '.join(diff)}: "
@@ -240,7 +254,7 @@ def run(
     given_dir = samples_file if samples_file is not None and samples_file.is_dir() else None
     if given_dir is not None and not model_info:
         model_info = _earlier_report(given_dir).get("model")
-    report: dict = {"model": model_info or {}, "settings": _settings_dict(s), "benchmarks": {}}
+    report: dict = {"model": model_info or {}, "settings": s.model_dump(mode="json"), "benchmarks": {}}
     for bench in benchmarks:
         tasks = _tasks_for(bench, s)
         sub = out_dir / bench.dataset
@@ -284,12 +298,6 @@ def _earlier_report(path: Path) -> dict:
 def _is_other(task_id: str, bench: Benchmark) -> bool:
     other = "Mbpp/" if bench.dataset == "humaneval" else "HumanEval/"
     return task_id.startswith(other)
-
-
-def _settings_dict(s: EvalSettings) -> dict:
-    d = {k: v for k, v in s.__dict__.items() if k not in ("data_dir", "extra")}
-    d["data_dir"] = str(s.data_dir) if s.data_dir else None
-    return {**d, **s.extra}
 
 
 def format_line(bench: Benchmark, m: dict) -> str:

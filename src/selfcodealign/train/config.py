@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from selfcodealign.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field
 
 # The paper's full fine-tuning recipe (SelfCodeAlign, section 4 / StarCoder2-Instruct).
 FULL_LR = 1e-5
@@ -81,20 +78,8 @@ class TrainConfig(BaseModel):
 
 
 def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
-    data: dict = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise UserError(f"config file not found: {path}") from None
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: expected a mapping of training settings")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise UserError(f"training setting {where}: {first['msg']}") from None
+    """Defaults -> YAML file (its ``train:`` section, or the whole file) -> flags."""
+    from selfcodealign.config import load_settings, load_yaml
+
+    return load_settings(TrainConfig, file=load_yaml(path, "train") if path else None, flags=overrides,
+                         what="training setting")
