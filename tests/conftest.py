@@ -67,6 +67,15 @@ class RepoData:
         return self.need(self.repo / "data" / "responses-real-sample.jsonl.gz")
 
     @property
+    def old_run(self) -> Path:
+        """tests/data/run-30a7e3d: a run interrupted by an earlier version (see
+        tests/test_resume_old_run.py), with the seeds file it names."""
+        d = self.repo / "tests" / "data" / "run-30a7e3d"
+        self.need(d / "input-seeds.jsonl")
+        self.need(d / "run" / "responses.state.json")
+        return d
+
+    @property
     def humaneval_plus(self) -> Path:
         return self.need(self.eval_dir_path / "HumanEvalPlus-v0.1.10.jsonl.gz")
 

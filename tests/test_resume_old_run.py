@@ -15,7 +15,6 @@ from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.jsonl import read_lines
 from selfcodealign.pipeline import Pipeline
 
-OLD_RUN = Path(__file__).parent / "data" / "run-30a7e3d"
 SETS = ["seeds.source=seeds:input-seeds.jsonl", "prompts.style=completion", "responses.n=3",
         "execute.overlap=true", "execute.workers=2"]
 
@@ -31,8 +30,8 @@ def ids(path: Path) -> list[str]:
     return sorted(o["id"] for _, o in read_lines(path) if o)
 
 
-def test_an_interrupted_run_of_an_earlier_version_resumes_without_loss_or_redo(tmp_path, monkeypatch):
-    shutil.copytree(OLD_RUN, tmp_path / "old")
+def test_an_interrupted_run_of_an_earlier_version_resumes_without_loss_or_redo(tmp_path, monkeypatch, test_data):
+    shutil.copytree(test_data.old_run, tmp_path / "old")
     monkeypatch.chdir(tmp_path / "old")  # the old run names its seeds by a relative path
     old = tmp_path / "old" / "run"
     before = {name: (old / name).read_bytes() for name in ("concepts.jsonl", "instructions.jsonl")}
