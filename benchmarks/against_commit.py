@@ -3,8 +3,10 @@ run, with every figure of its output side by side.
 
     python benchmarks/against_commit.py --rev REV [--rounds 2] -- benchmarks/X.py [ARGS...]
 
-The earlier commit is checked out into a temporary git worktree and run from there (its
-own benchmarks/ and src/ first on the path, the same venv). Rounds alternate which side
+The earlier commit is checked out into a temporary git worktree (or REV is a folder that
+holds its src/ and benchmarks/, e.g. `git archive REV src benchmarks` unpacked where there
+is no git) and run from there (its own benchmarks/ and src/ first on the path, the same
+Python). Rounds alternate which side
 goes first (the VM's speed drifts). Output lines are matched by their shape (the line with
 its numbers blanked); for each number of each matched line it prints both sides' values
 over the rounds and the ratio of their means (this tree / REV), so a figure that moved
@@ -56,8 +58,10 @@ def main() -> None:
     if not cmd:
         ap.error("give the benchmark: -- benchmarks/X.py [ARGS...]")
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(old), a.rev], check=True)
+        given = Path(a.rev).is_dir()
+        old = Path(a.rev).resolve() if given else Path(tmp) / "old"
+        if not given:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(old), a.rev], check=True)
         try:
             seen: dict[str, dict[str, list[list[float]]]] = {"this": defaultdict(list), "rev": defaultdict(list)}
             for r in range(a.rounds):
@@ -68,7 +72,8 @@ def main() -> None:
                     for shape, nums in figures(text).items():
                         seen[side][shape].append(nums)
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
+            if not given:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
     print(f"=== every figure: this tree / {a.rev} (values over {a.rounds} rounds)")
     for shape, runs in seen["this"].items():
         theirs = seen["rev"].get(shape)
