@@ -372,9 +372,9 @@ def in_process_backend(model_dir, slots, prompts, params, add) -> None:
     writing), in this process."""
     import torch
 
-    from selfcodealign.backends.hf_engine import HFEngineBackend
+    from selfcodealign.backends.hf import HFBackend
 
-    backend = HFEngineBackend(str(model_dir), batch_size=slots)
+    backend = HFBackend(str(model_dir), engine="continuous", batch_size=slots)
     _sync()
     t0 = time.perf_counter()
     tokens = cached = n = 0
@@ -400,14 +400,14 @@ def save_and_check(model, tokenizer, path, reqs, report) -> None:
     """Save the bf16 model (later runs load it in seconds instead of dequantising the
     GGUF) and generate from the saved copy through the pipeline's backend class."""
     from selfcodealign.backends.base import SamplingParams
-    from selfcodealign.backends.hf_engine import HFEngineBackend
+    from selfcodealign.backends.hf import HFBackend
 
     t0 = time.perf_counter()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     print(f"saved bf16 model to {path} in {time.perf_counter() - t0:.1f} s", flush=True)
     t0 = time.perf_counter()
-    backend = HFEngineBackend(str(path), batch_size=64)
+    backend = HFBackend(str(path), engine="continuous", batch_size=64)
     load = time.perf_counter() - t0
     params = [SamplingParams(n=2, temperature=0.7, top_p=0.95, max_tokens=384, stop=r.stop, seed=i,
                              prefill=r.prefill) for i, r in enumerate(reqs)]
@@ -416,7 +416,7 @@ def save_and_check(model, tokenizer, path, reqs, report) -> None:
     wall = time.perf_counter() - t0
     report["backend_check"] = {"load_s": load, "wall_s": wall,
                                "completions": [[c.__dict__ for c in cs] for cs in out]}
-    print(f"HFEngineBackend from {path}: load {load:.1f} s, {len(reqs)} prompts x 2 in {wall:.1f} s")
+    print(f"HFBackend (continuous engine) from {path}: load {load:.1f} s, {len(reqs)} prompts x 2 in {wall:.1f} s")
     for cs in out[:2]:
         for c in cs:
             print(f"--- {c.finish_reason} {c.completion_tokens} tokens\n{c.text}")

@@ -40,11 +40,9 @@ def make_backend(cfg: "BackendConfig", *, verbose: bool = False) -> Backend:
             retries=cfg.retries,
         )
     if cfg.kind == "hf":
-        # Our continuous-batching engine (CUDA graphs on GPU); it hands architectures it
-        # does not implement to the plain transformers backend.
-        from selfcodealign.backends.hf_engine import HFEngineBackend
+        from selfcodealign.backends.hf import HFBackend
 
-        return HFEngineBackend.from_config(cfg)
+        return HFBackend(cfg.model, engine=cfg.engine, batch_size=cfg.batch_size)
     if cfg.kind == "vllm":
         from selfcodealign.backends.vllm_offline import VLLMBackend  # type: ignore[import-not-found]
 

@@ -8,6 +8,7 @@ travel per request so each one can carry its own seed.
 from __future__ import annotations
 
 import abc
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -122,8 +123,14 @@ class GenerationStats:
         self.errors += c.finish_reason == "error"
 
 
+# One sample to draw: (prompt index, sample index i, its request); the sample is drawn with
+# seed ``request.seed + i`` and the request's ``n`` is not used.
+Job = tuple[int, int, SamplingParams]
+
+
 class Backend(abc.ABC):
-    """Subclasses implement ``_generate_one``; batching/concurrency is theirs to choose."""
+    """Subclasses implement ``_run`` (batching/concurrency is theirs to choose), or
+    ``iter_generate`` itself (scripted test backends)."""
 
     name: str = "base"
 
@@ -150,11 +157,39 @@ class Backend(abc.ABC):
     def has_chat_template(self) -> bool:
         return True
 
-    @abc.abstractmethod
+    def _run(self, prompts: Sequence[Prompt], jobs: deque[Job]) -> Iterator[tuple[Job, Completion]]:
+        """Take the jobs from ``jobs`` and yield each with its completion (whose text starts
+        with the job's prefill) as it ends, in any order. Jobs the caller adds while this
+        runs (at the head, after a yield) must be run too before it returns."""
+        raise NotImplementedError
+
     def iter_generate(
         self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
     ) -> Iterator[tuple[int, list[Completion]]]:
-        """Yield ``(prompt_index, completions)`` as each prompt finishes (any order)."""
+        """Yield ``(prompt_index, completions)`` as each prompt finishes (any order).
+
+        Each sample is a job of its own with seed ``seed + i``, so sample ``i`` of a prompt
+        is the same whether or not the run was resumed and whatever else shares its batch.
+        SamplingParams.require is honoured here, for every backend: a sample that needs it
+        is continued once, as a job with ``continuation_params`` put at the head of the
+        running ``_run``'s queue, and the two parts are merged."""
+        jobs: deque[Job] = deque((i, s, sp) for i, sp in enumerate(params) for s in range(sp.n))
+        out = {i: [None] * sp.n for i, sp in enumerate(params)}
+        left = [sp.n for sp in params]
+        yield from ((i, []) for i, n in enumerate(left) if n == 0)
+        first: dict[tuple[int, int], Completion] = {}
+        for (i, s, sp), c in self._run(prompts, jobs):
+            self.stats.add(c)
+            if (i, s) in first:
+                c = merge_continuation(first.pop((i, s)), c)
+            elif needs_continuation(c, sp):
+                first[i, s] = c
+                jobs.appendleft((i, s, continuation_params(c, sp)))
+                continue
+            out[i][s] = c
+            left[i] -= 1
+            if left[i] == 0:
+                yield i, out.pop(i)  # type: ignore[misc]
 
     def generate(
         self,
@@ -174,34 +209,6 @@ class Backend(abc.ABC):
                 on_done(i, comps)
         return [c if c is not None else [] for c in out]
 
-    def _continued(
-        self,
-        first_pass: Callable[[Sequence[Prompt], Sequence[SamplingParams]], Iterator[tuple[int, list[Completion]]]],
-        prompts: Sequence[Prompt],
-        params: Sequence[SamplingParams],
-    ) -> Iterator[tuple[int, list[Completion]]]:
-        """``first_pass`` (a batch backend's generation) with SamplingParams.require
-        honoured: prompts whose samples all came out whole are yielded at once; the
-        samples to continue go through ``first_pass`` again, one request each with the
-        sample's own seed, and their prompts are yielded after that second pass."""
-        held: dict[int, list[Completion]] = {}
-        for i, comps in first_pass(prompts, params):
-            if any(needs_continuation(c, params[i]) for c in comps):
-                held[i] = comps
-            else:
-                yield i, comps
-        if not held:
-            return
-        jobs = [(i, s) for i, comps in held.items() for s, c in enumerate(comps)
-                if needs_continuation(c, params[i])]
-        more_params = [replace(continuation_params(held[i][s], params[i]), n=1, seed=params[i].seed + s)
-                       for i, s in jobs]
-        for k, comps in first_pass([prompts[i] for i, _ in jobs], more_params):
-            i, s = jobs[k]
-            if comps:
-                held[i][s] = merge_continuation(held[i][s], comps[0])
-        yield from held.items()
-
     def close(self) -> None:
         pass
 
@@ -214,8 +221,7 @@ class Backend(abc.ABC):
 
 class ThreadedBackend(Backend):
     """A backend whose engine takes one request at a time per thread (an in-process
-    server or an HTTP endpoint). Each sample is its own request with seed ``seed + i``,
-    so sample ``i`` of a prompt is the same whether or not the run was resumed."""
+    server or an HTTP endpoint): each job is one ``_request``."""
 
     concurrency: int = 1
 
@@ -225,49 +231,22 @@ class ThreadedBackend(Backend):
 
     @abc.abstractmethod
     def _request(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
-        """One request, one completion; raise BackendError if the engine is gone."""
+        """One request, one completion (seed ``sp.seed + sample``); raise BackendError if
+        the engine is gone."""
 
-    def _sample(self, prompt: Prompt, sp: SamplingParams, sample: int) -> Completion:
-        comp = self._request(prompt, sp, sample)
-        if not needs_continuation(comp, sp):
-            return comp
-        return merge_continuation(comp, self._request(prompt, continuation_params(comp, sp), sample))
-
-    def iter_generate(
-        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
-    ) -> Iterator[tuple[int, list[Completion]]]:
+    def _run(self, prompts: Sequence[Prompt], jobs: deque[Job]) -> Iterator[tuple[Job, Completion]]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
-        jobs = iter([(i, s) for i in range(len(prompts)) for s in range(params[i].n)])
-        remaining = {i: params[i].n for i in range(len(prompts))}
-        results: dict[int, list[Completion | None]] = {i: [None] * params[i].n for i in remaining}
-        for i, n in remaining.items():
-            if n == 0:
-                yield i, []
         inflight: dict = {}
-
-        def fill() -> None:
-            # At most 2x concurrency requests are queued: a Ctrl-C abandons little work.
-            while len(inflight) < 2 * self.concurrency:
-                try:
-                    i, s = next(jobs)
-                except StopIteration:
-                    return
-                inflight[self._pool.submit(self._sample, prompts[i], params[i], s)] = (i, s)
-
-        fill()
         try:
-            while inflight:
+            while jobs or inflight:
+                # At most 2x concurrency requests are queued: a Ctrl-C abandons little work.
+                while jobs and len(inflight) < 2 * self.concurrency:
+                    i, s, sp = job = jobs.popleft()
+                    inflight[self._pool.submit(self._request, prompts[i], sp, s)] = job
                 done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    i, s = inflight.pop(fut)
-                    comp = fut.result()
-                    self.stats.add(comp)
-                    results[i][s] = comp
-                    remaining[i] -= 1
-                    if remaining[i] == 0:
-                        yield i, [c for c in results.pop(i) if c is not None]
-                fill()
+                    yield inflight.pop(fut), fut.result()
         finally:
             for fut in inflight:
                 fut.cancel()

@@ -10,6 +10,7 @@ a prefill simply continues the rendered text.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from selfcodealign.backends.base import (
     Backend,
     BackendError,
     Completion,
+    Job,
     Prompt,
     SamplingParams,
 )
@@ -95,59 +97,33 @@ class VLLMBackend(Backend):
             stop=list(sp.stop) or None, seed=(sp.seed + sample) % (2**31 - 1),
         )
 
-    def iter_generate(
-        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
-    ) -> Iterator[tuple[int, list[Completion]]]:
-        return self._continued(self._first_pass, prompts, params)
-
-    def _first_pass(
-        self, prompts: Sequence[Prompt], params: Sequence[SamplingParams]
-    ) -> Iterator[tuple[int, list[Completion]]]:
-        # Batches hold whole prompts (all their samples), so a prompt is yielded as soon
-        # as its batch returns.
-        batch: list[int] = []
-        size = 0
-        for i in range(len(prompts)):
-            if params[i].n == 0:
-                yield i, []
-                continue
-            batch.append(i)
-            size += params[i].n
-            if size >= self.batch_size:
-                yield from self._run(batch, prompts, params)
-                batch, size = [], 0
-        if batch:
-            yield from self._run(batch, prompts, params)
-
-    def _run(self, batch: list[int], prompts, params) -> Iterator[tuple[int, list[Completion]]]:
-        reqs = [(i, s) for i in batch for s in range(params[i].n)]
-        texts = {i: self.render(prompts[i], params[i]) for i in batch}
-        # Token ids, not text: the rendered chat template already holds any special
-        # tokens, and vLLM would add a BOS to a text prompt (as the hf backend does not).
-        ids = {i: self.tokenizer.encode(t, add_special_tokens=False) for i, t in texts.items()}
-        outs = self.llm.generate(
-            [{"prompt_token_ids": ids[i]} for i, _ in reqs],
-            [self._params(params[i], s) for i, s in reqs],
-            use_tqdm=False,
-        )
-        done: dict[int, list[Completion]] = {i: [] for i in batch}
-        for (i, _), out in zip(reqs, outs):
-            done[i].append(self._completion(out, params[i]))
-        for i in batch:
-            yield i, done[i]
+    def _run(self, prompts: Sequence[Prompt], jobs: deque[Job]) -> Iterator[tuple[Job, Completion]]:
+        # Batches of up to batch_size samples, continuations queued meanwhile in the next.
+        while jobs:
+            batch = [jobs.popleft() for _ in range(min(len(jobs), self.batch_size))]
+            # Token ids, not text: the rendered chat template already holds any special
+            # tokens, and vLLM would add a BOS to a text prompt (as the hf backend does not).
+            uniq = {(i, sp.prefill): sp for i, _, sp in batch}
+            ids = {k: self.tokenizer.encode(self.render(prompts[k[0]], sp), add_special_tokens=False)
+                   for k, sp in uniq.items()}
+            outs = self.llm.generate(
+                [{"prompt_token_ids": ids[i, sp.prefill]} for i, _, sp in batch],
+                [self._params(sp, s) for _, s, sp in batch],
+                use_tqdm=False,
+            )
+            for job, out in zip(batch, outs):
+                yield job, self._completion(out, job[2])
 
     def _completion(self, out, sp: SamplingParams) -> Completion:
         o = out.outputs[0]
         reason = o.finish_reason if o.finish_reason in ("stop", "length") else "stop"
-        c = Completion(
+        return Completion(
             text=sp.prefill + o.text,
             finish_reason=reason,
             prompt_tokens=len(out.prompt_token_ids or []),
             completion_tokens=len(o.token_ids),
             cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
         )
-        self.stats.add(c)
-        return c
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

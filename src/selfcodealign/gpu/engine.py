@@ -32,7 +32,7 @@ from typing import Any
 
 from selfcodealign.gpu.model import Runner, on_device
 from selfcodealign.gpu.prefix import PrefixIndex
-from selfcodealign.gpu.sampling import sample
+from selfcodealign.gpu.sampling import fold_seed, sample
 from selfcodealign.gpu.stops import cut_at_stop, find_end, scan_eos, window_start
 
 log = logging.getLogger("selfcodealign.gpu")
@@ -376,7 +376,7 @@ class Engine:
             log.warning("prompt of %d tokens does not fit a %d-token slot", len(r.prompt_ids), self.max_len)
             return Result(r.tag, "", (), "error", len(r.prompt_ids), 0)
         budget = min(r.max_tokens, self.max_len - len(r.prompt_ids))
-        item = (i, replace(r, max_tokens=budget, seed=_fold_seed(r.seed)))
+        item = (i, replace(r, max_tokens=budget, seed=fold_seed(r.seed)))
         queue.appendleft(item) if front else queue.append(item)
         return None
 
@@ -495,12 +495,3 @@ class Engine:
         for a, b in moves:
             active[b] = active.pop(a)
 
-
-def _fold_seed(seed: int) -> int:
-    """Any Python int to the 31 bits the sampler hashes, every bit of the seed counting."""
-    seed = int(seed)
-    folded = 0
-    while seed not in (0, -1):
-        folded ^= seed & 0x7FFFFFFF
-        seed >>= 31
-    return folded ^ (0x5BD1E995 if seed == -1 else 0)

@@ -10,8 +10,8 @@ fixed shapes, which is what lets a CUDA graph replay it. Attention (``gpu.attent
 packs prompts without padding and reads only the cache positions each slot has.
 
 Supported: the Llama family layout (Llama, Qwen2, Qwen3, Mistral without a sliding
-window). Other architectures are refused by ``unsupported_reason`` so the caller can fall
-back to plain ``generate``.
+window). Other architectures are refused by ``unsupported_reason``; the hf backend runs
+them with its ``generate`` engine.
 """
 
 from __future__ import annotations

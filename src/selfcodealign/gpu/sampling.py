@@ -24,6 +24,16 @@ def _mix32(x):
     return x ^ (x >> 16)
 
 
+def fold_seed(seed: int) -> int:
+    """Any Python int to the 31 bits the sampler hashes, every bit of the seed counting."""
+    seed = int(seed)
+    folded = 0
+    while seed not in (0, -1):
+        folded ^= seed & 0x7FFFFFFF
+        seed >>= 31
+    return folded ^ (0x5BD1E995 if seed == -1 else 0)
+
+
 def uniform(seed, counter, width: int):
     """Uniform floats in (0, 1), shape [rows, width], from int64 ``seed`` and ``counter`` [rows]."""
     import torch
