@@ -220,13 +220,11 @@ def tiny_qwen2(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("backend", ["hf", "hf_engine"])
-def test_hf_backends_record_the_directory_hash(tiny_qwen2, backend):
-    if backend == "hf":
-        from selfcodealign.backends.hf import HFBackend as cls
-    else:
-        from selfcodealign.backends.hf_engine import HFEngineBackend as cls
-    with cls(str(tiny_qwen2), device="cpu") as b:
+@pytest.mark.parametrize("engine", ["generate", "continuous"])
+def test_hf_backend_records_the_directory_hash(tiny_qwen2, engine):
+    from selfcodealign.backends.hf import HFBackend
+
+    with HFBackend(str(tiny_qwen2), engine=engine, device="cpu") as b:
         assert b.model_sha256 == mh.dir_sha256(tiny_qwen2) and b.model_sha256_note is None
         out = b.generate(["def add"], SamplingParams(max_tokens=3))
         assert out[0][0].finish_reason in ("stop", "length")
