@@ -30,7 +30,8 @@ NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 
 
 def run_side(tree: Path, script: str, args: list[str]) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree / "benchmarks")])}
+    path = [str(tree / "src"), str(tree / "benchmarks"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     done = subprocess.run([sys.executable, str(tree / script), *args], check=False, cwd=tree, env=env,
                           capture_output=True, text=True)
     if done.returncode:
