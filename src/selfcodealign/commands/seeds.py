@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output JSONL of seeds")
     p.add_argument("--config", type=Path, help="YAML file with these settings (a `seeds:` section or top-level keys)")
     p.add_argument("--funnel", type=Path, help="also write the funnel (counts per filter) to this JSON file")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_flags(p, SeedsConfig)
     p.set_defaults(func=run)
 
@@ -57,22 +58,13 @@ def run(args) -> int:
     cfg = _load_config(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     backend = _backend_for_judge() if cfg.judge else None
-    try:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    from selfcodealign.progress import StageProgress
 
-        label = "seeds" if cfg.max_seeds else "files"
-        with Progress(TextColumn(f"mining {label}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), transient=True, console=None) as bar:
-            task = bar.add_task("mine", total=None)
-            funnel = mine(cfg, args.out, backend=backend,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bar = StageProgress("seeds", total=cfg.max_seeds, quiet=args.quiet)
+    try:
+        funnel = mine(cfg, args.out, backend=backend, progress=bar.update_total)
     finally:
+        bar.close()
         if backend is not None:
             backend.close()
     text = json.dumps(funnel, indent=2)
