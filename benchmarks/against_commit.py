@@ -29,10 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 
 
-def run_side(tree: Path, script: str, args: list[str]) -> str:
-    path = [str(tree / "src"), str(tree / "benchmarks"), os.environ.get("PYTHONPATH", "")]
+def run_side(tree: Path, script: str, args: list[str], script_tree: Path | None = None) -> str:
+    script_tree = script_tree or tree
+    path = [str(tree / "src"), str(script_tree / "benchmarks"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    done = subprocess.run([sys.executable, str(tree / script), *args], check=False, cwd=tree, env=env,
+    done = subprocess.run([sys.executable, str(script_tree / script), *args], check=False, cwd=tree, env=env,
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{script} failed in {tree} ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -53,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the earlier commit")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--same-script", action="store_true",
+                    help="run this tree's benchmark script on both sides (REV's own may be older or broken)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- benchmarks/X.py [ARGS...]")
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
@@ -68,7 +71,7 @@ def main() -> None:
             for r in range(a.rounds):
                 order = [("this", REPO), ("rev", old)] if r % 2 == 0 else [("rev", old), ("this", REPO)]
                 for side, tree in order:
-                    text = run_side(tree, cmd[0], cmd[1:])
+                    text = run_side(tree, cmd[0], cmd[1:], REPO if a.same_script else None)
                     print(f"--- round {r + 1}, {side}:\n{text.strip()}\n", flush=True)
                     for shape, nums in figures(text).items():
                         seen[side][shape].append(nums)

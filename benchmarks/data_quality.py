@@ -84,8 +84,9 @@ def main() -> int:
     verify_s = time.perf_counter() - t0
 
     plain_cfg = cfg.select.model_copy(update={"by_agreement": False})
-    plain, _, _ = select(executed, plain_cfg, ex_stage.counts_as_pass)
-    new, _, stats = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
+    plain = select(executed, plain_cfg, ex_stage.counts_as_pass).examples
+    chosen = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
+    new, stats = chosen.examples, chosen.stats
     passing = sum(ex_stage.counts_as_pass(e) for e in executed)
     print(f"{args.inp.name}: {len(executed)} responses to {len(group_by_instruction(executed))} "
           f"instructions, re-executed: {passing} pass with meaningful tests")
