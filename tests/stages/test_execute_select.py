@@ -75,6 +75,19 @@ def test_execute_then_select_via_cli(tmp_path):
     drops = [json.loads(x) for x in (tmp_path / "dataset.drops.jsonl").read_text().splitlines()]
     assert [(d["input_id"], d["reason"]) for d in drops] == [("insB", "no_passing_response")]
 
+    # verify, then select by its checks: every passing response checked, each kept example
+    # carries its quality figures.
+    verified = tmp_path / "verified.jsonl"
+    res = run("verify", "--in", str(executed), "--out", str(verified))
+    assert res.returncode == 0, res.stderr
+    checks = [json.loads(x) for x in verified.read_text().splitlines()]
+    assert {c["parent_id"] for c in checks} == {e.id for e in got.values() if ExecuteStage(ExecuteConfig()).counts_as_pass(e)}
+    res = run("select", "--in", str(executed), "--verified", str(verified), "--out", str(tmp_path / "v.jsonl"),
+              "--set", "select.sanitize=false")
+    assert res.returncode == 0, res.stderr
+    kept = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert kept and all(k["quality"]["mutation_score"] is not None for k in kept)
+
 
 def test_select_is_deterministic_and_order_free(tmp_path):
     stage = ExecuteStage(ExecuteConfig())
