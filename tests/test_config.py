@@ -71,6 +71,7 @@ def test_train_seeds_and_eval_settings_load_the_same_way(tmp_path):
     assert (t.lr, t.epochs, t.method) == (0.001, 3, "full")
     s = load_settings(SeedsConfig, file=load_yaml(y, "seeds"), flags={"dedup": False})
     assert (s.max_seeds, s.dedup, s.typecheck) == (5, False, True)
+    assert build_config(yaml_path=y).seeds.max_seeds == 5  # one file for every command
     e = load_settings(EvalSettings, file=load_yaml(y, "eval"), flags={"seed": 7})
     assert (e.n, e.temperature, e.seed, e.max_tokens) == (4, 0.8, 7, 768)
     with pytest.raises(UserError, match="unknown eval setting key: nn"):

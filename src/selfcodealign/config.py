@@ -299,6 +299,8 @@ def build_config(
     """A run's config: defaults -> preset (--preset, else the file's ``preset:``) -> YAML ->
     flags -> --set."""
     file = load_yaml(yaml_path) if yaml_path else {}
+    for other in ("train", "eval"):  # one file may hold every command's settings
+        file.pop(other, None)
     in_file = file.pop("preset", None)
     name = preset or in_file
     if name is not None and name not in PRESETS:
