@@ -56,11 +56,12 @@ class StageProgress:
         if self._progress is not None:
             self._progress.update(self._task, completed=done, total=total, **self._fields())
 
-    def close(self) -> None:
+    def close(self, summary: bool = True) -> None:
+        """``summary=False``: the work failed, and its error is the one line to show."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        if not self.quiet and not console.is_terminal:
+        if summary and not self.quiet and not console.is_terminal:
             # Logs and CI get one line per stage instead of a live bar.
             f = self._fields()
             extra = " ".join(v for v in f.values() if v)

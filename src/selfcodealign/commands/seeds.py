@@ -63,10 +63,13 @@ def run(args) -> int:
     bar = StageProgress("seeds", total=cfg.max_seeds, quiet=args.quiet)
     try:
         funnel = mine(cfg, args.out, backend=backend, progress=bar.update_total)
+    except BaseException:
+        bar.close(summary=False)
+        raise
     finally:
-        bar.close()
         if backend is not None:
             backend.close()
+    bar.close()
     text = json.dumps(funnel, indent=2)
     if args.funnel:
         args.funnel.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,10 @@ class SeedsStage(WholeStage):
         try:
             funnel = mine(cfg, files.out, progress=bar.update_total,
                           backend=self.env.executor.backend if cfg.judge and self.env else None)
-        finally:
-            bar.close()
+        except BaseException:
+            bar.close(summary=False)
+            raise
+        bar.close()
         files.save_state({"config": self.key, "complete": True, "funnel": funnel})
 
     @classmethod
