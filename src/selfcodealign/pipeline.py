@@ -292,9 +292,7 @@ class Pipeline:
 
     def _check(self, spec: StageSpec) -> None:
         """--force on a changed stage redoes it and every stage after it."""
-        if getattr(spec.cls, "keeps_output", True) and check_config(
-                self.files(spec.name), spec.name, spec.cls.settings(self.cfg), self.force,
-                spec.cls.settings(RunConfig())):
+        if settings_changed(spec, self.cfg, self.files(spec.name), self.force):
             for later in STAGES[STAGES.index(spec):]:
                 self.files(later.name).remove()
 
@@ -317,7 +315,7 @@ class Pipeline:
         # Inputs committed by an earlier, interrupted run come first.
         fed_by.recover(lambda o: o["parent_id"])
         committed = list(read_records(fed_by.out, stage.input_type)) if fed_by.out.exists() else []
-        return Follower(stage, files, env.executor, committed, spec.cls.settings(RunConfig()))
+        return Follower(stage, files, env.executor, committed, spec.defaults)
 
 
 def run_stage(spec: StageSpec, cfg: RunConfig, env: StageEnv, upstream: dict[str, Any],
@@ -336,7 +334,7 @@ def run_stage(spec: StageSpec, cfg: RunConfig, env: StageEnv, upstream: dict[str
     try:
         run_generation_or_execution(stage, inputs, files, env.executor, force=force, quiet=quiet,
                                     on_commit=follow.put if follow else None,
-                                    defaults=spec.cls.settings(RunConfig()))
+                                    defaults=spec.defaults)
     except BaseException:
         if follow is not None:
             follow.stop()
@@ -346,7 +344,13 @@ def run_stage(spec: StageSpec, cfg: RunConfig, env: StageEnv, upstream: dict[str
 
 
 def is_complete(spec: StageSpec, files: StageFiles) -> bool:
-    return getattr(spec.cls, "keeps_output", True) and bool((files.state() or {}).get("complete"))
+    return spec.cls.keeps_output and bool((files.state() or {}).get("complete"))
+
+
+def settings_changed(spec: StageSpec, cfg: RunConfig, files: StageFiles, force: bool) -> bool:
+    """True if the stage's kept output was made with other settings and must be redone
+    (``--force``); without ``force`` a change is refused by name (``check_config``)."""
+    return spec.cls.keeps_output and check_config(files, spec.name, spec.cls.settings(cfg), force, spec.defaults)
 
 
 def funnel_line(summary: dict[str, Any]) -> dict[str, int]:

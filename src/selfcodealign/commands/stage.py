@@ -55,10 +55,9 @@ def register_stage(sub, spec) -> None:
 
 
 def run_stage_command(spec, args) -> int:
-    from selfcodealign.config import RunConfig
     from selfcodealign.jsonl import read_records
     from selfcodealign.ledger import StageFiles
-    from selfcodealign.pipeline import check_config, run_stage
+    from selfcodealign.pipeline import run_stage, settings_changed
     from selfcodealign.stages import BY_NAME
     from selfcodealign.stages.base import StageEnv
 
@@ -73,8 +72,7 @@ def run_stage_command(spec, args) -> int:
         path = getattr(args, f"with_{name}")
         upstream[name] = list(read_records(Path(path), BY_NAME[name].cls.output_type)) if path else None
     files = StageFiles(out)
-    if getattr(spec.cls, "keeps_output", True) and check_config(
-            files, spec.name, spec.cls.settings(cfg), args.force, spec.cls.settings(RunConfig())):
+    if settings_changed(spec, cfg, files, args.force):
         files.remove()
     env = StageEnv(cfg, lambda: local_executor(cfg, args.verbose))
     try:

@@ -26,6 +26,14 @@ class StageSpec:
     def name(self) -> str:
         return self.cls.name
 
+    @property
+    def defaults(self) -> dict:
+        """Its settings under a default config: a setting newer than an output counts as
+        unchanged while it keeps its default (``config.changed_keys``)."""
+        from selfcodealign.config import RunConfig
+
+        return self.cls.settings(RunConfig())
+
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(SeedsStage, "seeds.jsonl", "mine seed functions (with docstrings, filtered) from a corpus"),

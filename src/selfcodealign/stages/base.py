@@ -48,6 +48,9 @@ class Stage(abc.ABC):
     takes_limit: ClassVar[bool] = True
     # The stage whose commits may feed this one while it runs (execution following generation).
     follows: ClassVar[str | None] = None
+    # False: redone on every run (it takes seconds), rather than kept once complete; its
+    # settings are then not checked against the saved ones.
+    keeps_output: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod
@@ -89,9 +92,6 @@ class Stage(abc.ABC):
 
 class WholeStage(Stage):
     """A stage that writes its output whole, not input by input through a ledger."""
-
-    # False: redone on every run (it takes seconds), rather than kept once complete.
-    keeps_output: ClassVar[bool] = True
 
     @abc.abstractmethod
     def write(self, inputs: Any, files: StageFiles, quiet: bool) -> None:
