@@ -53,23 +53,16 @@ def _backend_for_judge():
 def run(args) -> int:
     import logging
 
-    from selfcodealign.seeds import mine
+    from selfcodealign.stages.seeds import mine_with_progress
 
     cfg = _load_config(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     backend = _backend_for_judge() if cfg.judge else None
-    from selfcodealign.progress import StageProgress
-
-    bar = StageProgress("seeds", total=cfg.max_seeds, quiet=args.quiet)
     try:
-        funnel = mine(cfg, args.out, backend=backend, progress=bar.update_total)
-    except BaseException:
-        bar.close(summary=False)
-        raise
+        funnel = mine_with_progress(cfg, args.out, args.quiet, backend=backend)
     finally:
         if backend is not None:
             backend.close()
-    bar.close()
     text = json.dumps(funnel, indent=2)
     if args.funnel:
         args.funnel.parent.mkdir(parents=True, exist_ok=True)

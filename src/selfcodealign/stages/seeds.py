@@ -32,19 +32,10 @@ class SeedsStage(WholeStage):
         return None
 
     def write(self, inputs, files, quiet: bool) -> None:
-        from selfcodealign.progress import StageProgress
-        from selfcodealign.seeds import mine
-
         cfg = self.run_cfg.seeds
         files.save_state({"config": self.key, "complete": False})
-        bar = StageProgress("seeds", total=cfg.max_seeds, quiet=quiet)
-        try:
-            funnel = mine(cfg, files.out, progress=bar.update_total,
-                          backend=self.env.executor.backend if cfg.judge and self.env else None)
-        except BaseException:
-            bar.close(summary=False)
-            raise
-        bar.close()
+        funnel = mine_with_progress(cfg, files.out, quiet,
+                                    backend=self.env.executor.backend if cfg.judge and self.env else None)
         files.save_state({"config": self.key, "complete": True, "funnel": funnel})
 
     @classmethod
@@ -69,3 +60,19 @@ class SeedsStage(WholeStage):
         with open(files.out, "rb") as f:
             mined = sum(1 for line in f if line.strip())
         return {"out": len(outputs), "mined": mined, "funnel": (files.state() or {}).get("funnel", {})}
+
+
+def mine_with_progress(cfg, out, quiet: bool, backend=None) -> dict[str, Any]:
+    """``seeds.mine`` under the stages' progress bar (the seeds stage and command); a
+    failure shows only its own one-line error, no progress line before it."""
+    from selfcodealign.progress import StageProgress
+    from selfcodealign.seeds import mine
+
+    bar = StageProgress("seeds", total=cfg.max_seeds, quiet=quiet)
+    try:
+        funnel = mine(cfg, out, progress=bar.update_total, backend=backend)
+    except BaseException:
+        bar.close(summary=False)
+        raise
+    bar.close()
+    return funnel
