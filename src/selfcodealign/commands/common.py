@@ -27,13 +27,11 @@ def _kind(annotation) -> tuple[type, bool]:
     return annotation, False
 
 
-def add_model_flags(p: argparse.ArgumentParser, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+def add_model_flags(p: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     """A flag per field of a settings model (``max_tokens`` -> ``--max-tokens``; lists are
     comma-separated), each None unless given, so that flags override a config file only
-    where given (``config.load_settings``). Returns the field names."""
-    names = [n for n in model.model_fields if n not in skip]
-    for name in names:
-        field = model.model_fields[name]
+    where given (``config.load_settings``)."""
+    for name, field in model.model_fields.items():
         kind, is_list = _kind(field.annotation)
         default = field.get_default(call_default_factory=True)
         help_text = field.description or ""
@@ -48,7 +46,6 @@ def add_model_flags(p: argparse.ArgumentParser, model: type[BaseModel], skip: tu
         else:
             p.add_argument(_flag(name), dest=name, default=None, type=kind if kind in (int, float) else str,
                            metavar=name.upper(), help=help_text)
-    return names
 
 
 def _describe(model: type[BaseModel], prefix: str = "") -> list[str]:
