@@ -34,7 +34,6 @@ from selfcodealign.backends.base import (
     Completion,
     Job,
     Prompt,
-    SamplingParams,
 )
 
 log = logging.getLogger(__name__)
@@ -120,19 +119,14 @@ class HFBackend(Backend):
                 ids.update(src)
         return sorted(ids)
 
-    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.models.chat import render_prompt
-
-        if isinstance(prompt, str):
-            return prompt + sp.prefill
-        return render_prompt(self.tokenizer, prompt, sp.prefill)
-
     def _token_ids(self, prompts: Sequence[Prompt], jobs: list[Job]) -> list[tuple[int, ...]]:
         """Each job's rendered prompt (prefill included) as token ids, each one tokenized once."""
+        from selfcodealign.models.chat import render_prompt
+
         ids: dict[tuple[int, str], tuple[int, ...]] = {}
         for i, _, sp in jobs:
             if (i, sp.prefill) not in ids:
-                text = self.render(prompts[i], sp)
+                text = render_prompt(self.tokenizer, prompts[i], sp.prefill)
                 ids[i, sp.prefill] = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return [ids[i, sp.prefill] for i, _, sp in jobs]
 

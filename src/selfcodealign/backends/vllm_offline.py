@@ -84,13 +84,6 @@ class VLLMBackend(Backend):
 
         return has_chat_template(self.tokenizer)
 
-    def render(self, prompt: Prompt, sp: SamplingParams) -> str:
-        from selfcodealign.models.chat import render_prompt
-
-        if isinstance(prompt, str):
-            return prompt + sp.prefill
-        return render_prompt(self.tokenizer, prompt, sp.prefill)
-
     def _params(self, sp: SamplingParams, sample: int):
         return self._vllm_sp(
             n=1, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens,
@@ -98,14 +91,16 @@ class VLLMBackend(Backend):
         )
 
     def _run(self, prompts: Sequence[Prompt], jobs: deque[Job]) -> Iterator[tuple[Job, Completion]]:
+        from selfcodealign.models.chat import render_prompt
+
         # Batches of up to batch_size samples, continuations queued meanwhile in the next.
         while jobs:
             batch = [jobs.popleft() for _ in range(min(len(jobs), self.batch_size))]
             # Token ids, not text: the rendered chat template already holds any special
             # tokens, and vLLM would add a BOS to a text prompt (as the hf backend does not).
-            uniq = {(i, sp.prefill): sp for i, _, sp in batch}
-            ids = {k: self.tokenizer.encode(self.render(prompts[k[0]], sp), add_special_tokens=False)
-                   for k, sp in uniq.items()}
+            ids = {(i, p): self.tokenizer.encode(render_prompt(self.tokenizer, prompts[i], p),
+                                                 add_special_tokens=False)
+                   for i, p in {(i, sp.prefill) for i, _, sp in batch}}
             outs = self.llm.generate(
                 [{"prompt_token_ids": ids[i, sp.prefill]} for i, _, sp in batch],
                 [self._params(sp, s) for _, s, sp in batch],

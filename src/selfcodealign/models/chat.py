@@ -23,9 +23,12 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def render_prompt(tokenizer, messages: Sequence[dict], prefill: str = "") -> str:
+def render_prompt(tokenizer, messages: Sequence[dict] | str, prefill: str = "") -> str:
     """The text a model sees before its reply: every message but the reply, then the
-    start of the assistant turn, then ``prefill`` (the reply's forced opening)."""
+    start of the assistant turn, then ``prefill`` (the reply's forced opening). A prompt
+    given as text (completion style) is taken as it is, then ``prefill``."""
+    if isinstance(messages, str):
+        return messages + prefill
     if not messages or messages[-1]["role"] == "assistant":
         raise ValueError("a prompt must end with a user message")
     if has_chat_template(tokenizer):
