@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+# The sandbox server's own /proc walk (standard library only, importable here).
+from selfcodealign.sandbox.fork_server import children_by_parent
+
 
 def rss_kib(pid: int | str = "self") -> int:
     """Resident memory of a process in KiB; 0 once it is gone."""
@@ -15,22 +18,6 @@ def rss_kib(pid: int | str = "self") -> int:
     except OSError:
         pass
     return 0
-
-
-def children_by_parent() -> dict[int, list[int]]:
-    """Every process's direct children, from one pass over /proc."""
-    tree: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        ppid = int(data[data.rindex(b")") + 2 :].split()[1])
-        tree.setdefault(ppid, []).append(int(name))
-    return tree
 
 
 def tree_cpu_seconds() -> float:

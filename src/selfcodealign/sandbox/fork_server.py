@@ -270,7 +270,9 @@ def _status_bytes(*keys):
 
 
 
-def _descendants(root_pid):
+def children_by_parent():
+    """Every process's direct children, from one pass over /proc (the benchmarks' process
+    figures use it too)."""
     children = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -282,6 +284,11 @@ def _descendants(root_pid):
             continue
         ppid = int(data[data.rindex(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _descendants(root_pid):
+    children = children_by_parent()
     out, stack = [], [root_pid]
     while stack:
         for c in children.get(stack.pop(), ()):
