@@ -67,6 +67,17 @@ class RepoData:
         return self.need(self.repo / "data" / "responses-real-sample.jsonl.gz")
 
     @property
+    def labels(self) -> Path:
+        """data/labels/responses-labelled.jsonl: labelled responses (docs/labelling.md)."""
+        return self.need(self.repo / "data" / "labels" / "responses-labelled.jsonl")
+
+    @property
+    def mbpp_responses(self) -> Path:
+        """data/labels/mbpp-responses-cpu.jsonl.gz: MBPP+ tasks posed as instructions,
+        answered by the embedded model and executed."""
+        return self.need(self.repo / "data" / "labels" / "mbpp-responses-cpu.jsonl.gz")
+
+    @property
     def old_run(self) -> Path:
         """tests/data/run-30a7e3d: a run interrupted by an earlier version (see
         tests/test_resume_old_run.py), with the seeds file it names."""

@@ -1,4 +1,16 @@
-from selfcodealign.checks import build_program, harness_calls, meaningful_asserts, strip_main_guard
+import ast
+
+import pytest
+
+from selfcodealign.checks import (
+    ASSERTS_RAN,
+    build_program,
+    count_checks,
+    harness_calls,
+    meaningful_asserts,
+    strip_main_guard,
+)
+from selfcodealign.sandbox import Program, run_program
 
 CODE = "class Stack:\n    def pop(self):\n        return 1\n\ndef helper(x):\n    return x\n"
 
@@ -47,3 +59,25 @@ def test_tests_that_redefine_the_solution_do_not_count():
     tests = "def helper(x):\n    return x\n\nassert helper(2) == 2\n"
     assert meaningful_asserts(CODE, tests) == 0
     assert meaningful_asserts(CODE, tests + "assert Stack().pop() == 1\n") == 1
+
+
+@pytest.mark.parametrize("tests, status", [
+    ("assert double(2) == 4\n", "passed"),
+    ("print(double(2))  # 4\n", "failed"),  # prints check nothing
+    ("def check(x):\n    assert double(x) == 2 * x\n", "failed"),  # never called
+    ("if double(1) == 5:\n    assert double(2) == 4\n", "failed"),  # the branch never runs
+    ("def test_d():\n    assert double(2) == 4\n", "passed"),  # the harness calls it
+    ("import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(double(3), 6)\n",
+     "passed"),
+    ("import pytest\nwith pytest.raises(TypeError):\n    double()\n", "passed"),
+])
+def test_a_program_passes_only_when_its_tests_ran_a_check(tests, status):
+    code, t = build_program("def double(x):\n    return 2 * x\n", tests)
+    assert run_program(Program(id="p", code=code, tests=t, timeout=10)).status == status
+
+
+def test_counting_checks_keeps_the_tests_line_numbers():
+    tests = "x = 1\nassert x == 1; assert x != 2\nif x: assert x\n"
+    counted = count_checks(tests)
+    assert counted.count(ASSERTS_RAN) == 3 and len(counted.splitlines()) == 3
+    ast.parse(counted)

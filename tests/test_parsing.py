@@ -101,5 +101,28 @@ def test_response_solution_fence_left_open():
     text = ("```python\nclass A:\n    def f(self):\n        return 1\n\n### Tests\n```python\n"
             "assert A().f() == 1\n```")
     r = parse_response(text)
-    assert "class A" in r.code and "### Tests" in r.code  # the heading is swallowed, harmless
+    assert r.code == "class A:\n    def f(self):\n        return 1\n"  # the heading line ends it
     assert r.tests == "assert A().f() == 1\n"
+    # The training target closes the fence the model left open and has no tests heading.
+    assert r.answer == "```python\nclass A:\n    def f(self):\n        return 1\n```"
+
+
+def test_a_test_comment_inside_an_unclosed_solution_stays_code():
+    text = ("```python\ndef f():\n    # Test the input\n    return 1\n\n### Tests\n```python\n"
+            "assert f() == 1\n```")
+    r = parse_response(text)
+    assert r.code == "def f():\n    # Test the input\n    return 1\n"
+    assert r.answer.endswith("return 1\n```")
+
+
+def test_a_tests_heading_after_a_closed_solution_with_test_comments_is_cut():
+    text = ("```python\ndef f():\n    return 1\n\n# Test f\nassert f() == 1\n```\n\n### Tests\n```python\n"
+            "assert f() == 1\n```")
+    r = parse_response(text)
+    assert r.answer == "```python\ndef f():\n    return 1\n\n# Test f\nassert f() == 1\n```"
+
+
+def test_an_unclosed_solution_fence_without_a_heading_is_closed_in_the_answer():
+    text = "```python\ndef f():\n    return 1\n```python\nassert f() == 1\n```"
+    r = parse_response(text)
+    assert r.code == "def f():\n    return 1\n" and r.answer == "```python\ndef f():\n    return 1\n```"

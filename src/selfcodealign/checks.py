@@ -156,7 +156,48 @@ def harness_calls(tests: str) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+# Counts the checks the tests run; a program whose tests ran none does not pass.
+ASSERTS_RAN = "_sca_asserts_ran"
+
+
+def _expects_raise(item: ast.withitem) -> bool:
+    call = item.context_expr
+    return isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name)) and \
+        (call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id) in (
+            "raises", "assertRaises", "assertRaisesRegex", "assertWarns")
+
+
+def count_checks(tests: str) -> str:
+    """``tests`` with every check counted as it runs: an ``assert`` statement, a statement
+    that calls a unittest-style ``assert*`` method, the body of a ``with
+    pytest.raises(...)``. The counter goes in front of the statement on its own line, so
+    line numbers stay those of the model's tests."""
+    tree = _parse(tests)
+    if tree is None:
+        return tests
+    spots: list[tuple[int, int]] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assert) or (
+                isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+                and isinstance(n.value.func, ast.Attribute) and n.value.func.attr.startswith("assert")):
+            spots.append((n.lineno, n.col_offset))
+        elif isinstance(n, (ast.With, ast.AsyncWith)) and any(_expects_raise(i) for i in n.items) and n.body:
+            spots.append((n.body[0].lineno, n.body[0].col_offset))
+    lines = tests.splitlines(keepends=True)
+    for lineno, col in sorted(set(spots), reverse=True):
+        raw = lines[lineno - 1].encode("utf-8")  # col_offset counts UTF-8 bytes
+        lines[lineno - 1] = (raw[:col] + f"{ASSERTS_RAN}.append(1); ".encode() + raw[col:]).decode("utf-8")
+    return "".join(lines)
+
+
 def build_program(code: str, tests: str) -> tuple[str, str]:
-    """(code, tests) as the sandbox should run them."""
+    """(code, tests) as the sandbox should run them: the tests' checks counted, and the
+    program failing at its end when none ran (tests of print lines, of functions never
+    called, of branches never taken)."""
     test_src = strip_main_guard(tests)
-    return strip_main_guard(code), test_src.rstrip() + "\n\n" + harness_calls(test_src)
+    code_src = strip_main_guard(code)
+    if not parse_ok(test_src):
+        return code_src, test_src.rstrip() + "\n"
+    return (code_src.rstrip("\n") + f"\n{ASSERTS_RAN} = []\n",
+            count_checks(test_src).rstrip() + "\n\n" + harness_calls(test_src)
+            + f"assert {ASSERTS_RAN}, 'the tests ran no check'\n")

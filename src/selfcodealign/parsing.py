@@ -169,14 +169,27 @@ def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | P
     tests_block = blocks[tests_idx]
     if not tests_block.closed and finish_reason == "length":
         return ParseError("truncated", body[-200:])
-    code = "\n".join(b.code for b in blocks[:tests_idx])
+    solution = [b.code for b in blocks[:tests_idx]]
     # The answer ends with the tests block: anything after it (a new example the model
     # started) is not part of the response.
     response = body[: tests_block.end].strip()
     # The tests section starts at its heading, when the heading comes after the solution.
-    cut = tests_block.start
-    if heading and blocks[tests_idx - 1].end <= heading.start() < tests_block.start:
-        cut = heading.start()
-    return ParsedResponse(response=response, code=code, tests=tests_block.code,
-                          blocks=tuple(b.code for b in blocks[:tests_idx]),
-                          answer=body[:cut].rstrip())
+    cut, close = tests_block.start, ""
+    last = blocks[tests_idx - 1]
+    headings = list(_TEST_HEADING.finditer(body, last.start, tests_block.start))
+    after = [h for h in headings if h.start() >= last.end]
+    if after:
+        cut = after[0].start()
+    elif not last.closed:
+        # The model never closed the solution's fence: the answer closes it. A tests heading
+        # written as the block's last line ends the solution there.
+        close = "```"
+        if headings and not body[headings[-1].end():tests_block.start].split("\n", 1)[-1].strip():
+            start = body.rfind("\n", 0, headings[-1].start()) + 1
+            cut = start
+            solution[-1] = body[body.index("\n", last.start) + 1:start].rstrip() + "\n"
+    answer = body[:cut].rstrip()
+    if close:
+        answer += "\n" + close
+    return ParsedResponse(response=response, code="\n".join(solution), tests=tests_block.code,
+                          blocks=tuple(solution), answer=answer)
