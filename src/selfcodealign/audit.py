@@ -55,8 +55,9 @@ def as_executed(line: int, obj: dict) -> Executed | str:
         return "no tests"
     oid = str(obj.get("id") or f"line{line}")
     duration = float((obj.get("verdict") or {}).get("duration") or 1.0)
+    category = obj.get("category") if obj.get("category") in ("function", "class", "program") else "function"
     instruction = Instruction(id=f"{oid}:i", parent_id="", seed_id="", seed_source="", seed_path="",
-                              concepts=[], category="function", difficulty="medium",
+                              concepts=[], category=category, difficulty="medium",
                               instruction=ins, raw="", gen=_META)
     r = Response(id=f"{oid}:r", parent_id=instruction.id, sample_index=0, instruction=instruction,
                  response=resp, code=code, tests=tests, raw=resp, gen=_META)
@@ -100,8 +101,11 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
     for rec, verdicts in LocalExecutor(lambda: None, workers).execute(stage, groups):
         checks += [c.model_copy(update={"faithfulness": faithfulness(rec.executed[0])})
                    for c in stage.parse(rec, verdicts)]
+    from selfcodealign.verify.target import problems
+
+    malformed = sum(bool(problems(g.executed[0].response.response, g.executed[0].response.code)) for g in groups)
     out = {"examples": len(groups) + sum(skipped.values()), "audited": len(groups),
-           "not_audited": dict(skipped), **summarize_checks(checks)}
+           "not_audited": dict(skipped), **summarize_checks(checks), "malformed_target": malformed}
     if pass_rates:
         bins = Counter(min(4, int(5 * k / n)) if n else 0 for k, n in pass_rates)
         out["pass_rate"] = {f"{20 * b}-{20 * b + 20}%": bins[b] for b in range(5)}
@@ -122,6 +126,11 @@ def format_audit(a: dict[str, Any]) -> list[str]:
                           ("tests in solution", "with tests in the solution"),
                           ("tests use example code", "whose tests call example-usage code")):
         lines.append(f"share {label}: {100 * a['unfaithful'].get(reason, 0) / n:.1f}%")
+    others = sorted((k, v) for k, v in a["unfaithful"].items()
+                    if k not in ("missing", "tests in solution", "tests use example code"))
+    for reason, count in sorted(others, key=lambda kv: -kv[1]):
+        lines.append(f"share with {reason}: {100 * count / n:.1f}%")
+    lines.append(f"share with a malformed training target: {100 * a.get('malformed_target', 0) / n:.1f}%")
     if "pass_rate" in a:
         lines.append("instruction pass rate (share of its responses passing): "
                      + ", ".join(f"{k} {v}" for k, v in a["pass_rate"].items()))

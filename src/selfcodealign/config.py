@@ -78,6 +78,9 @@ class InstructionsConfig(GenerationConfig):
     difficulties: list[Literal["easy", "medium", "hard"]] = Field(
         default_factory=lambda: ["easy", "medium", "hard"], min_length=1,
         description="task difficulties to sample from (uniformly)")
+    drop_unanswerable: bool = Field(
+        True, description="drop, before any response is generated, an instruction that names a "
+        "library function that does not exist or asks for recursion in constant time or space")
 
 
 class ExecuteConfig(_Section):
@@ -109,6 +112,14 @@ class VerifyConfig(_Section):
     min_timeout: float = Field(0.5, gt=0, description="seconds a mutant or sibling run gets at least")
 
 
+class JudgeConfig(GenerationConfig):
+    enabled: bool = Field(False, description="ask the model, for each requirement sentence of an "
+                          "instruction, whether a passing response meets it; select drops a response "
+                          "judged not to (off: on the labelled responses its verdicts carried no information, "
+                          "docs/verification.md)")
+    max_requirements: int = Field(6, ge=1, description="requirement sentences judged per response at most")
+
+
 class SelectConfig(_Section):
     seed: int = Field(0, description="seed for choosing one passing response per instruction")
     sanitize: bool = Field(
@@ -125,14 +136,23 @@ class SelectConfig(_Section):
     reject_unexercised: bool = Field(
         True, description="drop a response with a function whose body its tests never need")
     reject_unfaithful: bool = Field(
-        True, description="drop a response that misses an asked-for name, holds its own tests, or "
-        "whose tests call example-usage code")
+        True, description="drop a response for which verify recorded a reason (a missing asked-for "
+        "name, an unmet requirement of the instruction, an explanation naming what the code lacks, "
+        "tests that cannot fail, ...) other than those in keep_reasons")
+    keep_reasons: list[str] = Field(
+        default_factory=list, description="categories of verify's reasons that are recorded but do "
+        "not reject (e.g. [\"unused import\"])")
+    require_agreement: bool = Field(
+        True, description="keep a response only if another response also passes, its code passes the "
+        "tests of every other passing response, and some other response passes its tests (needs "
+        "verify.agreement): an answer no independent sample agrees with is kept out")
     by_agreement: bool = Field(
         True, description="choose the passing response that agrees most with its siblings (else a "
         "seeded random one)")
     pass_rate: tuple[float, float] = Field(
-        (0.0, 1.0), description="keep only instructions whose share of passing responses is in "
-        "this band, e.g. [0.1, 0.7]: tasks the model sometimes fails")
+        (0.3, 1.0), description="keep only instructions whose share of passing responses is in "
+        "this band: by default tasks that at least 3 in 10 samples pass (self-consistency, chosen "
+        "on the labelled responses' development half, docs/verification.md); [0, 1] keeps every task")
     tests_in_response: bool = Field(
         False, description="keep the tests section in the assistant turn of `messages` (the paper "
         "trains on the response without it; `tests` is always its own field)")
@@ -183,6 +203,7 @@ class RunConfig(_Section):
     )
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    judge: JudgeConfig = Field(default_factory=lambda: JudgeConfig(temperature=0.0, max_tokens=4))
     select: SelectConfig = Field(default_factory=SelectConfig)
 
     @field_validator("shard")

@@ -146,6 +146,19 @@ class Checks(Record):
     pass_rate: tuple[int, int]  # (passing responses, responses) of its instruction
 
 
+class Judgement(Record):
+    """A model's verdict on whether a passing response meets one requirement sentence of
+    its instruction (``selfcodealign.stages.judge``)."""
+
+    id: str
+    parent_id: str  # executed id
+    instruction_id: str
+    requirement: str
+    satisfied: bool
+    raw: str
+    gen: GenMeta
+
+
 class Quality(Record):
     """The checks behind a kept example, as recorded in the dataset."""
 

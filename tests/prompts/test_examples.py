@@ -28,3 +28,23 @@ def test_every_example_passes_its_tests_and_they_fail_a_broken_solution():
     for e in examples:
         assert verdicts[e.name] == "passed", e.name
         assert verdicts[e.name + "/broken"] != "passed", e.name
+
+
+def test_every_example_meets_every_requirement_and_claims_nothing_it_does_not_do():
+    """What verify checks on the model's answers, the shots it copies from pass first."""
+    from selfcodealign.records import Executed, GenMeta, Instruction, Response, Verdict
+    from selfcodealign.stages.verify import faithfulness
+    from selfcodealign.verify.requirements import unanswerable
+
+    meta = GenMeta(model="m", backend="x", prompt_style="chat", temperature=0.0, top_p=1.0, max_tokens=1,
+                   seed=0, finish_reason="stop")
+    for e in load_examples():
+        assert unanswerable(e.instruction) == [], e.name
+        ins = Instruction(id="i", parent_id="c", seed_id="s", seed_source="x", seed_path="x", concepts=e.concepts,
+                          category=e.category, difficulty=e.difficulty, instruction=e.instruction, raw="", gen=meta)
+        text = e.response.rstrip() + "\n\n### Tests\n```python\n" + e.tests + "```"
+        r = Response(id="r", parent_id="i", sample_index=0, instruction=ins, response=text, code=_code(e.response),
+                     tests=e.tests, raw=text, gen=meta)
+        ex = Executed(id="e", parent_id="r", response=r, meaningful_tests=True,
+                      verdict=Verdict(id="r", status="passed"))
+        assert faithfulness(ex) == [], e.name

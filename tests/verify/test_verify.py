@@ -161,7 +161,8 @@ def test_an_unexercised_function_and_an_unfaithful_response_are_rejected():
               "assert double(3) == 6\nassert double(0) == 0\n")
     misnamed = ("def twice(x):\n    return 2 * x\n", "assert twice(3) == 6\nassert twice(5) == 10\n")
     executed, ex_stage = _group([helper, misnamed])
-    cfg = build_config()
+    # Each response fails the other's tests: agreement alone would reject both first.
+    cfg = build_config(sets=["select.require_agreement=false"])
     stage = VerifyStage(cfg.verify, 10, 1024, ex_stage.counts_as_pass)
     [(rec, verdicts)] = list(LocalExecutor(lambda: None).execute(stage, group_by_instruction(executed)))
     checks = {c.parent_id: c for c in stage.parse(rec, verdicts)}

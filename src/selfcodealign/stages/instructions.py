@@ -9,6 +9,7 @@ from selfcodealign.ids import make_id
 from selfcodealign.parsing import ParseError, parse_instruction
 from selfcodealign.records import Concepts, Drop, GenMeta, Instruction, Record
 from selfcodealign.stages.base import PromptedStage
+from selfcodealign.verify.requirements import unanswerable
 
 CATEGORIES = ("function", "class", "program")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -40,6 +41,10 @@ class InstructionsStage(PromptedStage):
         parsed = parse_instruction(comp.text, comp.finish_reason)
         if isinstance(parsed, ParseError):
             return self.drop(rec, parsed.reason, parsed.detail, comp.text)
+        if self.gen.drop_unanswerable:
+            why = unanswerable(parsed)
+            if why:
+                return self.drop(rec, "unanswerable_instruction", "; ".join(why), comp.text)
         category, difficulty = self.properties(rec)
         return Instruction(
             id=make_id(rec.id, self.name, index), parent_id=rec.id, seed_id=rec.seed.id,

@@ -24,6 +24,7 @@ from selfcodealign.records import (
     Example,
     Executed,
     HeldOutTask,
+    Judgement,
     Message,
     PreferencePair,
     Quality,
@@ -41,6 +42,13 @@ def training_answer(response: str) -> str:
 
     parsed = parse_response(response)
     return response if isinstance(parsed, ParseError) or not parsed.answer else parsed.answer
+
+
+def well_formed(ex: Executed) -> bool:
+    """Its training target has closed fences, no tests section, and the executed code."""
+    from selfcodealign.verify.target import problems
+
+    return not problems(training_answer(ex.response.response), ex.response.code)
 
 
 def to_example(ex: Executed, system_prompt: str | None, checks: Checks | None = None,
@@ -74,8 +82,19 @@ def rejection(c: Checks | None, cfg: SelectConfig) -> str | None:
     """Why verification rules a passing response out (None: it is a candidate)."""
     if c is None:
         return None
-    if cfg.reject_unfaithful and c.faithfulness:
-        return c.faithfulness[0].split(":", 1)[0].replace(" ", "_")
+    if cfg.reject_unfaithful:
+        for reason in c.faithfulness:
+            category = reason.split(":", 1)[0]
+            if category not in cfg.keep_reasons:
+                return category.replace(" ", "_")
+    a = c.agreement
+    if cfg.require_agreement and a is not None:
+        if a.passing_siblings == 0:
+            return "no_other_passing_response"
+        if a.my_code_passes < a.passing_siblings:
+            return "fails_sibling_tests"
+        if a.pass_my_tests == 0:
+            return "no_sibling_passes_its_tests"
     m = c.mutation
     if m is not None:
         if cfg.min_mutation_score > 0 and (m.score is None or m.score < cfg.min_mutation_score):
@@ -115,12 +134,22 @@ def holdout_seed_ids(seed_ids: Iterable[str], n: int, seed: int) -> set[str]:
     return set(holdout_order(seed_ids, seed)[:n])
 
 
-def _candidates(passing: list[Executed], checks: dict[str, Checks] | None,
-                cfg: SelectConfig) -> tuple[list[Executed], Counter[str]]:
+def judgements_by_response(judged: Iterable[Judgement]) -> dict[str, list[Judgement]]:
+    out: dict[str, list[Judgement]] = defaultdict(list)
+    for j in judged:
+        out[j.parent_id].append(j)
+    return out
+
+
+def _candidates(passing: list[Executed], checks: dict[str, Checks] | None, cfg: SelectConfig,
+                judged: dict[str, list[Judgement]] | None = None) -> tuple[list[Executed], Counter[str]]:
     """The passing responses verification does not rule out, and why the others are."""
     candidates, reasons = [], Counter()
     for e in passing:
-        why = rejection(checks.get(e.id), cfg) if checks is not None else None
+        why = "malformed_target" if not well_formed(e) else \
+            rejection(checks.get(e.id), cfg) if checks is not None else None
+        if why is None and judged is not None and any(not j.satisfied for j in judged.get(e.id, ())):
+            why = "judged_unmet"
         if why is None:
             candidates.append(e)
         else:
@@ -142,6 +171,7 @@ def select(
     passes: Callable[[Executed], bool],
     sanitize: Callable[[list[tuple[str, str]], float], tuple[set[str], dict[str, int]]] | None = None,
     checks: dict[str, Checks] | None = None,
+    judged: dict[str, list[Judgement]] | None = None,
 ) -> Selection:
     """Deterministic: the same records give the same dataset, in any input order.
     ``checks`` maps an executed id to its verification. Besides the dataset: the held-out
@@ -168,7 +198,7 @@ def select(
         passing = [e for e in group if passes(e)]
         failing = [e for e in group if not passes(e)]
         rng = random.Random(make_id(cfg.seed, "select", ins_id))
-        candidates, reasons = _candidates(passing, checks, cfg)
+        candidates, reasons = _candidates(passing, checks, cfg, judged)
         if seed_of[ins_id] in held:
             held_texts.append(group[0].response.instruction.instruction)
             if candidates:
@@ -183,12 +213,17 @@ def select(
             drop(ins_id, "pass_rate_outside_band", f"{len(passing)}/{len(group)}")
             continue
         if cfg.pick == "any":
-            pick = rng.choice(group)
-        elif cfg.pick == "failing":
-            if not failing:
-                drop(ins_id, "no_failing_response")
+            pool = [e for e in group if well_formed(e)]
+            if not pool:
+                drop(ins_id, "malformed_target")
                 continue
-            pick = rng.choice(failing)
+            pick = rng.choice(pool)
+        elif cfg.pick == "failing":
+            pool = [e for e in failing if well_formed(e)]
+            if not pool:
+                drop(ins_id, "no_failing_response" if not failing else "malformed_target")
+                continue
+            pick = rng.choice(pool)
         else:
             if not passing:
                 drop(ins_id, "no_passing_response")
@@ -252,7 +287,7 @@ class SelectStage(WholeStage):
     name = "select"
     input_type = Executed
     output_type = Example
-    reads = ("execute", "verify")
+    reads = ("execute", "verify", "judge")
     takes_limit = False
     keeps_output = False  # it takes seconds: redone on every run rather than resumed
 
@@ -268,15 +303,17 @@ class SelectStage(WholeStage):
     def settings(cls, cfg) -> dict[str, Any]:
         return cfg.select.model_dump(mode="json")
 
-    def inputs(self, upstream: dict[str, Any]) -> tuple[list[Executed], dict[str, Checks] | None]:
+    def inputs(self, upstream: dict[str, Any]):
         checks = upstream.get("verify")
-        return list(upstream["execute"]), None if checks is None else {c.parent_id: c for c in checks}
+        judged = upstream.get("judge")
+        return (list(upstream["execute"]), None if checks is None else {c.parent_id: c for c in checks},
+                None if judged is None else judgements_by_response(judged))
 
     def write(self, inputs, files: StageFiles, quiet: bool) -> None:
         from selfcodealign.jsonl import write_atomic
         from selfcodealign.stages.execute import ExecuteStage
 
-        executed, checks = inputs
+        executed, checks, judged = inputs
         cfg = self.run_cfg
         sanitize = None
         if cfg.select.sanitize:
@@ -286,7 +323,7 @@ class SelectStage(WholeStage):
                 return _sanitize(items, threshold=threshold)
 
         passes = ExecuteStage(cfg.execute).counts_as_pass
-        sel = select(executed, cfg.select, passes, sanitize, checks)
+        sel = select(executed, cfg.select, passes, sanitize, checks, judged)
         write_atomic(files.out, sel.examples)
         write_atomic(files.drops, sel.drops)
         write_atomic(selection_file(files.out, "pairs"), sel.pairs)

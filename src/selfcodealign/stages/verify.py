@@ -129,7 +129,7 @@ class VerifyStage(ExecutionStage):
 
         for i in passing:
             e = group[i]
-            if self.cfg.mutation and not self._unfaithful(e):
+            if self.cfg.mutation:
                 for m in mutants(e.response.code, self.cfg.max_mutants, seed=0):
                     add(_Job("mutant", i, -1, f"{m.operator}:{m.detail}"), m.code, e.response.tests,
                         self._limit(e.verdict.duration))
@@ -168,8 +168,7 @@ class VerifyStage(ExecutionStage):
         for i in passing:
             e = group[i]
             mine = runs[i]
-            mutation = _mutation([(j, v) for j, v in mine if j.kind == "mutant"]) \
-                if self.cfg.mutation and not self._unfaithful(e) else None
+            mutation = _mutation([(j, v) for j, v in mine if j.kind == "mutant"]) if self.cfg.mutation else None
             agreement = None
             if self.cfg.agreement:
                 others = [j for j in range(len(group)) if (i, j) in cross]
@@ -187,15 +186,32 @@ class VerifyStage(ExecutionStage):
 
 
 def faithfulness(e: Executed) -> list[str]:
-    """Why a response does not answer its instruction (empty: no reason found)."""
+    """Why a response does not answer its instruction, or cannot teach it (empty: no
+    reason found). Each reason reads "category: detail"; selection counts the category."""
     from selfcodealign.parsing import ParseError, parse_response
+    from selfcodealign.verify import assertions, explanation, requirements, trivial
 
     r = e.response
-    reasons = [f"missing: {m}" for m in faithful.missing_names(r.instruction.instruction, r.code)]
+    ins = r.instruction
+    reasons = [f"missing: {m}" for m in faithful.missing_names(ins.instruction, r.code)]
     reasons += [f"tests in solution: {t}" for t in faithful.solution_test_code(r.code)]
+    reasons += [f"example usage in solution: {t}" for t in faithful.solution_example_code(r.code, ins.category)]
     parsed = parse_response(r.response)
     blocks = list(parsed.blocks) if not isinstance(parsed, ParseError) else []
     reasons += [f"tests use example code: {n}" for n in faithful.names_from_examples(blocks, r.tests)]
+    for req in requirements.unmet(ins.instruction, r.code, ins.category):
+        kind = req.split(" ", 1)[0]
+        reasons.append(f"complexity claim: {req.split(' ', 1)[1]}" if kind == "complexity"
+                       else f"unmet requirement: {req}")
+    answer = parsed.answer if not isinstance(parsed, ParseError) and parsed.answer else r.response
+    reasons += [f"explanation names: {n}" for n in explanation.unknown_names(answer, r.code, ins.instruction)]
+    reasons += [f"unused import: {n}" for n in explanation.unused_imports(r.code)]
+    reasons += [f"tests raise what they expect: {x}" for x in assertions.self_raised(r.tests)]
+    reasons += [f"tests swallow failures: {x}" for x in assertions.swallowed(r.tests)]
+    reasons += [f"tests cannot fail: {x}" for x in assertions.no_fail_expectation(r.tests)]
+    reasons += [f"special-cases the example: {x}" for x in assertions.special_cases(ins.instruction, r.code)]
+    reasons += [f"tests only the example: {x}" for x in assertions.only_the_example(ins.instruction, r.tests)]
+    reasons += [f"trivial: {x}" for x in trivial.one_liner(r.code)]
     return reasons
 
 

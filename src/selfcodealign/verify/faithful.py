@@ -228,3 +228,27 @@ def names_from_examples(blocks: list[str], tests: str) -> list[str]:
     for k, tree in enumerate(trees):
         (example if k > 0 and _is_example(tree) else solution).update(_defines(tree))
     return sorted((_uses(ttree) & example) - solution - _defines(ttree))
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "__name__" in ast.dump(node.test) and "__main__" in ast.dump(node.test)
+
+
+def solution_example_code(code: str, category: str) -> list[str]:
+    """Example usage at the top level of a function's or class's solution (calls, prints,
+    a ``__main__`` block): what the answer runs, not what it defines. A program's solution
+    runs by design."""
+    if category == "program":
+        return []
+    tree = _parse(code)
+    if tree is None:
+        return []
+    out = []
+    for node in tree.body:
+        if _is_main_guard(node):
+            out.append(f"__main__ block on line {node.lineno}")
+        elif isinstance(node, ast.Expr) and isinstance(node.value, (ast.Call, ast.Await)):
+            out.append(f"call on line {node.lineno}")
+        elif isinstance(node, (ast.For, ast.While, ast.With, ast.Try)):
+            out.append(f"{type(node).__name__.lower()} statement on line {node.lineno}")
+    return out

@@ -1,0 +1,117 @@
+"""Does the answer's prose describe the code it comes with? Pure functions.
+
+A small model's explanation often claims what its code does not do ("uses
+`numpy.isfinite`", "raises `ValueError`"), and imports it never uses suggest the same
+claim in code. Two checks, over the answer without its tests section:
+
+- ``unknown_names``: an identifier the prose puts in backticks that the code never
+  mentions (as a name, attribute, parameter, definition or keyword argument);
+- ``unused_imports``: a name the solution imports and never uses.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+import re
+
+from selfcodealign.parsing import fenced_blocks
+
+_BACKTICKED = re.compile(r"(?<!`)`([^`\n]{1,80})`(?!`)")
+_IDENT = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\(.*\))?$")
+_LITERALS = {"True", "False", "None", "self", "cls"}
+
+
+def prose(answer: str) -> str:
+    """The answer's text outside its fenced blocks."""
+    out, pos = [], 0
+    for b in fenced_blocks(answer):
+        out.append(answer[pos:b.start])
+        pos = b.end
+    out.append(answer[pos:])
+    return "".join(out)
+
+
+def _mentioned(tree: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.keyword) and n.arg:
+            out.add(n.arg)
+        elif isinstance(n, ast.alias):
+            out.update(n.name.split("."))
+            if n.asname:
+                out.add(n.asname)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 40:
+            out.add(n.value)
+    return out
+
+
+def _parse(src: str) -> ast.Module | None:
+    try:
+        return ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def unknown_names(answer: str, code: str, instruction: str = "") -> list[str]:
+    """Backticked identifiers of the prose that the code never mentions. A name the
+    instruction itself puts in backticks counts only when the prose claims it for the
+    code (``uses `x```); otherwise prose may quote the task."""
+    tree = _parse(code)
+    if tree is None:
+        return []
+    known = _mentioned(tree)
+    out: list[str] = []
+    text = prose(answer)
+    for m in _BACKTICKED.finditer(text):
+        ident = _IDENT.match(m.group(1).strip())
+        if not ident:
+            continue
+        path = ident.group(1).split(".")
+        last = path[-1]
+        if last in _LITERALS or keyword.iskeyword(last) or len(last) < 2:
+            continue
+        if last in known or (len(path) == 1 and ident.group(2) is None and last in dir(builtins)
+                             and not last[0].isupper()):
+            continue
+        if re.fullmatch(r"O|o|Θ", path[0]) and ident.group(2):
+            continue  # O(n): a complexity, not a name
+        claimed = re.search(r"\b(uses?|using|calls?|calling|raises?|raising|leverag\w*|employs?|via)\W+(\w+\W+){0,3}$",
+                            text[max(0, m.start() - 40): m.start()], re.I)
+        if re.search(rf"(?<![\w.]){re.escape(ident.group(1))}(?!\w)", instruction) and not claimed:
+            continue
+        name = ident.group(1)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def unused_imports(code: str) -> list[str]:
+    tree = _parse(code)
+    if tree is None:
+        return []
+    imported: dict[str, str] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            for a in n.names:
+                imported[a.asname or a.name.split(".")[0]] = a.name
+        elif isinstance(n, ast.ImportFrom) and n.module != "__future__":
+            for a in n.names:
+                if a.name != "*":
+                    imported[a.asname or a.name] = a.name
+    if not imported:
+        return []
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    # `__all__` entries and names used only in string annotations count as used.
+    strings = " ".join(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return sorted(full for name, full in imported.items()
+                  if name not in used and not re.search(rf"\b{re.escape(name)}\b", strings))

@@ -1,0 +1,416 @@
+"""Requirements an instruction states, checked on the solution's AST. Pure functions.
+
+An instruction that says "using recursion", "with memoization", "reads from standard
+input", "use `numpy.isfinite`", "raise `ValueError`", "a `namedtuple`" states something
+the code must do, not only what it must return; tests rarely check it. Each requirement
+here is read from the instruction conservatively (a phrase that asks, not one that
+negates: "without recursion" asks for nothing) and checked on the code:
+
+- recursion: some function or method calls itself, or two call each other;
+- memoisation: a cache decorator, or a mapping that the code both fills and looks up;
+- standard input / output (programs): ``input()``, ``sys.stdin``; ``print`` or ``sys.stdout``;
+- names to use: a module the instruction names is imported; a function or method it
+  names as one to call (``use `sorted()```, ```numpy.isfinite```) is referred to;
+- errors to raise: ``raise ValueError`` (or a subclass the code defines) for each error
+  the instruction says to raise;
+- structures: ``namedtuple``, ``dataclass``, generator (``yield``), context manager,
+  ``lambda``, list comprehension;
+- complexity claims (``O(1)``, "constant time") are flagged: nothing static can check them,
+  and at this model size they mostly come with instructions no answer can meet.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_NEGATION = re.compile(r"\b(not|no|without|never|avoid\w*|instead of|rather than|non-?)\W*(\w+\W+){0,2}$", re.I)
+
+
+def _asks(text: str, pattern: str) -> bool:
+    """The instruction mentions ``pattern`` at least once without a negation just before."""
+    for m in re.finditer(pattern, text, re.I):
+        before = text[max(0, m.start() - 40): m.start()]
+        if not _NEGATION.search(before):
+            return True
+    return False
+
+
+def _parse(src: str) -> ast.Module | None:
+    try:
+        return ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+# ---- what the code does ------------------------------------------------------------
+
+def _functions(tree: ast.Module) -> Iterator[tuple[str | None, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """(enclosing class name or None, function) for every function in the module."""
+    def walk(node: ast.AST, cls: str | None):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield cls, child
+                yield from walk(child, cls)
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, child.name)
+            else:
+                yield from walk(child, cls)
+    yield from walk(tree, None)
+
+
+def _callee(call: ast.Call) -> str | None:
+    f = call.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    return None
+
+
+def is_recursive(tree: ast.Module) -> bool:
+    """Some function calls itself (by name, or ``self.name`` in a method), or functions
+    call each other in a cycle."""
+    graph: dict[str, set[str]] = {}
+    for _cls, fn in _functions(tree):
+        calls = {_callee(n) for n in ast.walk(fn) if isinstance(n, ast.Call)} - {None}
+        graph.setdefault(fn.name, set()).update(calls)  # type: ignore[arg-type]
+    for start in graph:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            name = stack.pop()
+            if name == start:
+                return True
+            if name in seen or name not in graph:
+                continue
+            seen.add(name)
+            stack.extend(graph[name])
+    return False
+
+
+_CACHE_DECORATORS = {"lru_cache", "cache", "cached", "memoize", "memoized", "cached_property"}
+
+
+def _expr_key(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _expr_key(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None
+
+
+def is_memoised(tree: ast.Module) -> bool:
+    """A cache decorator, or a mapping the code stores into by key and also looks up
+    (``if n in memo``, ``memo.get(n)``, ``memo[n]`` read)."""
+    for _cls, fn in _functions(tree):
+        for d in fn.decorator_list:
+            target = d.func if isinstance(d, ast.Call) else d
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+            if name in _CACHE_DECORATORS:
+                return True
+    stored: set[str] = set()
+    looked_up: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Subscript):
+            key = _expr_key(n.value)
+            if key is None:
+                continue
+            (stored if isinstance(n.ctx, ast.Store) else looked_up).add(key)
+        elif isinstance(n, ast.Compare):
+            for op, right in zip(n.ops, n.comparators):
+                if isinstance(op, (ast.In, ast.NotIn)) and _expr_key(right):
+                    looked_up.add(_expr_key(right))  # type: ignore[arg-type]
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("get", "setdefault"):
+            key = _expr_key(n.func.value)
+            if key:
+                looked_up.add(key)
+                if n.func.attr == "setdefault":
+                    stored.add(key)
+    return bool(stored & looked_up)
+
+
+def _names_and_attrs(tree: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.alias):
+            out.update(n.name.split("."))
+            if n.asname:
+                out.add(n.asname)
+    return out
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out.update(a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            out.add(n.module.split(".")[0])
+    return out
+
+
+def reads_stdin(tree: ast.Module) -> bool:
+    names = _names_and_attrs(tree)
+    return "input" in names or "stdin" in names or "fileinput" in names or "readline" in names
+
+
+def writes_stdout(tree: ast.Module) -> bool:
+    names = _names_and_attrs(tree)
+    return "print" in names or "stdout" in names or "pprint" in names
+
+
+def raised_errors(tree: ast.Module) -> set[str]:
+    """Names of the exceptions the code raises, with the bases of its own exception classes
+    (``class EmptyError(ValueError)``: raising it raises a ValueError)."""
+    bases: dict[str, set[str]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ClassDef):
+            bases[n.name] = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in n.bases}
+    raised: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Raise) and n.exc is not None:
+            exc = n.exc.func if isinstance(n.exc, ast.Call) else n.exc
+            name = exc.id if isinstance(exc, ast.Name) else getattr(exc, "attr", None)
+            if name:
+                raised.add(name)
+    todo = list(raised)
+    while todo:
+        for b in bases.get(todo.pop(), ()):
+            if b and b not in raised:
+                raised.add(b)
+                todo.append(b)
+    return raised
+
+
+def _returns_literal(tree: ast.Module, text: str) -> bool:
+    try:
+        want = ast.literal_eval(text if text.lower() not in ("none", "true", "false") else text.capitalize())
+    except (ValueError, SyntaxError):
+        return True
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Return):
+            if n.value is None:
+                if want is None:
+                    return True
+                continue
+            try:
+                got = ast.literal_eval(n.value)
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+                continue
+            if type(got) is type(want) and got == want:
+                return True
+    return False
+
+
+# ---- what the instruction asks ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Requirement:
+    kind: str  # recursion | memoisation | stdin | stdout | module | call | raises | structure | complexity
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.detail}".strip()
+
+
+# Modules an instruction names in prose ("use NumPy"); backticked names are read too.
+_KNOWN_MODULES = {
+    "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "sympy": "sympy", "networkx": "networkx",
+    "matplotlib": "matplotlib", "statsmodels": "statsmodels", "sklearn": "sklearn",
+    "scikit-learn": "sklearn", "torch": "torch", "pytorch": "torch",
+}
+_STDLIB = set(getattr(sys, "stdlib_module_names", ())) - {"this", "antigravity", "test", "string", "array",
+                                                          "code", "random", "time", "types", "copy"}
+_BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
+_DOTTED_CALL = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)\s*(\(.*\))?$")
+_USE_BEFORE = re.compile(r"\b(use|uses|using|call|calls|calling|via|leverag\w*|employ\w*|apply|applies)\b"
+                         r"(\s+(the|a|an|python's|numpy's|its|built-?in))*\s*$", re.I)
+_ERROR_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b")
+_RAISE_WORD = re.compile(r"\b(raise[sd]?|raising|throws?|throwing)\b", re.I)
+_COMPLEXITY = re.compile(r"\bO\((?:[^()]|\([^()]*\)){1,30}\)|\b(constant|linear|logarithmic)[- ](time|space|memory)\b", re.I)
+# "return `None` if n <= 1": a stated result for a stated case; the code must return it.
+_RETURNS_LITERAL = re.compile(r"\breturns?\s+`?(None|True|False|-?\d+(?:\.\d+)?|\[\]|\{\}|''|\"\")`?"
+                              r"\s+(?:if|when|for)\b", re.I)
+_STRUCTURES = {
+    "namedtuple": (r"\bnamed ?tuples?\b", lambda t, names: bool({"namedtuple", "NamedTuple"} & names)),
+    "dataclass": (r"\bdata ?class(es)?\b", lambda t, names: "dataclass" in names),
+    "generator": (r"`yield`|\b(?<!number )(?<!random )(?<!id )generators?\b",
+                  lambda t, names: any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.GeneratorExp))
+                                       for n in ast.walk(t))),
+    "context manager": (r"\bcontext manager\b|`with` statement",
+                        lambda t, names: "__enter__" in names or "contextmanager" in names),
+    "lambda": (r"\blambda\b", lambda t, names: any(isinstance(n, ast.Lambda) for n in ast.walk(t))),
+    "list comprehension": (r"\blist comprehensions?\b",
+                           lambda t, names: any(isinstance(n, ast.ListComp) for n in ast.walk(t))),
+}
+
+
+def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
+    """(modules, callables) the instruction names as things to use."""
+    modules: set[str] = set()
+    calls: set[str] = set()
+    for word, mod in _KNOWN_MODULES.items():
+        if _asks(instruction, rf"(?<![\w.`]){re.escape(word)}(?![\w`])"):
+            modules.add(mod)
+    for m in _BACKTICKED.finditer(instruction):
+        span = m.group(1).strip()
+        dotted = _DOTTED_CALL.match(span)
+        if not dotted:
+            continue
+        path = dotted.group(1).split(".")
+        before = instruction[max(0, m.start() - 40): m.start()]
+        head = path[0]
+        if head in _KNOWN_MODULES or head in ("np", "pd", "sp") or (head in _STDLIB and len(path) > 1):
+            modules.add(_KNOWN_MODULES.get(head, {"np": "numpy", "pd": "pandas", "sp": "scipy"}.get(head, head)))
+            if len(path) > 1:
+                calls.add(path[-1])
+        elif head in _STDLIB and _USE_BEFORE.search(before) and not _NEGATION.search(before):
+            modules.add(head)
+        elif (dotted.group(2) is not None or len(path) > 1) and _USE_BEFORE.search(before) \
+                and not _NEGATION.search(before) and not path[-1].startswith("__"):
+            calls.add(path[-1])
+    return modules, calls
+
+
+def requirements(instruction: str, category: str = "function") -> list[Requirement]:
+    """What the instruction asks of the code beyond its names (``faithful.missing_names``)."""
+    text = instruction
+    out: list[Requirement] = []
+    if _asks(text, r"\brecurs(ion|ive|ively)\b"):
+        out.append(Requirement("recursion", ""))
+    if _asks(text, r"\bmemoi[sz](ation|e|ed|ing)\b|\bmemo\b|\bcach(e|es|ing|ed)\b"):
+        out.append(Requirement("memoisation", ""))
+    if _asks(text, r"\b(standard input|stdin|from the (user|keyboard|console))\b"
+                   r"|\breads?\b[^.]{0,40}\b(from )?(the )?(standard )?input\b"):
+        out.append(Requirement("stdin", ""))
+    if category == "program" and _asks(text, r"\bprints?\b|\bstandard output\b|\bstdout\b|\bdisplays?\b"):
+        out.append(Requirement("stdout", ""))
+    modules, calls = _names_to_use(text)
+    out += [Requirement("module", m) for m in sorted(modules)]
+    out += [Requirement("call", c) for c in sorted(calls)]
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for m in _RAISE_WORD.finditer(sentence):
+            before = sentence[max(0, m.start() - 30): m.start()]
+            if _NEGATION.search(before) or re.search(r"\b(not|never|no)\b", sentence[m.end(): m.end() + 12], re.I):
+                continue
+            for err in _ERROR_NAME.findall(sentence[m.end(): m.end() + 60]):
+                r = Requirement("raises", err)
+                if r not in out:
+                    out.append(r)
+    for m in _RETURNS_LITERAL.finditer(text):
+        if not _NEGATION.search(text[max(0, m.start() - 30): m.start()]):
+            r = Requirement("returns", m.group(1))
+            if r not in out:
+                out.append(r)
+    for name, (pattern, _) in _STRUCTURES.items():
+        if _asks(text, pattern):
+            out.append(Requirement("structure", name))
+    m = _COMPLEXITY.search(text)
+    if m:
+        out.append(Requirement("complexity", m.group(0)))
+    return out
+
+
+def _met(req: Requirement, tree: ast.Module, names: set[str]) -> bool:
+    if req.kind == "recursion":
+        return is_recursive(tree)
+    if req.kind == "memoisation":
+        return is_memoised(tree)
+    if req.kind == "stdin":
+        return reads_stdin(tree)
+    if req.kind == "stdout":
+        return writes_stdout(tree)
+    if req.kind == "module":
+        return req.detail in _imported_modules(tree)
+    if req.kind == "call":
+        return req.detail in names
+    if req.kind == "raises":
+        return req.detail in raised_errors(tree)
+    if req.kind == "returns":
+        return _returns_literal(tree, req.detail)
+    if req.kind == "structure":
+        return _STRUCTURES[req.detail][1](tree, names)
+    return False  # complexity: never checkable, always flagged
+
+
+def unmet(instruction: str, code: str, category: str = "function") -> list[str]:
+    """The requirements of ``instruction`` that ``code`` does not meet, one line each
+    (a complexity claim is always listed: it cannot be checked)."""
+    reqs = requirements(instruction, category)
+    if not reqs:
+        return []
+    tree = _parse(code)
+    if tree is None:
+        return ["the solution does not parse"]
+    names = _names_and_attrs(tree)
+    return [str(r) for r in reqs if not _met(r, tree, names)]
+
+
+# ---- instructions no answer can meet ---------------------------------------------------
+
+# Libraries whose names an instruction may get wrong; imported (they are installed
+# libraries, not model code) only when an instruction names one of their attributes.
+_TRUSTED = {"numpy": "numpy", "np": "numpy", "scipy": "scipy", "sympy": "sympy", "pandas": "pandas",
+            "pd": "pandas", "math": "math", "statistics": "statistics", "itertools": "itertools",
+            "functools": "functools", "collections": "collections", "re": "re", "string": "string",
+            "heapq": "heapq", "bisect": "bisect", "operator": "operator", "json": "json", "random": "random", "networkx": "networkx", "nx": "networkx"}
+# "SymPy's `eye_matrix` function": a possessive names a function of the library itself.
+_POSSESSIVE = re.compile(r"\b(numpy|NumPy|scipy|SciPy|sympy|SymPy|pandas|Pandas)'s\s+`([A-Za-z_]\w*)"
+                         r"(?:\(.*?\)`|`\s+function)")
+
+
+def _exists(module: str, path: list[str]) -> bool | None:
+    """Whether ``module.path`` exists; None when the module cannot be imported here."""
+    import importlib
+
+    try:
+        obj = importlib.import_module(module)
+    except Exception:  # not installed, or broken: cannot tell
+        return None
+    for i, part in enumerate(path):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:  # a submodule not imported by its package (scipy.integrate)
+            obj = importlib.import_module(".".join([module, *path[: i + 1]]))
+        except Exception:
+            return False
+    return True
+
+
+def missing_apis(instruction: str) -> list[str]:
+    """Library functions the instruction names that do not exist (``numpy.ttest_ind``)."""
+    named: list[tuple[str, list[str], str]] = []
+    for m in _BACKTICKED.finditer(instruction):
+        dotted = _DOTTED_CALL.match(m.group(1).strip())
+        if dotted:
+            parts = dotted.group(1).split(".")
+            if len(parts) > 1 and parts[0] in _TRUSTED:
+                named.append((_TRUSTED[parts[0]], parts[1:], dotted.group(1)))
+    for m in _POSSESSIVE.finditer(instruction):
+        named.append((m.group(1).lower(), [m.group(2)], f"{m.group(1)}'s {m.group(2)}"))
+    out = []
+    for module, path, shown in named:
+        if _exists(module, path) is False and shown not in out:
+            out.append(shown)
+    return out
+
+
+def unanswerable(instruction: str) -> list[str]:
+    """Why no answer can be faithful to ``instruction`` (empty: no reason found): it names
+    library functions that do not exist, or asks for recursion in constant time or space."""
+    out = [f"names {name}, which does not exist" for name in missing_apis(instruction)]
+    if _asks(instruction, r"\brecurs(ion|ive|ively)\b") and \
+            re.search(r"\bO\(1\)|\bconstant[- ](time|space|memory)\b", instruction, re.I):
+        out.append("asks for recursion in constant time or space")
+    return out
