@@ -283,7 +283,7 @@ class Pipeline:
         st = summary["stages"]
         summary["busy"] = {
             "generation_s": round(sum(st[s.name]["busy_s"] for s in STAGES
-                                      if issubclass(s.cls, GenerationStage)), 2),
+                                      if issubclass(s.cls, GenerationStage) and s.name in st), 2),
             "execution_s": st["execute"]["busy_s"],
         }
         summary["funnel"] = funnel_line(summary)

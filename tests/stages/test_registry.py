@@ -9,12 +9,13 @@ from selfcodealign.stages.base import Stage, WholeStage
 
 def test_each_stage_reads_earlier_stages_whose_records_it_takes():
     names = [s.name for s in STAGES]
-    assert names == ["seeds", "concepts", "instructions", "responses", "execute", "verify", "select"]
+    assert names == ["seeds", "concepts", "instructions", "responses", "execute", "verify", "judge", "select"]
     assert len({s.file for s in STAGES}) == len(STAGES)
     for k, spec in enumerate(STAGES):
         assert issubclass(spec.cls, Stage)
         assert all(names.index(r) < k for r in spec.cls.reads), spec.name
-        if spec.cls.reads and spec.name != "verify":  # verify groups the executed records it reads
+        # verify groups the executed records it reads; judge takes one requirement of one each
+        if spec.cls.reads and spec.name not in ("verify", "judge"):
             assert spec.cls.input_type is BY_NAME[spec.cls.reads[0]].cls.output_type, spec.name
     assert BY_NAME["seeds"].cls.reads == () and issubclass(BY_NAME["seeds"].cls, WholeStage)
 
@@ -27,6 +28,7 @@ def test_every_stage_is_a_command_with_its_registry_help_and_files():
         if spec.name != "seeds":  # seeds has its own command (the corpus, not a file, is its input)
             assert spec.file in p.format_help() and spec.help.split(":")[0] in p.description
     assert "--verified" in sub.choices["select"].format_help()  # select's second input
+    assert "--judged" in sub.choices["select"].format_help()  # and its third
     assert "--limit" not in sub.choices["verify"].format_help()  # its inputs are groups
 
 

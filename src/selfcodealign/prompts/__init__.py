@@ -183,4 +183,5 @@ class PromptBuilder:
             "concepts": ("\n###", "\n\n"),
             "instructions": ("\n### ",),
             "responses": ("\n### Instruction",),
+            "judge": ("\n",),
         }[step]

@@ -10,6 +10,7 @@ from selfcodealign.stages.base import Stage
 from selfcodealign.stages.concepts import ConceptsStage
 from selfcodealign.stages.execute import ExecuteStage
 from selfcodealign.stages.instructions import InstructionsStage
+from selfcodealign.stages.judge import JudgeStage
 from selfcodealign.stages.responses import ResponsesStage
 from selfcodealign.stages.seeds import SeedsStage
 from selfcodealign.stages.select import SelectStage
@@ -43,6 +44,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(ExecuteStage, "executed.jsonl", "run every response with its tests in the sandbox"),
     StageSpec(VerifyStage, "verified.jsonl",
               "check the passing responses: mutants, faithfulness, agreement"),
+    StageSpec(JudgeStage, "judged.jsonl",
+              "ask the model whether each passing response meets each requirement (judge.enabled)"),
     StageSpec(SelectStage, "dataset.jsonl", "keep one passing response per task; write the dataset"),
 )
 BY_NAME: dict[str, StageSpec] = {s.name: s for s in STAGES}
