@@ -8,11 +8,48 @@ from __future__ import annotations
 import ast
 
 
-def _parse(src: str) -> ast.Module | None:
+def parse_tree(src: str) -> ast.Module | None:
+    """The AST of ``src``, or None for text Python cannot parse (never raises)."""
     try:
         return ast.parse(src)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+
+
+_parse = parse_tree
+
+
+def imported_modules(tree: ast.AST) -> set[str]:
+    """Top-level names of the modules imported anywhere in ``tree`` (absolute imports)."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out.update(a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            out.add(n.module.split(".")[0])
+    return out
+
+
+def mentioned_names(tree: ast.AST) -> set[str]:
+    """Every identifier ``tree`` mentions: names, attributes, definitions, parameters,
+    keyword arguments and imported names."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.keyword) and n.arg:
+            out.add(n.arg)
+        elif isinstance(n, ast.alias):
+            out.update(n.name.split("."))
+            if n.asname:
+                out.add(n.asname)
+    return out
 
 
 def parse_ok(code: str) -> bool:

@@ -10,6 +10,7 @@ import ast
 import re
 from collections.abc import Callable, Sequence
 
+from selfcodealign.checks import imported_modules
 from selfcodealign.seeds.extract import Candidate, has_value_return
 
 # Imports whose use makes running a seed (and the tests written from it) touch the host
@@ -46,16 +47,6 @@ def _function(c: Candidate) -> ast.FunctionDef:
     return node
 
 
-def _module_names_imported_inside(fn: ast.AST) -> set[str]:
-    names = set()
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 def _calls(fn: ast.AST) -> set[str]:
     return {
         n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
@@ -87,7 +78,7 @@ def make_cheap_filter(
             return "too_long"
         if words is not None and words.search(c.body):
             return "unwanted_words"
-        if unsafe.intersection(c.imports) or unsafe.intersection(_module_names_imported_inside(fn)):
+        if unsafe.intersection(c.imports) or unsafe.intersection(imported_modules(fn)):
             return "unsafe_import"
         if UNSAFE_CALLS.intersection(_calls(fn)):
             return "unsafe_call"

@@ -16,15 +16,10 @@ from __future__ import annotations
 import ast
 import re
 
+from selfcodealign.checks import parse_tree
+
 _BROAD = {"Exception", "BaseException", "AssertionError"}
 _FAILS = {"fail"}  # pytest.fail, self.fail
-
-
-def _parse(src: str) -> ast.Module | None:
-    try:
-        return ast.parse(src)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
 
 
 def _exc_names(node: ast.AST | None) -> set[str]:
@@ -68,7 +63,7 @@ def _fails_if_reached(stmts: list[ast.stmt]) -> bool:
 
 
 def self_raised(tests: str) -> list[str]:
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return []
     out = []
@@ -87,7 +82,7 @@ def self_raised(tests: str) -> list[str]:
 
 
 def swallowed(tests: str) -> list[str]:
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return []
     out = []
@@ -103,7 +98,7 @@ def swallowed(tests: str) -> list[str]:
 
 
 def no_fail_expectation(tests: str) -> list[str]:
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return []
     out = []
@@ -122,7 +117,7 @@ _EXAMPLE_CODE = re.compile(r"```[\w]*\n(.*?)```|`([^`\n]+)`", re.S)
 
 
 def _literals(src: str) -> set:
-    tree = _parse(src)
+    tree = parse_tree(src)
     if tree is None:
         return set()
     return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
@@ -147,7 +142,7 @@ def special_cases(instruction: str, code: str) -> list[str]:
         example |= _literals(m.group(1) or m.group(2) or "")
     if not example:
         return []
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     out = []
@@ -160,7 +155,7 @@ def special_cases(instruction: str, code: str) -> list[str]:
 
 
 def _asserts(src: str) -> list[str]:
-    tree = _parse(src)
+    tree = parse_tree(src)
     if tree is None:
         return []
     return [ast.dump(n.test) for n in ast.walk(tree) if isinstance(n, ast.Assert)]

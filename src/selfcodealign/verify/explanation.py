@@ -16,6 +16,7 @@ import builtins
 import keyword
 import re
 
+from selfcodealign.checks import mentioned_names, parse_tree
 from selfcodealign.parsing import fenced_blocks
 
 _BACKTICKED = re.compile(r"(?<!`)`([^`\n]{1,80})`(?!`)")
@@ -34,39 +35,16 @@ def prose(answer: str) -> str:
 
 
 def _mentioned(tree: ast.AST) -> set[str]:
-    out: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name):
-            out.add(n.id)
-        elif isinstance(n, ast.Attribute):
-            out.add(n.attr)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out.add(n.name)
-        elif isinstance(n, ast.arg):
-            out.add(n.arg)
-        elif isinstance(n, ast.keyword) and n.arg:
-            out.add(n.arg)
-        elif isinstance(n, ast.alias):
-            out.update(n.name.split("."))
-            if n.asname:
-                out.add(n.asname)
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 40:
-            out.add(n.value)
-    return out
-
-
-def _parse(src: str) -> ast.Module | None:
-    try:
-        return ast.parse(src)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
+    """What the code mentions, with its short string constants (names it looks up)."""
+    return mentioned_names(tree) | {n.value for n in ast.walk(tree)
+                                    if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 40}
 
 
 def unknown_names(answer: str, code: str, instruction: str = "") -> list[str]:
     """Backticked identifiers of the prose that the code never mentions. A name the
     instruction itself puts in backticks counts only when the prose claims it for the
     code (``uses `x```); otherwise prose may quote the task."""
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     known = _mentioned(tree)
@@ -96,7 +74,7 @@ def unknown_names(answer: str, code: str, instruction: str = "") -> list[str]:
 
 
 def unused_imports(code: str) -> list[str]:
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     imported: dict[str, str] = {}

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from selfcodealign.checks import imported_modules, mentioned_names, parse_tree
+
 _NEGATION = re.compile(r"\b(not|no|without|never|avoid\w*|instead of|rather than|non-?)\W*(\w+\W+){0,2}$", re.I)
 
 
@@ -37,13 +39,6 @@ def _asks(text: str, pattern: str) -> bool:
         if not _NEGATION.search(before):
             return True
     return False
-
-
-def _parse(src: str) -> ast.Module | None:
-    try:
-        return ast.parse(src)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
 
 
 # ---- what the code does ------------------------------------------------------------
@@ -133,39 +128,13 @@ def is_memoised(tree: ast.Module) -> bool:
     return bool(stored & looked_up)
 
 
-def _names_and_attrs(tree: ast.AST) -> set[str]:
-    out: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name):
-            out.add(n.id)
-        elif isinstance(n, ast.Attribute):
-            out.add(n.attr)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out.add(n.name)
-        elif isinstance(n, ast.alias):
-            out.update(n.name.split("."))
-            if n.asname:
-                out.add(n.asname)
-    return out
-
-
-def _imported_modules(tree: ast.Module) -> set[str]:
-    out: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Import):
-            out.update(a.name.split(".")[0] for a in n.names)
-        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
-            out.add(n.module.split(".")[0])
-    return out
-
-
 def reads_stdin(tree: ast.Module) -> bool:
-    names = _names_and_attrs(tree)
+    names = mentioned_names(tree)
     return "input" in names or "stdin" in names or "fileinput" in names or "readline" in names
 
 
 def writes_stdout(tree: ast.Module) -> bool:
-    names = _names_and_attrs(tree)
+    names = mentioned_names(tree)
     return "print" in names or "stdout" in names or "pprint" in names
 
 
@@ -331,7 +300,7 @@ def _met(req: Requirement, tree: ast.Module, names: set[str]) -> bool:
     if req.kind == "stdout":
         return writes_stdout(tree)
     if req.kind == "module":
-        return req.detail in _imported_modules(tree)
+        return req.detail in imported_modules(tree)
     if req.kind == "call":
         return req.detail in names
     if req.kind == "raises":
@@ -349,10 +318,10 @@ def unmet(instruction: str, code: str, category: str = "function") -> list[str]:
     reqs = requirements(instruction, category)
     if not reqs:
         return []
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return ["the solution does not parse"]
-    names = _names_and_attrs(tree)
+    names = mentioned_names(tree)
     return [str(r) for r in reqs if not _met(r, tree, names)]
 
 

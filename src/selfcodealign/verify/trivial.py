@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import ast
 
+from selfcodealign.checks import parse_tree
+
 MAX_NODES = 15  # AST nodes of the returned expressions, all functions together
 
 
 def one_liner(code: str, max_nodes: int = MAX_NODES) -> list[str]:
     """``["one return of N nodes"]`` when the solution is only small one-line functions."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse_tree(code)
+    if tree is None:
         return []
     if any(isinstance(n, ast.ClassDef) for n in tree.body):
         return []
