@@ -15,7 +15,13 @@ missing an asked-for name. The same measure of HumanEval+'s canonical solutions 
 HumanEval's own tests is the calibration row: a measure that scores them high and plain
 selection well below tells weak tests from strong ones.
 
-    python benchmarks/data_quality.py [--in FILE] [--workers N]
+Beside the test-strength figures, what a reader would judge: the classes of the kept
+examples among the labelled responses (data/labels, docs/labelling.md; by default the
+test half, on which nothing was tuned), and the precision of the kept answers to MBPP+
+tasks posed as instructions against EvalPlus's plus tests, with their coverage
+(benchmarks/mbpp_groundtruth.py; the labelled answers in data/labels, or ``--mbpp DIR``).
+
+    python benchmarks/data_quality.py [--in FILE] [--workers N] [--half test] [--mbpp DIR]
 """
 
 from __future__ import annotations
@@ -60,18 +66,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--in", dest="inp", type=Path, default=DEFAULT_IN, help="executed records (JSONL[.gz])")
     ap.add_argument("--workers", type=int, help="sandbox workers (default: cores)")
+    ap.add_argument("--half", choices=["dev", "test", "all"], default="test",
+                    help="which half of the labelled responses to report (default: test)")
+    ap.add_argument("--mbpp", type=Path, help="a directory with executed.jsonl and verified.jsonl of MBPP+ "
+                    "tasks posed as instructions (default: the labelled answers in data/labels, re-executed)")
     args = ap.parse_args()
 
     from selfcodealign.audit import audit_records
     from selfcodealign.config import RunConfig
     from selfcodealign.executors.local import LocalExecutor
-    from selfcodealign.records import Response
     from selfcodealign.stages.execute import ExecuteStage
     from selfcodealign.stages.select import select
     from selfcodealign.stages.verify import VerifyStage, group_by_instruction
 
     cfg = RunConfig()
-    responses = [Response.model_validate(r["response"]) for r in read(args.inp)]
+    from labelled_checks import reparsed
+
+    # Parsed again from the raw text, as a run of this version would record them.
+    responses = [reparsed(r["response"]) for r in read(args.inp)]
     executor = LocalExecutor(lambda: None, args.workers)
     ex_stage = ExecuteStage(cfg.execute)
     t0 = time.perf_counter()
@@ -83,7 +95,7 @@ def main() -> int:
               for c in stage.parse(rec, v)}
     verify_s = time.perf_counter() - t0
 
-    plain_cfg = cfg.select.model_copy(update={"by_agreement": False})
+    plain_cfg = cfg.select.model_copy(update={"by_agreement": False, "pass_rate": (0.0, 1.0)})
     plain = select(executed, plain_cfg, ex_stage.counts_as_pass).examples
     chosen = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
     new, stats = chosen.examples, chosen.stats
@@ -104,7 +116,10 @@ def main() -> int:
     print(row("plain selection", a_plain))
     print(row("new selection", a_new))
     print(row("HumanEval+ canonical, HumanEval tests", a_he))
-    print(f"\nexecution: {base_s:.1f} s; verification added {verify_s:.1f} s "
+    n_ins = len(group_by_instruction(executed))
+    print(f"\nexamples per 1,000 instructions: plain {1000 * len(plain) / n_ins:.0f}, "
+          f"new {1000 * len(new) / n_ins:.0f}")
+    print(f"execution: {base_s:.1f} s; verification added {verify_s:.1f} s "
           f"({verify_s / base_s:.2f}x the execution; {sum(c.mutation.made for c in checks.values() if c.mutation)} "
           f"mutants, {sum(c.agreement.siblings for c in checks.values() if c.agreement)} sibling runs)")
     m_new, m_he, m_plain = a_new.get("mutation", {}), a_he.get("mutation", {}), a_plain.get("mutation", {})
@@ -119,9 +134,45 @@ def main() -> int:
         ("calibration: HumanEval >= 0.9, plain well below",
          m_he.get("mean_score", 0) >= 0.9 and m_plain.get("mean_score", 1) <= m_he.get("mean_score", 0) - 0.1),
     ]
+    from labelled_checks import DEFAULT_IN as LABELLED_IN
+    from labelled_checks import execute_and_verify, read_labels, selection_lines, selection_table
+
+    # The labelled responses also hold answers to MBPP+ tasks posed as instructions.
+    m_ex, m_checks = execute_and_verify(LABELLED_IN[1:], args.workers)
+    labels = read_labels()
+    sel = selection_table(labels, executed + m_ex, {**checks, **m_checks}, cfg, args.half)
+    print(f"\nlabelled responses ({args.half} half), classes of the kept examples:")
+    print("\n".join("  " + line for line in selection_lines(sel)))
+    kept_good = sel["plain_good_kept_by_checked"]
+    goals += [
+        (">= 80% good among the kept labelled examples", (sel["checked"]["good_share"] or 0) >= 0.8),
+        (">= 60% of plain's good examples kept",
+         kept_good["kept"] >= 0.6 * kept_good["plain_good"] if kept_good["plain_good"] else False),
+        ("no malformed training target", a_new.get("malformed_target", 0) == 0),
+    ]
+    from mbpp_groundtruth import score as mbpp_score
+
+    source = LABELLED_IN[1].name
+    if args.mbpp:
+        from selfcodealign.jsonl import read_records
+        from selfcodealign.records import Checks, Executed
+
+        m_ex = list(read_records(args.mbpp / "executed.jsonl", Executed))
+        m_checks = {c.parent_id: c for c in read_records(args.mbpp / "verified.jsonl", Checks)}
+        source = str(args.mbpp)
+    res = mbpp_score(m_ex, m_checks, args.workers)
+    print(f"\nMBPP+ tasks as instructions ({source}):")
+    for arm, r in res.items():
+        prec = "n/a" if r["precision"] is None else f"{100 * r['precision']:.1f}%"
+        print(f"  {arm:<8} keeps {r['kept']} of {r['tasks']} tasks (coverage {100 * r['coverage']:.1f}%); "
+              f"pass base+plus tests: {r['plus_pass']} (precision {prec})")
+    goals.append(("MBPP+ precision of kept answers >= 95%", (res["checked"]["precision"] or 0) >= 0.95))
     print("\n" + "\n".join(f"  [{'x' if ok else ' '}] {name}" for name, ok in goals))
     return 0
 
 
 if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())
