@@ -1,10 +1,13 @@
 """Selection: one passing response per instruction, then dataset sanitisation; the
 held-out tasks and the preference pairs beside it.
 
-With verification results (``checks``), a passing response is a candidate only if it
-answers the instruction, its tests kill enough of its solution's mutants, and no function
-of it goes unexercised; among the candidates, the one that agrees most with its siblings
-is chosen. Without them, a seeded random passing response is.
+A passing response is a candidate only if its training target is well formed. With
+verification results (``checks``), also only if verify recorded no reason against it
+(the instruction's names and requirements, its explanation, its tests), another sample
+agrees with it, its tests kill enough of its solution's mutants, and no function of it
+goes unexercised; among the candidates, the one that agrees most with its siblings is
+chosen. Without them, a seeded random passing response is. By default only tasks that at
+least 3 in 10 samples pass are kept (``pass_rate``).
 """
 
 from __future__ import annotations
