@@ -30,7 +30,9 @@ def seeds_file(tmp_path, n=12):
 
 def run(tmp_path, out, seeds, *sets, backend=None):
     cfg = build_config(sets=[f"seeds.source=seeds:{seeds}", "prompts.style=completion",
-                             "responses.n=3", "execute.overlap=true", "execute.workers=2", *sets])
+                             "responses.n=3", "execute.overlap=true", "execute.workers=2",
+                             # the scripted answers are one-line functions: kept here despite that
+                             "select.keep_reasons=[trivial]", *sets])
     backend = backend or Scripted()
     return Pipeline(cfg, out, lambda: LocalExecutor(lambda: backend, 2), quiet=True).run()
 

@@ -84,14 +84,16 @@ def test_execute_then_select_via_cli(tmp_path):
     assert {c["parent_id"] for c in checks} == {e.id for e in got.values() if ExecuteStage(ExecuteConfig()).counts_as_pass(e)}
     # By default an answer that no other response agrees with is not kept: here every
     # instruction has one meaningful pass.
+    # (double(x) is a one-liner: kept here despite that.)
     res = run("select", "--in", str(executed), "--verified", str(verified), "--out", str(tmp_path / "v.jsonl"),
-              "--set", "select.sanitize=false")
+              "--set", "select.sanitize=false", "--set", "select.keep_reasons=[trivial]")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "v.jsonl").read_text() == ""
     drops = [json.loads(x) for x in (tmp_path / "v.drops.jsonl").read_text().splitlines()]
     assert {d["reason"] for d in drops} == {"no_passing_response", "rejected_no_other_passing_response"}
     res = run("select", "--in", str(executed), "--verified", str(verified), "--out", str(tmp_path / "v.jsonl"),
-              "--set", "select.sanitize=false", "--set", "select.require_agreement=false")
+              "--set", "select.sanitize=false", "--set", "select.require_agreement=false",
+              "--set", "select.keep_reasons=[trivial]")
     assert res.returncode == 0, res.stderr
     kept = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
     assert kept and all(k["quality"]["mutation_score"] is not None for k in kept)

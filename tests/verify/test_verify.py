@@ -140,6 +140,7 @@ def test_verify_scores_mutation_and_agreement_and_select_prefers_the_strong_resp
     stage = VerifyStage(cfg.verify, 10, 1024, ex_stage.counts_as_pass)
     [(rec, verdicts)] = list(LocalExecutor(lambda: None).execute(stage, group_by_instruction(executed)))
     checks = {c.parent_id: c for c in stage.parse(rec, verdicts)}
+    assert checks[executed[0].id].faithfulness == ["trivial: 1 function(s), each one return, 6 AST nodes"]
     strong, weak, wrong = (checks[executed[i].id] for i in range(3))
     assert strong.mutation.score == 1.0 and strong.mutation.unexercised == []
     assert weak.mutation.score < 0.8
@@ -148,7 +149,7 @@ def test_verify_scores_mutation_and_agreement_and_select_prefers_the_strong_resp
     # the weak tests only.
     assert strong.agreement.pass_my_tests == 2 and strong.agreement.siblings == 3
     assert wrong.agreement.my_code_passes == 1  # the weak tests (double(0) == 0)
-    sel = build_config(sets=["select.min_mutation_score=0.6"]).select
+    sel = build_config(sets=["select.min_mutation_score=0.6", "select.keep_reasons=[trivial]"]).select
     sel_out = select(executed, sel, ex_stage.counts_as_pass, None, checks)
     examples, drops, stats = sel_out.examples, sel_out.drops, sel_out.stats
     assert [e.parent_id for e in examples] in ([executed[0].id], [executed[3].id])
@@ -162,12 +163,12 @@ def test_an_unexercised_function_and_an_unfaithful_response_are_rejected():
     misnamed = ("def twice(x):\n    return 2 * x\n", "assert twice(3) == 6\nassert twice(5) == 10\n")
     executed, ex_stage = _group([helper, misnamed])
     # Each response fails the other's tests: agreement alone would reject both first.
-    cfg = build_config(sets=["select.require_agreement=false"])
+    cfg = build_config(sets=["select.require_agreement=false", "select.keep_reasons=[trivial]"])
     stage = VerifyStage(cfg.verify, 10, 1024, ex_stage.counts_as_pass)
     [(rec, verdicts)] = list(LocalExecutor(lambda: None).execute(stage, group_by_instruction(executed)))
     checks = {c.parent_id: c for c in stage.parse(rec, verdicts)}
     assert checks[executed[0].id].mutation.unexercised == ["helper"]
-    assert checks[executed[1].id].faithfulness == ["missing: function double"]
+    assert checks[executed[1].id].faithfulness[0] == "missing: function double"
     sel_out = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
     examples, drops, stats = sel_out.examples, sel_out.drops, sel_out.stats
     assert examples == [] and stats["rejected"] == {"unexercised_function": 1, "missing": 1}
