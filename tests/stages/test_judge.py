@@ -51,3 +51,13 @@ def test_the_judge_asks_about_each_requirement_of_clean_passing_responses_and_se
     assert [e.parent_id for e in kept.examples] == ["a"]
     assert kept.stats["rejected"] == {"judged_unmet": 1, "unmet_requirement": 1}
     assert not JudgeStage.enabled(cfg) and JudgeStage.enabled(cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"enabled": True})}))
+
+
+def test_without_verify_the_judge_asks_about_every_meaningful_pass():
+    cfg = RunConfig()
+    stage = JudgeStage(cfg.judge, PromptBuilder(style="completion", examples=tuple(load_examples())),
+                       ModelInfo(model="m", model_sha256=None, backend="x", prompt_style="completion"))
+    a, b = _executed("a", 0), _executed("b", 1)
+    b = b.model_copy(update={"meaningful_tests": False})
+    items = stage.inputs({"execute": [a, b], "verify": None})
+    assert {i.executed.id for i in items} == {"a"} and stage.prompt(items[0]).endswith("Answer:")

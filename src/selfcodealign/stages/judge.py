@@ -2,7 +2,8 @@
 passing response meets it (``selfcodealign.verify.judge``). Off by default (``judge.enabled``).
 
 Its input is one (response, requirement) pair; only the passing responses that verify
-found no reason against are judged, since selection drops the others anyway. An answer
+found no reason against are judged, since selection drops the others anyway (without
+verify, every response that passed with meaningful tests). An answer
 that is neither yes nor no is a counted drop (``unclear_judgement``).
 """
 
@@ -41,11 +42,12 @@ class JudgeStage(PromptedStage):
         return cfg.judge.enabled
 
     def inputs(self, upstream: dict[str, Any]) -> list[JudgeItem]:
-        checks: list[Checks] = upstream.get("verify") or []
-        clean = {c.parent_id for c in checks if not c.faithfulness}
+        checks: list[Checks] | None = upstream.get("verify")
+        clean = None if checks is None else {c.parent_id for c in checks if not c.faithfulness}
         items = []
         for e in upstream["execute"]:
-            if e.id not in clean:
+            # Without verify: every response that passed with meaningful tests.
+            if (e.id not in clean) if clean is not None else not (e.verdict.status == "passed" and e.meaningful_tests):
                 continue
             ins = e.response.instruction.instruction
             for k, sentence in enumerate(requirement_sentences(ins, self.gen.max_requirements)):
