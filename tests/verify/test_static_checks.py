@@ -176,3 +176,10 @@ def test_the_judge_asks_about_requirement_sentences_and_reads_yes_or_no():
     assert msgs[0]["role"] == "system" and "Requirement: Raise `ValueError` on None." in msgs[1]["content"]
     assert judge_prompt(ins, "x = 1\n", "r", "completion").endswith("Answer:")
     assert [parse_verdict(t) for t in ("Yes.", " no", "**No**", "maybe", "")] == [True, False, False, None, None]
+
+
+def test_a_stated_truth_value_may_be_computed():
+    ins = "Return `True` if the number is even."
+    assert requirements.unmet(ins, "def even(n):\n    return n % 2 == 0\n") == []
+    assert requirements.unmet(ins, "def even(n):\n    return 1 if n % 2 == 0 else 0\n") == []
+    assert requirements.unmet(ins, "def even(n):\n    return 0\n") == ["returns True"]
