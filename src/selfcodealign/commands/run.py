@@ -60,9 +60,9 @@ def main(args) -> int:
         file=sys.stderr,
     )
     if f["passing"] and not f["dataset"]:
-        sel = summary["stages"]["select"]
-        why = ", ".join(f"{k} {v}" for k, v in sorted({**sel.get("drops", {}), **sel.get("rejected", {})}.items()))
-        print(f"no example kept: selection keeps only answers that hold up ({why}); "
+        drops = summary["stages"]["select"].get("drops", {})
+        why = ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1]))
+        print(f"no example kept: selection keeps only answers that hold up (tasks dropped: {why}); "
               "more seeds (seeds.max_seeds) or a larger model keep more", file=sys.stderr)
     b = summary["busy"]
     print(f"time: {summary['wall_s']:.0f} s wall; generation busy {b['generation_s']:.0f} s, "
