@@ -199,12 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    labels = read_labels(a.labels)
-    if a.dir is not None:
-        executed = list(read_records(a.dir / "executed.jsonl", Executed))
-        checks = {c.parent_id: c for c in read_records(a.dir / "verified.jsonl", Checks)}
-    else:
-        executed, checks = execute_and_verify(a.inp, a.workers)
+    try:
+        labels = read_labels(a.labels)
+        if a.dir is not None:
+            executed = list(read_records(a.dir / "executed.jsonl", Executed))
+            checks = {c.parent_id: c for c in read_records(a.dir / "verified.jsonl", Checks)}
+        else:
+            executed, checks = execute_and_verify(a.inp, a.workers)
+    except (UserError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     judged = None
     if a.judge:
         from selfcodealign.records import Judgement
