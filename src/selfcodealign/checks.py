@@ -16,9 +16,6 @@ def parse_tree(src: str) -> ast.Module | None:
         return None
 
 
-_parse = parse_tree
-
-
 def imported_modules(tree: ast.AST) -> set[str]:
     """Top-level names of the modules imported anywhere in ``tree`` (absolute imports)."""
     out: set[str] = set()
@@ -54,12 +51,12 @@ def mentioned_names(tree: ast.AST) -> set[str]:
 
 def parse_ok(code: str) -> bool:
     """Non-empty code that Python can parse."""
-    return bool(code.strip()) and _parse(code) is not None
+    return bool(code.strip()) and parse_tree(code) is not None
 
 
 def defined_names(code: str) -> set[str]:
     """Top-level functions, classes and assigned names of the solution."""
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return set()
     names: set[str] = set()
@@ -85,7 +82,7 @@ def meaningful_asserts(code: str, tests: str) -> int:
     counts when its condition uses a tainted name. ``assert True`` and tests that never
     touch the solution count zero.
     """
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return 0
     # Names the tests define themselves shadow the solution's: an assert on a function
@@ -128,7 +125,7 @@ def meaningful_asserts(code: str, tests: str) -> int:
     return count
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
+def is_main_guard(node: ast.stmt) -> bool:
     if not isinstance(node, ast.If):
         return False
     t = node.test
@@ -143,11 +140,11 @@ def _is_main_guard(node: ast.stmt) -> bool:
 def strip_main_guard(src: str) -> str:
     """Drop top-level ``if __name__ == "__main__":`` blocks: a program's entry point reads
     argv/stdin, and a test module's (``unittest.main()``) exits before the end."""
-    tree = _parse(src)
+    tree = parse_tree(src)
     if tree is None:
         return src
     lines = src.splitlines(keepends=True)
-    cut = [(n.lineno, n.end_lineno) for n in tree.body if _is_main_guard(n)]
+    cut = [(n.lineno, n.end_lineno) for n in tree.body if is_main_guard(n)]
     for start, end in reversed(cut):
         del lines[start - 1 : end]
     return "".join(lines)
@@ -159,7 +156,7 @@ def harness_calls(tests: str) -> str:
     Models often write ``def test_x(): ...`` without calling it, or a ``TestCase``
     class; without this, such tests would "pass" without running an assertion.
     """
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return ""
     called = {
@@ -197,11 +194,38 @@ def harness_calls(tests: str) -> str:
 ASSERTS_RAN = "_sca_asserts_ran"
 
 
-def _expects_raise(item: ast.withitem) -> bool:
+RAISES_CONTEXTS = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
+
+
+def expected_raise(item: ast.withitem, contexts=RAISES_CONTEXTS) -> ast.expr | None:
+    """The exception a ``with pytest.raises(E)`` (or ``self.assertRaises(E)``) item
+    expects, or None when the item is no such context."""
     call = item.context_expr
-    return isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name)) and \
-        (call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id) in (
-            "raises", "assertRaises", "assertRaisesRegex", "assertWarns")
+    if isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name)) and call.args:
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
+        if name in contexts:
+            return call.args[0]
+    return None
+
+
+def exception_names(node: ast.AST | None) -> set[str]:
+    """The class names an ``except`` clause or a raise names (``E``, ``mod.E``, tuples)."""
+    if isinstance(node, ast.Tuple):
+        return set().union(*(exception_names(e) for e in node.elts))
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Attribute):
+        return {node.attr}
+    return set()
+
+
+def raised_names(node: ast.AST) -> set[str]:
+    """The exceptions ``raise`` statements inside ``node`` name."""
+    out: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Raise) and n.exc is not None:
+            out |= exception_names(n.exc.func if isinstance(n.exc, ast.Call) else n.exc)
+    return out
 
 
 def count_checks(tests: str) -> str:
@@ -209,7 +233,7 @@ def count_checks(tests: str) -> str:
     that calls a unittest-style ``assert*`` method, the body of a ``with
     pytest.raises(...)``. The counter goes in front of the statement on its own line, so
     line numbers stay those of the model's tests."""
-    tree = _parse(tests)
+    tree = parse_tree(tests)
     if tree is None:
         return tests
     spots: list[tuple[int, int]] = []
@@ -218,7 +242,8 @@ def count_checks(tests: str) -> str:
                 isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
                 and isinstance(n.value.func, ast.Attribute) and n.value.func.attr.startswith("assert")):
             spots.append((n.lineno, n.col_offset))
-        elif isinstance(n, (ast.With, ast.AsyncWith)) and any(_expects_raise(i) for i in n.items) and n.body:
+        elif isinstance(n, (ast.With, ast.AsyncWith)) and any(
+                expected_raise(i, RAISES_CONTEXTS | {"assertWarns"}) is not None for i in n.items) and n.body:
             spots.append((n.body[0].lineno, n.body[0].col_offset))
     lines = tests.splitlines(keepends=True)
     for lineno, col in sorted(set(spots), reverse=True):

@@ -125,7 +125,17 @@ def parse_instruction(text: str, finish_reason: str = "stop") -> str | ParseErro
 
 
 _TEST_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?\s*(?:unit\s+)?tests?\b", re.I | re.M)
-_PY_LANGS = {"", "python", "python3", "py"}
+PY_LANGS = frozenset({"", "python", "python3", "py"})
+
+
+def outside_blocks(text: str) -> str:
+    """``text`` without its fenced blocks: the prose around the code."""
+    out, pos = [], 0
+    for b in fenced_blocks(text):
+        out.append(text[pos:b.start])
+        pos = b.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -147,7 +157,7 @@ def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | P
     body = text.strip()
     if not body:
         return ParseError("empty_output")
-    blocks = [b for b in fenced_blocks(body) if b.lang in _PY_LANGS and b.code.strip()]
+    blocks = [b for b in fenced_blocks(body) if b.lang in PY_LANGS and b.code.strip()]
     if not blocks:
         return ParseError("no_code_block", body[:200])
     tests_idx = None

@@ -16,40 +16,10 @@ from __future__ import annotations
 import ast
 import re
 
-from selfcodealign.checks import parse_tree
+from selfcodealign.checks import exception_names, expected_raise, parse_tree, raised_names
 
 _BROAD = {"Exception", "BaseException", "AssertionError"}
 _FAILS = {"fail"}  # pytest.fail, self.fail
-
-
-def _exc_names(node: ast.AST | None) -> set[str]:
-    if node is None:
-        return set()
-    if isinstance(node, ast.Tuple):
-        return set().union(*(_exc_names(e) for e in node.elts))
-    if isinstance(node, ast.Name):
-        return {node.id}
-    if isinstance(node, ast.Attribute):
-        return {node.attr}
-    return set()
-
-
-def _raised(node: ast.AST) -> set[str]:
-    out = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Raise) and n.exc is not None:
-            exc = n.exc.func if isinstance(n.exc, ast.Call) else n.exc
-            out |= _exc_names(exc)
-    return out
-
-
-def _expects(item: ast.withitem) -> set[str]:
-    call = item.context_expr
-    if isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name)):
-        name = call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
-        if name in ("raises", "assertRaises", "assertRaisesRegex") and call.args:
-            return _exc_names(call.args[0])
-    return set()
 
 
 def _fails_if_reached(stmts: list[ast.stmt]) -> bool:
@@ -69,13 +39,13 @@ def self_raised(tests: str) -> list[str]:
     out = []
     for n in ast.walk(tree):
         if isinstance(n, (ast.With, ast.AsyncWith)):
-            expected = set().union(*(_expects(i) for i in n.items))
-            hit = expected & set().union(*(_raised(s) for s in n.body)) if expected else set()
+            expected = set().union(*(exception_names(expected_raise(i)) for i in n.items))
+            hit = expected & set().union(*(raised_names(s) for s in n.body)) if expected else set()
             if hit:
                 out.append(f"line {n.lineno} raises the {sorted(hit)[0]} it expects")
         elif isinstance(n, ast.Try):
-            caught = set().union(*(_exc_names(h.type) for h in n.handlers))
-            hit = caught & set().union(*(_raised(s) for s in n.body)) - {"AssertionError"}
+            caught = set().union(*(exception_names(h.type) for h in n.handlers))
+            hit = caught & set().union(*(raised_names(s) for s in n.body)) - {"AssertionError"}
             if hit:
                 out.append(f"line {n.lineno} raises the {sorted(hit)[0]} it catches")
     return out
@@ -90,7 +60,7 @@ def swallowed(tests: str) -> list[str]:
         if not isinstance(n, ast.Try) or not any(isinstance(s, ast.Assert) for b in n.body for s in ast.walk(b)):
             continue
         for h in n.handlers:
-            names = _exc_names(h.type)
+            names = exception_names(h.type)
             if (h.type is None or names & _BROAD) and not _fails_if_reached(h.body):
                 out.append(f"line {n.lineno} catches a failing assert")
                 break
@@ -105,7 +75,7 @@ def no_fail_expectation(tests: str) -> list[str]:
     for n in ast.walk(tree):
         if not isinstance(n, ast.Try) or not n.handlers:
             continue
-        caught = set().union(*(_exc_names(h.type) for h in n.handlers))
+        caught = set().union(*(exception_names(h.type) for h in n.handlers))
         if not caught or caught & _BROAD:
             continue
         if not _fails_if_reached(n.body) and not _fails_if_reached(n.orelse):
@@ -114,6 +84,11 @@ def no_fail_expectation(tests: str) -> list[str]:
 
 
 _EXAMPLE_CODE = re.compile(r"```[\w]*\n(.*?)```|`([^`\n]+)`", re.S)
+
+
+def _example_snippets(instruction: str) -> list[str]:
+    """The instruction's code: its fenced blocks and backticked spans."""
+    return [m.group(1) or m.group(2) or "" for m in _EXAMPLE_CODE.finditer(instruction)]
 
 
 def _literals(src: str) -> set:
@@ -137,9 +112,7 @@ def _distinctive(v) -> bool:
 def special_cases(instruction: str, code: str) -> list[str]:
     """Literal values of the instruction's example code that the solution compares an
     input with: an answer built around the example rather than the task."""
-    example: set = set()
-    for m in _EXAMPLE_CODE.finditer(instruction):
-        example |= _literals(m.group(1) or m.group(2) or "")
+    example: set = set().union(*map(_literals, _example_snippets(instruction)))
     if not example:
         return []
     tree = parse_tree(code)
@@ -164,9 +137,7 @@ def _asserts(src: str) -> list[str]:
 def only_the_example(instruction: str, tests: str) -> list[str]:
     """Tests whose every assert is one of the instruction's own example asserts: they
     check that the answer reproduces the example, nothing the example does not show."""
-    example: set[str] = set()
-    for m in _EXAMPLE_CODE.finditer(instruction):
-        example.update(_asserts(m.group(1) or m.group(2) or ""))
+    example = {a for snippet in _example_snippets(instruction) for a in _asserts(snippet)}
     mine = _asserts(tests)
     if example and mine and all(a in example for a in mine):
         return [f"its {len(mine)} assert(s) restate the instruction's example"]

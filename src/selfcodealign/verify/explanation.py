@@ -17,21 +17,11 @@ import keyword
 import re
 
 from selfcodealign.checks import mentioned_names, parse_tree
-from selfcodealign.parsing import fenced_blocks
+from selfcodealign.parsing import outside_blocks
 
 _BACKTICKED = re.compile(r"(?<!`)`([^`\n]{1,80})`(?!`)")
 _IDENT = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\(.*\))?$")
 _LITERALS = {"True", "False", "None", "self", "cls"}
-
-
-def prose(answer: str) -> str:
-    """The answer's text outside its fenced blocks."""
-    out, pos = [], 0
-    for b in fenced_blocks(answer):
-        out.append(answer[pos:b.start])
-        pos = b.end
-    out.append(answer[pos:])
-    return "".join(out)
 
 
 def _mentioned(tree: ast.AST) -> set[str]:
@@ -49,7 +39,7 @@ def unknown_names(answer: str, code: str, instruction: str = "") -> list[str]:
         return []
     known = _mentioned(tree)
     out: list[str] = []
-    text = prose(answer)
+    text = outside_blocks(answer)
     for m in _BACKTICKED.finditer(text):
         ident = _IDENT.match(m.group(1).strip())
         if not ident:

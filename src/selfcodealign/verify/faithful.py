@@ -20,6 +20,8 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
+from selfcodealign.checks import is_main_guard, parse_tree
+
 _BACKTICKED = re.compile(r"`([^`\n]{1,200})`")
 _CALL = re.compile(r"^\s*(?:def\s+)?([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?\s*\((.*)\)\s*(?:->.*)?:?\s*$", re.S)
 _CLASS_NAME = re.compile(r"^\s*(?:class\s+)?([A-Z][A-Za-z0-9_]*)\s*$")
@@ -115,13 +117,6 @@ def _fits(d: _Def, arity: int | None) -> bool:
     return arity is None or (d.required <= arity and (d.total is None or arity <= d.total))
 
 
-def _parse(src: str) -> ast.Module | None:
-    try:
-        return ast.parse(src)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
 def _definitions(tree: ast.Module):
     functions: dict[str, _Def] = {}
     classes: dict[str, dict[str, _Def]] = {}
@@ -146,7 +141,7 @@ def missing_names(instruction: str, code: str) -> list[str]:
     asked = asked_names(instruction)
     if not (asked.functions or asked.classes or asked.methods):
         return []
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return ["the solution does not parse"]
     functions, classes, other = _definitions(tree)
@@ -188,7 +183,7 @@ def _is_test_class(node: ast.ClassDef) -> bool:
 def solution_test_code(code: str) -> list[str]:
     """Test code at the solution's top level (its own asserts inside functions are input
     checks, not tests)."""
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     out = []
@@ -219,8 +214,8 @@ def _is_example(tree: ast.Module) -> bool:
 def names_from_examples(blocks: list[str], tests: str) -> list[str]:
     """Names the tests use that only example-usage blocks define. ``blocks`` are the
     response's code blocks before its tests, in order; the first is always solution."""
-    trees = [_parse(b) for b in blocks]
-    ttree = _parse(tests)
+    trees = [parse_tree(b) for b in blocks]
+    ttree = parse_tree(tests)
     if ttree is None or len(trees) < 2 or any(t is None for t in trees):
         return []
     solution: set[str] = set()
@@ -230,22 +225,18 @@ def names_from_examples(blocks: list[str], tests: str) -> list[str]:
     return sorted((_uses(ttree) & example) - solution - _defines(ttree))
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
-    return isinstance(node, ast.If) and "__name__" in ast.dump(node.test) and "__main__" in ast.dump(node.test)
-
-
 def solution_example_code(code: str, category: str) -> list[str]:
     """Example usage at the top level of a function's or class's solution (calls, prints,
     a ``__main__`` block): what the answer runs, not what it defines. A program's solution
     runs by design."""
     if category == "program":
         return []
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     out = []
     for node in tree.body:
-        if _is_main_guard(node):
+        if is_main_guard(node):
             out.append(f"__main__ block on line {node.lineno}")
         elif isinstance(node, ast.Expr) and isinstance(node.value, (ast.Call, ast.Await)):
             out.append(f"call on line {node.lineno}")

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from selfcodealign.checks import imported_modules, mentioned_names, parse_tree
+from selfcodealign.checks import exception_names, imported_modules, mentioned_names, parse_tree, raised_names
 
 _NEGATION = re.compile(r"\b(not|no|without|never|avoid\w*|instead of|rather than|non-?)\W*(\w+\W+){0,2}$", re.I)
 
@@ -144,18 +144,12 @@ def raised_errors(tree: ast.Module) -> set[str]:
     bases: dict[str, set[str]] = {}
     for n in ast.walk(tree):
         if isinstance(n, ast.ClassDef):
-            bases[n.name] = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in n.bases}
-    raised: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Raise) and n.exc is not None:
-            exc = n.exc.func if isinstance(n.exc, ast.Call) else n.exc
-            name = exc.id if isinstance(exc, ast.Name) else getattr(exc, "attr", None)
-            if name:
-                raised.add(name)
+            bases[n.name] = set().union(*(exception_names(b) for b in n.bases))
+    raised = raised_names(tree)
     todo = list(raised)
     while todo:
         for b in bases.get(todo.pop(), ()):
-            if b and b not in raised:
+            if b not in raised:
                 raised.add(b)
                 todo.append(b)
     return raised

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 
-from selfcodealign.parsing import fenced_blocks
+from selfcodealign.parsing import PY_LANGS, fenced_blocks, outside_blocks
 
 _FENCE_LINE = re.compile(r"^[ \t]*```", re.M)
 _HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)\s*(?:unit\s+)?tests?\b", re.I | re.M)
 _TRAILING_HEADING = re.compile(r"\n\s*#{2,}\s*(?:unit\s+)?tests?\b[^\n]*\s*\Z", re.I)
-_PY = {"", "python", "python3", "py"}
 
 
 def problems(target: str, code: str) -> list[str]:
@@ -27,15 +26,10 @@ def problems(target: str, code: str) -> list[str]:
     blocks = fenced_blocks(target)
     if len(_FENCE_LINE.findall(target)) % 2 or any(not b.closed for b in blocks):
         out.append("unclosed code fence")
-    outside, pos = [], 0
-    for b in blocks:
-        outside.append(target[pos:b.start])
-        pos = b.end
-    outside.append(target[pos:])
-    if _HEADING.search("".join(outside)) or any(_TRAILING_HEADING.search(b.code.rstrip() and "\n" + b.code.rstrip())
+    if _HEADING.search(outside_blocks(target)) or any(_TRAILING_HEADING.search(b.code.rstrip() and "\n" + b.code.rstrip())
                                                  for b in blocks):
         out.append("tests heading in the answer")
-    shown = "\n".join(b.code for b in blocks if b.lang in _PY and b.code.strip())
+    shown = "\n".join(b.code for b in blocks if b.lang in PY_LANGS and b.code.strip())
     if _squash(shown) != _squash(code):
         out.append("its code is not the executed code")
     return out
