@@ -105,3 +105,53 @@ def test_compare_prints_intervals_from_per_sample_results(tmp_path, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("HumanEval+ pass@1"))
     # Two of six tasks gained, none lost: the interval is inside [0, +66.7].
     assert "+33.3" in line and "[+0.0, +66.7]" in line
+
+
+def test_task_pass_at_k_matches_evalplus():
+    import numpy as np
+    from evalplus.eval import estimate_pass_at_k
+
+    from selfcodealign.evaluate.score import task_rates
+
+    samples = {f"t{c}": [{"base_status": "pass" if i < c else "fail", "plus_status": "pass"} for i in range(10)]
+               for c in range(11)}
+    for k in (1, 5, 10):
+        got = task_rates(samples, "plus", k)
+        want = estimate_pass_at_k(np.full(11, 10), np.arange(11), k)
+        assert [got[f"t{c}"] for c in range(11)] == pytest.approx(list(want))
+    assert task_rates(samples, "plus", 11) == {}  # fewer samples than k: no estimate
+
+
+def test_compare_pools_humaneval_and_mbpp_into_the_primary_endpoint(tmp_path, capsys):
+    """The pooled row is the mean per-task pass@k over both benchmarks' tasks, and its
+    interval is the paired bootstrap over those tasks, not over each benchmark apart."""
+    rng = __import__("random").Random(3)
+    rates = {}
+    for name in ("a", "b"):
+        d = tmp_path / name
+        res = {"model": {"name": name}, "benchmarks": {}}
+        for bench, prefix, n_tasks in (("humaneval", "HumanEval", 20), ("mbpp", "Mbpp", 30)):
+            (d / bench).mkdir(parents=True)
+            ev = {}
+            for t in range(n_tasks):
+                c = rng.randint(0, 10)
+                ev[f"{prefix}/{t}"] = [{"base_status": "pass" if i < c else "fail", "plus_status": "pass"}
+                                       for i in range(10)]
+                rates[(name, f"{prefix}/{t}")] = c / 10
+            (d / bench / "eval_results.json").write_text(json.dumps({"eval": ev}))
+            res["benchmarks"][bench] = {"tasks": n_tasks, "base": {"pass@1": 0.5, "pass@10": 0.9},
+                                        "plus": {"pass@1": 0.5, "pass@10": 0.9}}
+        (d / "results.json").write_text(json.dumps(res))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    pooled = next(x for x in out if x.startswith("HumanEval+ & MBPP+ pass@1"))
+    va = sum(v for (s, _), v in rates.items() if s == "a") / 50
+    vb = sum(v for (s, _), v in rates.items() if s == "b") / 50
+    assert f"{100 * va:.1f}" in pooled and f"{100 * vb:.1f}" in pooled and f"{100 * (vb - va):+.1f}" in pooled
+    from selfcodealign.evaluate.score import paired_bootstrap
+
+    _, lo, hi, n = paired_bootstrap({t: v for (s, t), v in rates.items() if s == "a"},
+                                    {t: v for (s, t), v in rates.items() if s == "b"})
+    assert n == 50 and f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" in pooled
+    assert any(x.startswith("HumanEval+ & MBPP+ pass@10") for x in out)
+    assert any("the 50 tasks both scored" in x for x in out)

@@ -137,6 +137,22 @@ def sample_passes(s: dict, part: str) -> bool:
     return base if part == "base" else base and s.get("plus_status") == "pass"
 
 
-def task_rates(samples: dict[str, list[dict]], part: str) -> dict[str, float]:
-    """Per task, the share of its samples that pass ``part`` (its pass@1)."""
-    return {t: sum(sample_passes(x, part) for x in ss) / len(ss) for t, ss in samples.items() if ss}
+def task_rates(samples: dict[str, list[dict]], part: str, k: int = 1) -> dict[str, float]:
+    """Per task, its unbiased pass@k estimate on ``part`` (for k = 1, the share of its
+    samples that pass); tasks with fewer than k samples are left out."""
+    out = {}
+    for t, ss in samples.items():
+        n, c = len(ss), sum(sample_passes(x, part) for x in ss)
+        if n >= k:
+            out[t] = c / n if k == 1 else _pass_at_k(n, c, k)
+    return out
+
+
+def _pass_at_k(n: int, c: int, k: int) -> float:
+    # 1 - C(n-c, k) / C(n, k), as evalplus's estimate_pass_at_k computes it
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod

@@ -52,12 +52,12 @@ def _rate(samples: list[dict], part: str) -> float | None:
     return task_rates({"": samples}, part).get("")
 
 
-def delta_interval(sa: dict | None, sb: dict | None, part: str) -> str:
-    """The paired bootstrap 95% interval of B's pass@1 minus A's over the tasks both
+def delta_interval(sa: dict | None, sb: dict | None, part: str, k: int = 1) -> str:
+    """The paired bootstrap 95% interval of B's pass@k minus A's over the tasks both
     scored, in points, from per-sample results (``load_samples``); "-" without them."""
     if sa is None or sb is None:
         return "-"
-    got = paired_bootstrap(task_rates(sa, part), task_rates(sb, part))
+    got = paired_bootstrap(task_rates(sa, part, k), task_rates(sb, part, k))
     return "-" if got is None else f"[{100 * got[1]:+.1f}, {100 * got[2]:+.1f}]"
 
 
@@ -116,9 +116,9 @@ def bench_section(ds: str, a: dict, b: dict, na: str, nb: str, sa, sb) -> str:
             rows.append(f"<tr><td>{esc(label)}{suffix} {esc(k)}</td>"
                         f'<td class="n"{key_attr(["a", ds, part, k])}>{fa}</td>'
                         f'<td class="n"{key_attr(["b", ds, part, k])}>{fb}</td><td class="n">{d}</td>'
-                        f'<td class="n ci">{esc(delta_interval(sa, sb, part) if k == "pass@1" else "")}</td></tr>')
+                        f'<td class="n ci">{esc(delta_interval(sa, sb, part, int(k.split("@")[1])))}</td></tr>')
     parts = [f'<section id="{esc(ds)}" data-benchmark="{esc(ds)}"><h2>{esc(label)}</h2>',
-             table(["", esc(na), esc(nb), "delta (points)", "95% interval of the pass@1 delta (paired bootstrap)"],
+             table(["", esc(na), esc(nb), "delta (points)", "95% interval of the delta (paired bootstrap over tasks)"],
                    rows,
                    attrs=f' data-testid="scores-{esc(ds)}"')]
     if ma.get("tasks") != mb.get("tasks"):
