@@ -51,7 +51,19 @@ WHEELS = {  # distribution: import name
     "typing-inspection": "typing_inspection", "typing-extensions": "typing_extensions",
     "pyyaml": "yaml", "rich": "rich", "markdown-it-py": "markdown_it", "mdurl": "mdurl",
     "pygments": "pygments", "gguf": "gguf", "datasketch": "datasketch",
+    # evalplus's checker, so that `eval` scores on the GPU machine's 16 cores
+    "evalplus": "evalplus", "tempdir": "tempdir", "wget": "wget", "appdirs": "appdirs",
+    "termcolor": "termcolor", "tree-sitter": "tree_sitter", "tree-sitter-python": "tree_sitter_python",
+    "psutil": "psutil", "multipledispatch": "multipledispatch", "fire": "fire",
 }
+# evalplus.data imports `datasets` for loaders that scoring never calls; the image has no
+# `datasets`, and its wheel pins pyarrow and huggingface_hub versions that would shadow the
+# image's own. Where it cannot be imported, setup puts this stand-in on the path instead.
+DATASETS_STANDIN = (
+    '"""Stand-in written by benchmarks/reproduce_small.py setup: not the datasets library."""\n'
+    "def load_dataset(*args, **kwargs):\n"
+    "    raise RuntimeError('datasets is not installed on this machine')\n"
+)
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64"]
 
@@ -182,6 +194,10 @@ def cmd_setup(a) -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
                         "--no-compile", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
     print(f"wheels installed: {', '.join(w.name for w in wheels) or 'none needed'}", flush=True)
+    if not _imports("datasets"):
+        (SITE / "datasets").mkdir(parents=True, exist_ok=True)
+        (SITE / "datasets" / "__init__.py").write_text(DATASETS_STANDIN)
+        print("datasets: stand-in for evalplus's import (scoring never calls it)", flush=True)
     if (ferry / "seeds.jsonl.gz").is_file():
         with gzip.open(ferry / "seeds.jsonl.gz", "rb") as src, open(WORK / "seeds.jsonl", "wb") as dst:
             shutil.copyfileobj(src, dst)
