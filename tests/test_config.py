@@ -9,7 +9,7 @@ def test_layers_defaults_preset_yaml_flags(tmp_path):
     y.write_text("responses:\n  n: 3\n  temperature: 0.2\nbackend:\n  n_parallel: 2\n")
     cfg = build_config(preset="quickstart", yaml_path=y, overrides={"backend": {"n_parallel": 6}},
                        sets=["responses.max_tokens=100", "seeds.source=/tmp/x"])
-    assert cfg.seeds.max_seeds == 28         # preset
+    assert cfg.budget_minutes == 12          # preset
     assert cfg.responses.n == 3              # yaml over preset
     assert cfg.responses.temperature == 0.2  # yaml
     assert cfg.backend.n_parallel == 6       # flag over yaml

@@ -189,6 +189,11 @@ class RunConfig(_Section):
         description="K/N: this run does the K-th of N parts of the work, split by seed id "
         "(each part in its own run directory; `selfcodealign merge` joins their datasets)",
     )
+    budget_minutes: float | None = Field(
+        None, gt=0,
+        description="size the run to about this many minutes on this machine: the engine's speed is "
+        "measured first and seeds.max_seeds set to what fits (an explicit seeds.max_seeds wins)",
+    )
     seeds: SeedsConfig = Field(default_factory=SeedsConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
@@ -218,14 +223,17 @@ class RunConfig(_Section):
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's settings (10 responses per instruction; all seeds).
     "default": {},
-    # A few minutes on a 2-core laptop with the embedded model.
-    # A small model on a CPU: self-contained functions, not the hardest ones.
+    # About 12 minutes on a 2-core laptop with the embedded model, sized to its speed.
+    # A small model on a CPU: self-contained functions, not the hardest ones. Selection is
+    # the paper's (one passing answer per task) plus every check: agreement between answers
+    # needs more answers per task than a laptop's minutes afford (docs/benchmarks.md).
     "quickstart": {
-        "seeds": {"max_seeds": 28},
+        "budget_minutes": 12,
         "backend": {"n_parallel": 8, "ctx_per_slot": 3072},
         "instructions": {"max_tokens": 320, "categories": ["function"], "difficulties": ["easy", "medium"]},
         "responses": {"n": 4, "max_tokens": 640},
         "execute": {"timeout": 10.0},
+        "select": {"require_agreement": False, "pass_rate": [0.0, 1.0]},
     },
 }
 

@@ -6,7 +6,9 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
@@ -31,6 +33,8 @@ class StageProgress:
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[passing]}"),
             TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
             disable=not console.is_terminal,

@@ -45,6 +45,7 @@ def main(args) -> int:
     cfg = resolve_config(args)
     out = Path(args.out)
     setup_logging(out / "run.log", args.verbose)
+    cfg = sized(cfg, out, args.verbose)
     if args.executor == "ray":
         from selfcodealign.executors.ray_executor import ray_executor_factory
 
@@ -70,6 +71,48 @@ def main(args) -> int:
     print(f"dataset: {out / 'dataset.jsonl'}  summary: {out / 'summary.json'}", file=sys.stderr)
     print(f"report: {write_report(out)}", file=sys.stderr)
     return 0
+
+
+def sized(cfg, out: Path, verbose: bool):
+    """``cfg`` with ``seeds.max_seeds`` set from ``budget_minutes`` and this machine's
+    speed (measured now, or as sized when this run directory was started)."""
+    if cfg.budget_minutes is None or cfg.seeds.max_seeds is not None:
+        return cfg
+    from selfcodealign import sizing
+
+    before = previous_max_seeds(out, cfg.budget_minutes)
+    if before is not None:
+        print(f"sized when this run started: {before} seeds", file=sys.stderr)
+        return with_max_seeds(cfg, before)
+    from selfcodealign.backends import make_backend
+
+    print(f"measuring this machine's speed to fit {cfg.budget_minutes:g} minutes...", file=sys.stderr)
+    with make_backend(cfg.backend, verbose=verbose) as backend:
+        speed = sizing.measure(backend, cfg.backend.n_parallel)
+    n = sizing.seeds_for(cfg.budget_minutes * 60, speed, cfg.responses.n)
+    eta = (speed.probe_s + sizing.FIXED_S + n * sizing.seconds_per_seed(speed, cfg.responses.n)) / 60
+    print(f"engine: reads {speed.prompt_tps:,.0f} prompt tokens/s, writes {speed.decode_tps:,.0f} tokens/s "
+          f"({cfg.backend.n_parallel} slots); sized to {n} seeds: about {eta:.0f} minutes in all", file=sys.stderr)
+    return with_max_seeds(cfg, n)
+
+
+def with_max_seeds(cfg, n: int):
+    return cfg.model_copy(update={"seeds": cfg.seeds.model_copy(update={"max_seeds": n})})
+
+
+def previous_max_seeds(out: Path, budget: float) -> int | None:
+    """The seeds a sized run in ``out`` was given, if it mined any under the same budget:
+    a resumed run keeps them, so the seeds stage sees the settings it ran with."""
+    import yaml
+
+    try:
+        before = yaml.safe_load((out / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    n = (before.get("seeds") or {}).get("max_seeds") if isinstance(before, dict) else None
+    if (out / "seeds.jsonl").exists() and before.get("budget_minutes") == budget and isinstance(n, int):
+        return n
+    return None
 
 
 def write_report(out: Path) -> str:
