@@ -13,14 +13,13 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from scripted_backend import scripted_run
+from test_cli_errors import cli, one_line_error
 
 from selfcodealign.cli import main
 from selfcodealign.jsonl import read_lines
@@ -51,20 +50,6 @@ def records(path: Path) -> list[dict]:
 def load(folder: Path, config: str, split: str, tmp_path: Path):
     # a cache of its own: datasets' default cache may hold an earlier folder of that path
     return datasets.load_dataset(str(folder), config, split=split, cache_dir=str(tmp_path / "cache"))
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "selfcodealign", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def one_line_error(res, *needles):
-    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
-    assert "Traceback" not in res.stderr
-    err = [ln for ln in res.stderr.splitlines() if "error:" in ln]
-    assert len(err) == 1, res.stderr
-    for n in needles:
-        assert n in err[0], err[0]
 
 
 def test_datasets_loads_every_example_and_field_of_every_config(run_dir, exported, tmp_path):
@@ -237,3 +222,14 @@ def test_push_asks_the_hub_for_a_private_dataset_repository_with_the_token(run_d
     # then the upload, aimed at that dataset
     assert any("/api/datasets/me/data/" in p for _, p, _, _ in _Recorder.seen[created[0] + 1:]), \
         [r[:2] for r in _Recorder.seen]
+
+
+def test_a_merged_run_exports_with_its_parts_in_the_card(run_dir, tmp_path):
+    from huggingface_hub import DatasetCard
+
+    assert main(["merge", str(run_dir), "--out", str(tmp_path / "m")]) == 0
+    assert main(["export-dataset", str(tmp_path / "m"), str(tmp_path / "out")]) == 0
+    card = DatasetCard.load(tmp_path / "out" / "README.md")
+    n = len(records(run_dir / "dataset.jsonl"))
+    assert "Merged from several runs" in card.text and f"| {run_dir} | {n} | 0 | 0 | {n} |" in card.text
+    assert load(tmp_path / "out", "default", "train", tmp_path).num_rows == n
