@@ -86,7 +86,7 @@ def test_columns_are_typed_from_the_records_even_when_all_null(exported, tmp_pat
 def test_the_card_parses_with_its_configs_funnel_model_and_config(run_dir, exported):
     from huggingface_hub import DatasetCard
 
-    from selfcodealign.hub.card import FIELDS
+    from selfcodealign.hub.card import FIELDS, FUNNEL
 
     card = DatasetCard.load(exported / "README.md")
     d = card.data.to_dict()
@@ -101,7 +101,8 @@ def test_the_card_parses_with_its_configs_funnel_model_and_config(run_dir, expor
     summary = json.loads((run_dir / "summary.json").read_text())
     text = card.text
     for stage, count in summary["funnel"].items():
-        assert f"| {stage} | {count:,} |" in text
+        assert f"| {FUNNEL[stage]} | {count:,} |" in text
+    assert "verification found its tests strong" in text
     mutation = summary["stages"]["verify"]["mutation"]
     assert f"mean score {mutation['mean_score']:.3f}" in text
     assert "| `scripted` | `none (this backend does not hash its model)` |" in text
@@ -118,6 +119,9 @@ def test_a_run_without_pairs_or_held_out_tasks_exports_the_dataset_alone(run_dir
     shutil.copytree(run_dir, run)
     (run / "dataset.heldout.jsonl").unlink()
     (run / "dataset.pairs.jsonl").write_text("")
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["stages"]["verify"]  # as a run with verification off leaves it
+    (run / "summary.json").write_text(json.dumps(summary))
     assert main(["export-dataset", str(run), str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "README.md", "data", "run_config.yaml", "run_summary.json"]
@@ -126,6 +130,7 @@ def test_a_run_without_pairs_or_held_out_tasks_exports_the_dataset_alone(run_dir
     card = DatasetCard.load(tmp_path / "out" / "README.md")
     assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["default"]
     assert card.data.license == "other" and "--license" in card.text
+    assert "did not verify them further" in card.text and "Mutation analysis" not in card.text
 
 
 def test_bad_input_is_a_one_line_error(run_dir, tmp_path):

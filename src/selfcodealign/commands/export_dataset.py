@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
     written = export_dataset(args.run_dir, args.out, license=args.license)
-    parts = ", ".join(f"{c} ({w['split']}: {w['rows']:,} rows)" for c, w in written.items())
+    parts = ", ".join(f"{c} ({w['split']}: {w['rows']:,} row{'s' * (w['rows'] != 1)})" for c, w in written.items())
     print(f"dataset folder: {args.out} ({parts})", file=sys.stderr)
     if args.push_to_hub:
         url = push_folder(args.out, args.push_to_hub, private=args.private)

@@ -52,6 +52,8 @@ CITATION = """@inproceedings{wei2024selfcodealign,
   eprint = {2410.24198},
   archivePrefix = {arXiv}
 }"""
+FUNNEL = {"seeds": "seed functions", "concepts": "concept lists", "instructions": "tasks",
+          "responses": "answers", "passing": "answers passing their tests", "dataset": "examples kept"}
 SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
          (10_000_000, "1M<n<10M")]
 
@@ -81,7 +83,7 @@ def funnel_section(summary: dict[str, Any]) -> str:
             return ("Merged from several runs (`selfcodealign merge`):\n\n"
                     + _table(["run", "examples", "duplicate ids", "sanitized", "kept"], rows))
         return "The run left no summary.json: the funnel is unknown."
-    text = _table(["stage", "out"], [[k, f"{v:,}"] for k, v in funnel.items()])
+    text = _table(["stage", "out"], [[FUNNEL.get(k, k), f"{v:,}"] for k, v in funnel.items()])
     sel = (summary.get("stages") or {}).get("select") or {}
     if sel:
         text += (f"\n\nTasks selection did not keep, by reason: {_counts(sel.get('drops'))}. "
@@ -152,6 +154,9 @@ def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
                     [[f"`{c}`", ", ".join(p.config for p, t in tables.items() if c in t.column_names),
                       FIELDS.get(c, "")] for c in columns])
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "# no config.yaml"
+    verified = bool((summary.get("stages") or {}).get("verify")) or "parts" in summary
+    kept = ("Each kept answer passed its tests, and verification found its tests strong and its code faithful "
+            "to the task." if verified else "Each kept answer passed its tests; this run did not verify them further.")
     licence_note = ("The licence is not set (`other`): the examples derive from seed functions under their own "
                     "licences (see `seed_source`) and from the output of the model above under its licence. "
                     "Choose one with `selfcodealign export-dataset --license ID`." if license == "other" else
@@ -161,8 +166,7 @@ def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
 Instruction-tuning data for code that a model wrote and checked itself, made with
 `selfcodealign` {__version__}, an implementation of SelfCodeAlign (Wei et al., NeurIPS 2024):
 the model mined seed functions, listed their concepts, wrote new tasks from them, answered each task several
-times with its own tests, and every answer ran in a sandbox. Each kept answer passed its tests, and
-verification found its tests strong and its code faithful to the task. No person reviewed the examples.
+times with its own tests, and every answer ran in a sandbox. {kept} No person reviewed the examples.
 
 ## Configs
 
