@@ -63,14 +63,15 @@ def size_category(n: int) -> str:
     return next((label for limit, label in SIZES if n < limit), "n>10M")
 
 
-def _table(header: list[str], body: list[list[Any]]) -> str:
+def markdown_table(header: list[str], body: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
 
 def _counts(d: dict[str, int] | None) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted((d or {}).items(), key=lambda kv: -kv[1])) or "none"
+    ordered = sorted((d or {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in ordered) or "none"
 
 
 def funnel_section(summary: dict[str, Any]) -> str:
@@ -81,9 +82,9 @@ def funnel_section(summary: dict[str, Any]) -> str:
             rows = [[p.get("run_dir", "?"), p.get("examples", 0), p.get("duplicate_id", 0),
                      p.get("sanitized", 0), p.get("kept", 0)] for p in summary["parts"]]
             return ("Merged from several runs (`selfcodealign merge`):\n\n"
-                    + _table(["run", "examples", "duplicate ids", "sanitized", "kept"], rows))
+                    + markdown_table(["run", "examples", "duplicate ids", "sanitized", "kept"], rows))
         return "The run left no summary.json: the funnel is unknown."
-    text = _table(["stage", "out"], [[FUNNEL.get(k, k), f"{v:,}"] for k, v in funnel.items()])
+    text = markdown_table(["stage", "out"], [[FUNNEL.get(k, k), f"{v:,}"] for k, v in funnel.items()])
     sel = (summary.get("stages") or {}).get("select") or {}
     if sel:
         text += (f"\n\nTasks selection did not keep, by reason: {_counts(sel.get('drops'))}. "
@@ -121,10 +122,12 @@ def quality_section(summary: dict[str, Any], examples) -> str:
 def model_section(examples) -> str:
     models = Counter((e["model"], e.get("model_sha256") or f"none ({e.get('model_sha256_note') or 'not recorded'})")
                      for e in examples)
-    text = _table(["model", "SHA-256", "examples"], [[f"`{m}`", f"`{h}`", n] for (m, h), n in models.most_common()])
+    text = markdown_table(["model", "SHA-256", "examples"],
+                          [[f"`{m}`", f"`{h}`", n] for (m, h), n in models.most_common()])
     keys = ("backend", "prompt_style", "temperature", "top_p", "max_tokens")
     sampling = Counter(tuple(e.get("sampling", {}).get(k) for k in keys) for e in examples)
-    text += "\n\nSampling of the kept answers:\n\n" + _table([*keys, "examples"], [[*s, n] for s, n in sampling.most_common()])
+    text += "\n\nSampling of the kept answers:\n\n" + markdown_table(
+        [*keys, "examples"], [[*s, n] for s, n in sampling.most_common()])
     return text
 
 
@@ -145,12 +148,12 @@ def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
         configs=[{"config_name": p.config, "data_files": [{"split": p.split, "path": f"{p.folder}/{p.split}-*"}]}
                  for p in tables],
     )
-    parts_table = _table(["config", "split", "rows", "for"],
+    parts_table = markdown_table(["config", "split", "rows", "for"],
                          [[f"`{p.config}`", p.split, f"{t.num_rows:,}", p.purpose] for p, t in tables.items()])
     loads = "\n".join(f'{p.config} = load_dataset("REPO_OR_FOLDER", "{p.config}", split="{p.split}")'
                       for p in tables)
     columns = sorted({c for t in tables.values() for c in t.column_names})
-    fields = _table(["column", "in", "meaning"],
+    fields = markdown_table(["column", "in", "meaning"],
                     [[f"`{c}`", ", ".join(p.config for p, t in tables.items() if c in t.column_names),
                       FIELDS.get(c, "")] for c in columns])
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "# no config.yaml"

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from selfcodealign.hub.card import markdown_table
 from selfcodealign.models.loading import TRAIN_CONFIG
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,6 @@ RECIPE_LORA = ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "merged"]
 
 def _is_hub_id(spec: str | None) -> bool:
     return bool(spec) and spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-                      *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)])
 
 
 def _peak_lr(t: dict[str, Any]) -> float:
@@ -84,17 +80,19 @@ def model_card(out_dir: Path, results: list | None = None):
     recipe = [[k, f"`{t[k]}`"] for k in keys if t.get(k) is not None]
     recipe.insert(2, ["peak lr", f"`{_peak_lr(t)}`"])
     if results:
-        scores = _table(["benchmark", "tests", "metric", "value", "tasks", "settings"], [
+        scores = markdown_table(["benchmark", "tests", "metric", "value", "tasks", "settings"], [
             [r.dataset_name, r.metric_config, r.metric_type, r.metric_value, (r.metric_args or {}).get("tasks", ""),
              ", ".join(f"{k} {v}" for k, v in (r.metric_args or {}).items() if k != "tasks")] for r in results])
     else:
-        scores = f"Not evaluated yet: `selfcodealign eval --model {out_dir.resolve().name} --out DIR` adds its scores here."
+        scores = (f"Not evaluated yet: `selfcodealign eval --model {out_dir.resolve().name} --out DIR` adds its "
+                  "scores here.")
     dropped = ", ".join(f"{k} {v}" for k, v in (t.get("dropped") or {}).items()) or "none"
     versions = ", ".join(f"{k} {v}" for k, v in (t.get("versions") or {}).items())
+    adapter = " A LoRA adapter: load it on the base model." if data.library_name == "peft" else ""
     body = f"""# {data.model_name}
 
-{t.get('objective', 'sft').upper()} ({t.get('method')}) of `{t['base_model']}` with `selfcodealign train` on data the
-model generated and verified itself (SelfCodeAlign).{' A LoRA adapter: load it on the base model.' if data.library_name == 'peft' else ''}
+{t.get('objective', 'sft').upper()} ({t.get('method')}) of `{t['base_model']}` with `selfcodealign train`
+(SelfCodeAlign) on the data below.{adapter}
 
 ## Base model
 
@@ -110,7 +108,7 @@ model generated and verified itself (SelfCodeAlign).{' A LoRA adapter: load it o
 
 ## Recipe
 
-{_table(["setting", "value"], recipe)}
+{markdown_table(["setting", "value"], recipe)}
 
 Every setting is in `{TRAIN_CONFIG}`, with the loss of every step. Versions: {versions}.
 
