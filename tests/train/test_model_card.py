@@ -84,3 +84,19 @@ def test_eval_adds_its_scores_and_a_new_eval_replaces_only_its_own(trained, tmp_
 def test_eval_of_a_model_train_did_not_write_leaves_it_alone(tiny_model_dir, tmp_path, capsys):
     out = _eval(tiny_model_dir, tmp_path / "e", "humaneval+", "HumanEval/0", capsys)
     assert "model card" not in out and not (tiny_model_dir / "README.md").exists()
+
+
+def test_a_lora_adapter_card_says_so_and_carries_the_lora_settings(tiny_model_dir, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from selfcodealign.train.config import TrainConfig
+    from selfcodealign.train.loop import train
+
+    data = tmp_path / "dataset.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    train(TrainConfig(model=str(tiny_model_dir), method="lora", max_steps=1, examples_per_step=2, max_len=256,
+                      token_budget=256), data, tmp_path / "lora")
+    card = ModelCard.load(tmp_path / "lora" / "README.md")
+    assert (tmp_path / "lora" / "adapter_config.json").is_file()
+    assert card.data.library_name == "peft" and "A LoRA adapter" in card.text
+    assert "| lora_r | `16` |" in card.text and "| peak lr | `0.0002` |" in card.text
