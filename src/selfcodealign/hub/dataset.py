@@ -109,6 +109,16 @@ def features(model: type[BaseModel], datasets, rows: list[dict[str, Any]]):
     return {k: of(f.annotation, k) for k, f in model.model_fields.items()}
 
 
+def _table(part: Part, records: list[BaseModel], system_prompt: str | None, datasets):
+    """One config's rows as a ``datasets.Dataset`` with the columns typed from the records."""
+    table_rows = rows(part, records, system_prompt)
+    types = features(part.record, datasets, table_rows)
+    turns = datasets.List(features(Message, datasets, []))
+    for name in ("prompt", "chosen", "rejected"):  # conversations, after rows()
+        types[name] = turns
+    return datasets.Dataset.from_list(table_rows, features=datasets.Features({k: types[k] for k in table_rows[0]}))
+
+
 def _system_prompt(run_dir: Path) -> str | None:
     """select.system_prompt of the run (the dataset's messages start with it)."""
     import yaml
@@ -157,16 +167,11 @@ def export_dataset(run_dir: Path, out: Path, license: str = "other") -> dict[str
     # Written beside OUT and renamed into place: an interrupted export leaves no half folder.
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 is for its name race only
         tables = {}
         datasets.disable_progress_bars()
         for part, records in parts.items():
-            table_rows = rows(part, records, system_prompt)
-            types = features(part.record, datasets, table_rows)
-            for turns in ("prompt", "chosen", "rejected"):  # made conversational by rows()
-                if turns in table_rows[0]:
-                    types[turns] = datasets.List(features(Message, datasets, []))
-            table = datasets.Dataset.from_list(table_rows, features=datasets.Features(
-                {k: types[k] for k in table_rows[0]}))
+            table = _table(part, records, system_prompt, datasets)
             (tmp / part.folder).mkdir()
             table.to_parquet(str(tmp / part.path))
             tables[part] = table
