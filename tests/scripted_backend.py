@@ -4,12 +4,16 @@ answer derives from the prompt and the sample's seed, so runs are deterministic.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import threading
 import time
+from pathlib import Path
 
 from selfcodealign.backends.base import Completion, ThreadedBackend
 from selfcodealign.ids import make_id
+from selfcodealign.records import Seed
 
 WORDS = [f"w{i}" for i in range(2000)]
 
@@ -66,3 +70,51 @@ class Scripted(ThreadedBackend):
         time.sleep(self.delay)
         code, tests = self.answer(prompt.rsplit("`f_", 1)[1].split("`", 1)[0], key, h)
         return Completion(f"```python\n{code}```\n\n### Tests\n```python\n{tests}```", "stop", 10, 60)
+
+
+class Mixed(Scripted):
+    """Its samples pass, fail an assertion, raise NameError, or hold tests that assert nothing."""
+
+    def answer(self, name, key, h):
+        kind = int(h, 16) % 5
+        body = {2: "3 * x", 3: "undefined_name * x"}.get(kind, "2 * x")
+        test = "assert True" if kind == 4 else f"assert f_{name}(4) == 8"
+        return f"def f_{name}(x):\n    \"\"\"{words(key, 12)}\"\"\"\n    return {body}\n", test + "\n"
+
+
+def make_seeds(path: Path, n: int) -> Path:
+    from selfcodealign.jsonl import write_atomic
+
+    paths = ["pkga/core/m{}.py", "pkgb/m{}.py", "stdmod{}.py"]
+    seeds = [Seed(id=make_id("seed", i), code=f"def g{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x + {i}\n",
+                  name=f"g{i}", source="test", path=paths[i % 3].format(i), line_start=1, line_end=3)
+             for i in range(n)]
+    write_atomic(path, seeds)
+    return path
+
+
+def scripted_run(tmp: Path, *sets: str, n_seeds: int = 15) -> tuple[Path, str]:
+    """A run directory made by `selfcodealign run` (the CLI: the real pipeline, ledger,
+    sandbox, verify and select) with the ``Mixed`` scripted backend; ``sets`` are more
+    ``--set`` values. Returns the directory and what the command wrote on stderr."""
+    import pytest
+
+    from selfcodealign.cli import main
+    from selfcodealign.executors.local import LocalExecutor
+
+    seeds = make_seeds(tmp / "seeds.jsonl", n_seeds)
+    out = tmp / "r"
+    backend = Mixed()
+    args = ["run", "--out", str(out), "--quiet", "--set", f"seeds.source=seeds:{seeds}",
+            "--set", "prompts.style=completion", "--set", "responses.n=4", "--set", "execute.workers=2",
+            # the scripted answers are one-line functions: kept here despite that
+            "--set", "select.keep_reasons=[trivial]"]
+    for s in sets:
+        args += ["--set", s]
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setattr("selfcodealign.commands.run.local_executor",
+                   lambda cfg, verbose: LocalExecutor(lambda: backend, 2))
+        rc = main(args)
+    assert rc == 0, err.getvalue()
+    return out, err.getvalue()

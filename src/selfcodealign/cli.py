@@ -1,7 +1,8 @@
 """The `selfcodealign` command.
 
 Each subcommand lives in its own module under ``selfcodealign.commands`` and exposes
-``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+``register(subparsers)``, which adds its parser (a module ``export_dataset`` adds the
+command ``export-dataset``) and sets ``func`` (called with the parsed
 args, returning an exit code); a stage without such a module gets the generic
 single-stage command (commands/stage.py). Modules must import heavy packages lazily
 inside ``func``.
@@ -20,7 +21,7 @@ from selfcodealign.errors import UserError
 def command_names() -> list[str]:
     from selfcodealign.stages import STAGES
 
-    return ["run", *(s.name for s in STAGES), "sandbox", "merge", "audit", "export", "train", "eval",
+    return ["run", *(s.name for s in STAGES), "sandbox", "merge", "audit", "export", "export_dataset", "train", "eval",
             "compare", "report"]
 
 

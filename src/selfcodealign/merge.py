@@ -17,7 +17,7 @@ from selfcodealign.jsonl import read_records, write_atomic
 from selfcodealign.records import Drop, Example
 
 
-def _run_summary(run: Path) -> dict[str, Any]:
+def run_summary(run: Path) -> dict[str, Any]:
     try:
         return json.loads((run / "summary.json").read_text())
     except (OSError, ValueError):
@@ -55,7 +55,7 @@ def merge_runs(runs: list[Path], out: Path, threshold: float | None = None) -> d
         data = run / "dataset.jsonl"
         if not data.is_file():
             raise UserError(f"{run} has no dataset.jsonl: not a finished run directory")
-        summary = _run_summary(run)
+        summary = run_summary(run)
         part = {"run_dir": str(run), "shard": summary.get("shard"), "funnel": summary.get("funnel"),
                 "examples": 0, "duplicate_id": 0}
         for e in read_records(data, Example):

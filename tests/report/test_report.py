@@ -16,60 +16,22 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from scripted_backend import Scripted, words
+from scripted_backend import scripted_run, words
 
 from selfcodealign.cli import main
-from selfcodealign.ids import make_id
-from selfcodealign.jsonl import read_lines, write_atomic
-from selfcodealign.records import Seed
+from selfcodealign.jsonl import read_lines
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-class Mixed(Scripted):
-    """Its samples pass, fail an assertion, raise NameError, or hold tests that assert nothing."""
-
-    def answer(self, name, key, h):
-        kind = int(h, 16) % 5
-        body = {2: "3 * x", 3: "undefined_name * x"}.get(kind, "2 * x")
-        test = "assert True" if kind == 4 else f"assert f_{name}(4) == 8"
-        return f"def f_{name}(x):\n    \"\"\"{words(key, 12)}\"\"\"\n    return {body}\n", test + "\n"
-
-
-def make_seeds(path: Path, n: int) -> Path:
-    paths = ["pkga/core/m{}.py", "pkgb/m{}.py", "stdmod{}.py"]
-    seeds = [Seed(id=make_id("seed", i), code=f"def g{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x + {i}\n",
-                  name=f"g{i}", source="test", path=paths[i % 3].format(i), line_start=1, line_end=3)
-             for i in range(n)]
-    write_atomic(path, seeds)
-    return path
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run made by `selfcodealign run` (the CLI) with the scripted backend; `run` writes
     the report at its end."""
-    from selfcodealign.executors.local import LocalExecutor
-
-    tmp = tmp_path_factory.mktemp("run")
-    seeds = make_seeds(tmp / "seeds.jsonl", 15)
-    out = tmp / "r"
-    backend = Mixed()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("selfcodealign.commands.run.local_executor",
-                   lambda cfg, verbose: LocalExecutor(lambda: backend, 2))
-        import io
-        import contextlib
-
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            rc = main(["run", "--out", str(out), "--quiet", "--set", f"seeds.source=seeds:{seeds}",
-                       "--set", "prompts.style=completion", "--set", "responses.n=4",
-                       "--set", "execute.workers=2",
-                       # the scripted answers are one-line functions: kept here despite that
-                       "--set", "select.keep_reasons=[trivial]"])
-    assert rc == 0, err.getvalue()
-    assert f"report: {out / 'report.html'}" in err.getvalue()
+    out, err = scripted_run(tmp_path_factory.mktemp("run"))
+    assert f"report: {out / 'report.html'}" in err
     return out
 
 

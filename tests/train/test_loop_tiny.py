@@ -21,20 +21,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, qwen_tokenizer):
-    d = tmp_path_factory.mktemp("tiny")
-    cfg = transformers.Qwen2Config(
-        vocab_size=len(qwen_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        eos_token_id=qwen_tokenizer.eos_token_id, tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    transformers.Qwen2ForCausalLM(cfg).save_pretrained(d)
-    qwen_tokenizer.save_pretrained(d)
-    return d
-
-
 @pytest.fixture
 def data(tmp_path):
     p = tmp_path / "dataset.jsonl"

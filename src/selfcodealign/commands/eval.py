@@ -101,4 +101,10 @@ def run(args: argparse.Namespace) -> int:
     for b in benches:
         print(format_line(b, report["benchmarks"][b.dataset]))
     print(f"results in {args.out / 'results.json'}")
+    if args.model and not args.generate_only:
+        from selfcodealign.models.card import add_eval_results
+
+        card = add_eval_results(Path(args.model), report)  # a model `train` wrote: its card gets the scores
+        if card:
+            print(f"model card: {card} has these scores")
     return 0

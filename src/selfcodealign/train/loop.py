@@ -30,6 +30,7 @@ from selfcodealign.train.config import (
 from selfcodealign.train.data import load_dataset
 from selfcodealign.train.format import IGNORE
 from selfcodealign.train.master import MasterWeights
+from selfcodealign.models.card import write_model_card
 from selfcodealign.models.loading import (
     TRAIN_CONFIG,
     load_model,
@@ -469,3 +470,4 @@ def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summ
     tmp = out_dir / (TRAIN_CONFIG + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     os.replace(tmp, out_dir / TRAIN_CONFIG)
+    write_model_card(out_dir)
