@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from selfcodealign import jsonl
+from selfcodealign.cleaning import dedup
 from selfcodealign.errors import UserError
 from selfcodealign.ids import make_id
 from selfcodealign.records import Seed
-from selfcodealign.seeds import dedup, typecheck
+from selfcodealign.seeds import typecheck
 from selfcodealign.seeds.config import SeedsConfig
 from selfcodealign.seeds.filters import CHEAP_REASONS, EXTRACT_REASONS
 from selfcodealign.seeds.sources import Doc, open_source
