@@ -43,7 +43,7 @@ def tiny_model(path: Path, hidden: int, layers: int) -> Path:
     import torch
     import transformers
 
-    from selfcodealign.models.loading import load_tokenizer, resolve_source
+    from selfcodealign.models import load_tokenizer, resolve_source
 
     tok = load_tokenizer(resolve_source(None))
     cfg = transformers.Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
@@ -61,7 +61,7 @@ def evaluate(model_dir: str, base_dir: str, pairs_path: Path, max_len: int, beta
     import torch
 
     from selfcodealign.train import dpo
-    from selfcodealign.models.loading import load_model, load_tokenizer, resolve_source
+    from selfcodealign.models import load_model, load_tokenizer, resolve_source
 
     tok = load_tokenizer(resolve_source(base_dir))
     data = dpo.load_pairs(pairs_path, tok, max_len)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from selfcodealign.backends.llamacpp import LlamaCppBackend
 from selfcodealign.config import build_config
-from selfcodealign.embedded import MODEL_NAME, MODEL_SHA256, embedded_model_path
+from selfcodealign.models.embedded import MODEL_NAME, MODEL_SHA256, embedded_model_path
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.ledger import StageFiles
 from selfcodealign.pipeline import run_generation_or_execution

@@ -178,7 +178,7 @@ def main() -> int:
 
     from selfcodealign.evaluate.protocol import make_request
     from selfcodealign.models.chat import render_prompt
-    from selfcodealign.models.loading import load_model, load_tokenizer, resolve_source
+    from selfcodealign.models import load_model, load_tokenizer, resolve_source
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()

@@ -119,7 +119,7 @@ def fetch_wheels(dest: Path) -> list[str]:
 
 
 def cmd_prepare(a) -> None:
-    from selfcodealign.embedded import MODEL_SHA256, MODEL_SIZE, embedded_model_path
+    from selfcodealign.models.embedded import MODEL_SHA256, MODEL_SIZE, embedded_model_path
 
     if not a.seeds.is_file():
         fail(f"seeds file not found: {a.seeds} (make one with `selfcodealign seeds`)")

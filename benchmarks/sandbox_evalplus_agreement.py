@@ -67,9 +67,9 @@ def generate(tasks: list[dict], n: int) -> list[dict]:
     """Model-written samples: the embedded model continues each task's prompt."""
     from selfcodealign.backends.base import SamplingParams
     from selfcodealign.backends.llamacpp import LlamaCppBackend
-    from selfcodealign.embedded import resolve_model
+    from selfcodealign.models import resolve_gguf
 
-    path, name, sha = resolve_model(None)
+    path, name, sha = resolve_gguf(None)
     backend = LlamaCppBackend(path, model_name=name, model_sha256=sha, n_parallel=4)
     try:
         params = SamplingParams(

@@ -226,11 +226,7 @@ def main() -> int:
         del m
         source = f"random init from {args.random_init}"
     else:
-        from selfcodealign.models.loading import (
-            load_model,
-            load_tokenizer,
-            resolve_source,
-        )
+        from selfcodealign.models import load_model, load_tokenizer, resolve_source
 
         src = resolve_source(args.model)
         m = load_model(src, dtype="bfloat16")

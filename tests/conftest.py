@@ -114,7 +114,7 @@ def test_data() -> RepoData:
 @pytest.fixture(scope="session")
 def model_path():
     """The real embedded model (assembled from its PyPI parts, hash-checked)."""
-    from selfcodealign.embedded import embedded_model_path
+    from selfcodealign.models.embedded import embedded_model_path
 
     return embedded_model_path()
 

@@ -1,6 +1,7 @@
 import pytest
 
-from selfcodealign.config import build_config, changed_keys, config_to_yaml
+from selfcodealign.config import build_config, config_to_yaml
+from selfcodealign.settings_diff import changed_keys
 from selfcodealign.errors import UserError
 
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 import transformers
 
-from selfcodealign import model_hash as mh
+from selfcodealign.models import hashing as mh
 from selfcodealign.backends.base import Completion, SamplingParams
 from selfcodealign.errors import UserError
 from selfcodealign.records import Example, GenMeta
 from selfcodealign.stages.base import ModelInfo, gen_meta
-from selfcodealign.models.loading import ModelSource
+from selfcodealign.models import ModelSource
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_corrupt_cache_entry_is_a_miss(tmp_path, count_reads):
 
 
 def test_gguf_is_its_file_hash_and_the_embedded_one_is_pinned(tmp_path, count_reads):
-    from selfcodealign.embedded import MODEL_FILE, MODEL_SHA256, cache_dir
+    from selfcodealign.models.embedded import MODEL_FILE, MODEL_SHA256, cache_dir
 
     g = tmp_path / "m.gguf"
     g.write_bytes(b"GGUF" + b"\0" * 100)

@@ -7,7 +7,6 @@ environment variable that holds the key.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -339,27 +338,3 @@ def build_config(
 
 def config_to_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
-    return out
-
-
-def changed_keys(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
-    """The settings that differ between a saved config (``old``) and ``new``: the one way
-    every resumable output (stages, seeds, eval samples) tells that its settings changed.
-
-    A setting that did not exist when ``old`` was saved counts as unchanged while it keeps
-    its default (``defaults``: the same key for a default config): new settings default to
-    what the project did before them, so outputs of an older version still resume."""
-    a, b = flatten(json.loads(json.dumps(old))), flatten(json.loads(json.dumps(new)))
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    if defaults is not None:
-        default = flatten(json.loads(json.dumps(defaults)))
-        changed = [k for k in changed if k in a or k not in default or b.get(k) != default[k]]
-    return changed

@@ -38,7 +38,7 @@ def _threshold(runs: list[Path]) -> float:
 
 
 def merge_runs(runs: list[Path], out: Path, threshold: float | None = None) -> dict[str, Any]:
-    from selfcodealign.seeds import sanitize
+    from selfcodealign.cleaning import sanitize
 
     if not runs:
         raise UserError("give at least one run directory")

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from selfcodealign.config import RunConfig, changed_keys, config_to_yaml
+from selfcodealign.config import RunConfig, config_to_yaml
+from selfcodealign.settings_diff import changed_keys
 from selfcodealign.errors import UserError
 from selfcodealign.jsonl import read_records
 from selfcodealign.ledger import (
@@ -99,7 +100,7 @@ def run_generation_or_execution(
     ``inputs`` may be a generator that blocks for more (execution following generation);
     ``on_commit`` gets each input's committed outputs; ``complete=False`` leaves the stage
     open, for a later call that runs over all of its inputs; ``defaults``: see
-    ``config.changed_keys``."""
+    ``settings_diff.changed_keys``."""
     key = stage.config_key()
     if check_config(files, stage.name, key, force, defaults):
         files.remove()

@@ -27,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", action="store_true", help="engine logging")
     args = ap.parse_args(argv)
     from selfcodealign.backends.llamacpp import LlamaCppBackend
-    from selfcodealign.embedded import resolve_model
+    from selfcodealign.models import resolve_gguf
 
     try:
-        path, name, sha = resolve_model(args.model)
+        path, name, sha = resolve_gguf(args.model)
         backend = LlamaCppBackend(path, model_name=name, model_sha256=sha,
                                   n_parallel=args.n_parallel, ctx_per_slot=args.ctx_per_slot,
                                   verbose=args.verbose, port=args.port, host=args.host)

@@ -28,11 +28,7 @@ def backend(tmp_path_factory):
     if not model:
         import torch
 
-        from selfcodealign.models.loading import (
-            load_model,
-            load_tokenizer,
-            resolve_source,
-        )
+        from selfcodealign.models import load_model, load_tokenizer, resolve_source
 
         src = resolve_source(None)
         out = tmp_path_factory.mktemp("model")

@@ -1,7 +1,7 @@
 import gzip
 import json
 
-from selfcodealign.seeds import decontam
+from selfcodealign.cleaning import decontam
 from selfcodealign.seeds.extract import extract
 from seeds_corpus import CONTAMINATED, GOOD
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from selfcodealign.seeds import SeedsConfig, dedup, mine
+from selfcodealign.cleaning import dedup
+from selfcodealign.seeds import SeedsConfig, mine
 from selfcodealign.seeds.extract import extract
 from seeds_corpus import GOOD, NEAR_COPY
 

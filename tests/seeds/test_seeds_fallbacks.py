@@ -3,7 +3,8 @@
 import logging
 
 from selfcodealign.backends.base import Backend, Completion
-from selfcodealign.seeds import SeedsConfig, dedup, mine, typecheck
+from selfcodealign.cleaning import dedup
+from selfcodealign.seeds import SeedsConfig, mine, typecheck
 
 
 def test_without_basedpyright_typecheck_is_skipped_with_a_warning(corpus, tmp_path, monkeypatch, caplog):

@@ -1,6 +1,6 @@
 import re
 
-from selfcodealign.seeds import dedup, sanitize
+from selfcodealign.cleaning import dedup, sanitize
 
 from seeds_corpus import CONTAMINATED, GOOD, NEAR_COPY
 

@@ -15,10 +15,9 @@ __all__ = ["Backend", "BackendError", "Completion", "SamplingParams", "make_back
 def make_backend(cfg: "BackendConfig", *, verbose: bool = False) -> Backend:
     if cfg.kind == "llamacpp":
         from selfcodealign.backends.llamacpp import LlamaCppBackend
-        from selfcodealign.embedded import resolve_model
-        from selfcodealign.model_hash import gguf_sha256
+        from selfcodealign.models import gguf_sha256, resolve_gguf
 
-        path, name, sha = resolve_model(cfg.model)
+        path, name, sha = resolve_gguf(cfg.model)
         return LlamaCppBackend(
             path,
             model_name=name,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Union
 
 from selfcodealign.errors import UserError
-from selfcodealign.model_hash import ModelHash
+from selfcodealign.models import ModelHash
 
 ChatMessages = list[dict[str, str]]
 Prompt = Union[str, ChatMessages]
@@ -136,7 +136,7 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self.stats = GenerationStats()
-        # The loaded weights' hash, set by the backend once it knows it (see model_hash).
+        # The loaded weights' hash, set by the backend once it knows it (see models.hashing).
         self.model_hash = ModelHash(None, "this backend does not hash its model")
 
     @property

@@ -60,12 +60,7 @@ class HFBackend(Backend):
     ) -> None:
         super().__init__()
         from selfcodealign.gpu.model import check_kernels, unsupported_reason
-        from selfcodealign.models.loading import (
-            load_model,
-            load_tokenizer,
-            require,
-            resolve_source,
-        )
+        from selfcodealign.models import load_model, load_tokenizer, require, resolve_source, source_hash
 
         if engine not in ("auto", "continuous", "generate"):
             raise BackendError(f"unknown hf engine {engine!r} (auto, continuous or generate)")
@@ -78,7 +73,7 @@ class HFBackend(Backend):
         self.tokenizer = load_tokenizer(self._src)
         m = load_model(self._src, dtype=dtype, attn=attn)
         # After loading: for a hub id, only now are its files in the local cache.
-        self.model_hash = self._src.content_hash()
+        self.model_hash = source_hash(self._src)
         if self._src.adapter:
             m = m.merge_and_unload()  # one set of weights: faster, and the engine reads plain modules
         reason = unsupported_reason(m.config)

@@ -14,7 +14,7 @@ from pathlib import Path
 from selfcodealign.backends.base import (
     BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
 )
-from selfcodealign.model_hash import ModelHash
+from selfcodealign.models import ModelHash
 
 
 class LlamaCppBackend(ThreadedBackend):

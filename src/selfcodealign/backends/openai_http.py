@@ -18,7 +18,7 @@ import urllib.request
 from selfcodealign.backends.base import (
     BackendError, Completion, Prompt, SamplingParams, ThreadedBackend, completion_from_openai,
 )
-from selfcodealign.model_hash import ModelHash
+from selfcodealign.models import ModelHash
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -48,7 +48,7 @@ class VLLMBackend(Backend):
     ) -> None:
         super().__init__()
         vllm = _vllm()
-        from selfcodealign.models.loading import resolve_source
+        from selfcodealign.models import resolve_source, source_hash
 
         src = resolve_source(model)
         # vLLM loads a GGUF file directly (its tokenizer is rebuilt from the file's metadata
@@ -68,7 +68,7 @@ class VLLMBackend(Backend):
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm_sp = vllm.SamplingParams
         # After loading: for a hub id, only now are its files in the local cache.
-        self.model_hash = src.content_hash(hub_cache=engine_args.get("download_dir"))
+        self.model_hash = source_hash(src, hub_cache=engine_args.get("download_dir"))
 
     @classmethod
     def from_config(cls, cfg) -> VLLMBackend:

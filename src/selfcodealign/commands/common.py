@@ -62,7 +62,8 @@ def _describe(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def config_epilog() -> str:
-    from selfcodealign.config import PRESETS, RunConfig, flatten
+    from selfcodealign.config import PRESETS, RunConfig
+    from selfcodealign.settings_diff import flatten
 
     quick = ", ".join(f"{k}={v}" for k, v in flatten(PRESETS["quickstart"]).items())
     return (

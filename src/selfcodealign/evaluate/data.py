@@ -123,9 +123,7 @@ def read_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[st
     """Problems by task id straight from the data file: enough to generate (prompt, entry
     point), without evalplus and what it imports (a GPU machine may lack them)."""
     if bench.dataset == "selfval":
-        from selfcodealign.evaluate.selfval import load_tasks
-
-        return load_tasks(Path(bench.path), tasks)
+        return load_selfval(Path(bench.path), tasks)
     path = data_file(bench, data_dir)
     try:
         with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path) as f:
@@ -133,6 +131,36 @@ def read_problems(bench: Benchmark, data_dir: Path | None = None, tasks: list[st
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {bench.label}+ data {path}: {e}") from None
     return _subset(bench, {r["task_id"]: r for r in rows}, tasks)
+
+
+def load_selfval(path: Path, tasks: list[str] | None = None) -> dict[str, dict]:
+    """Held-out tasks (``DATASET.heldout.jsonl``, see ``selfval``) by id (``instruction``,
+    ``tests``), in the file's order; ``tasks`` keeps a subset."""
+    from pydantic import ValidationError
+
+    from selfcodealign.jsonl import read_lines
+    from selfcodealign.records import HeldOutTask
+
+    if not path.is_file():
+        raise UserError(f"selfval: no file {path} (select.holdout_seeds writes DATASET.heldout.jsonl)")
+    out: dict[str, dict] = {}
+    for lineno, obj in read_lines(path):
+        if not obj:
+            continue
+        try:
+            t = HeldOutTask.model_validate(obj)
+        except ValidationError as e:
+            raise UserError(f"{path}:{lineno}: not a held-out task ({e.errors()[0]['loc']}: "
+                            f"{e.errors()[0]['msg']})") from None
+        out[t.id] = {"task_id": t.id, "instruction": t.instruction, "tests": t.tests}
+    if not out:
+        raise UserError(f"selfval: {path} holds no task")
+    if tasks:
+        unknown = [t for t in tasks if t not in out]
+        if unknown:
+            raise UserError(f"unknown selfval task(s): {', '.join(unknown[:5])}")
+        out = {k: v for k, v in out.items() if k in set(tasks)}
+    return out
 
 
 def _subset(bench: Benchmark, problems: dict, tasks: list[str] | None) -> dict:

@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from selfcodealign.config import changed_keys
+from selfcodealign.settings_diff import changed_keys
 from selfcodealign.errors import UserError
 from selfcodealign.evaluate import protocol
 from selfcodealign.evaluate.data import Benchmark, load_problems

@@ -5,43 +5,11 @@
 holds, each with the tests of a passing response that verification found strong. The
 model gets the instruction as the user turn, the format it is trained on; the code of
 its answer runs with the task's tests in the sandbox. Recipes are chosen on this score,
-never on HumanEval or MBPP.
+never on HumanEval or MBPP. The tasks themselves load with the other benchmarks'
+(``data.load_selfval``).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-
-from selfcodealign.errors import UserError
-
-
-def load_tasks(path: Path, tasks: list[str] | None = None) -> dict[str, dict]:
-    """Tasks by id (``instruction``, ``tests``), in the file's order; ``tasks`` keeps a subset."""
-    from pydantic import ValidationError
-
-    from selfcodealign.jsonl import read_lines
-    from selfcodealign.records import HeldOutTask
-
-    if not path.is_file():
-        raise UserError(f"selfval: no file {path} (select.holdout_seeds writes DATASET.heldout.jsonl)")
-    out: dict[str, dict] = {}
-    for lineno, obj in read_lines(path):
-        if not obj:
-            continue
-        try:
-            t = HeldOutTask.model_validate(obj)
-        except ValidationError as e:
-            raise UserError(f"{path}:{lineno}: not a held-out task ({e.errors()[0]['loc']}: "
-                            f"{e.errors()[0]['msg']})") from None
-        out[t.id] = {"task_id": t.id, "instruction": t.instruction, "tests": t.tests}
-    if not out:
-        raise UserError(f"selfval: {path} holds no task")
-    if tasks:
-        unknown = [t for t in tasks if t not in out]
-        if unknown:
-            raise UserError(f"unknown selfval task(s): {', '.join(unknown[:5])}")
-        out = {k: v for k, v in out.items() if k in set(tasks)}
-    return out
 
 
 def code_of(text: str) -> str:

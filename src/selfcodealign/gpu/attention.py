@@ -60,7 +60,7 @@ def pack(host: list, max_len: int, slots: int, device) -> Packed:
     """``Packed`` for sequences ``(slot, start, end)`` listed in ascending slot order."""
     import torch
 
-    from selfcodealign.gpu.model import on_device
+    from selfcodealign.gpu.transfer import on_device
 
     cu_q = [0]
     for _, start, end in host:

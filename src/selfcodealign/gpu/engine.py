@@ -30,10 +30,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from selfcodealign.gpu.model import Runner, on_device
+from selfcodealign.gpu.model import Runner
 from selfcodealign.gpu.prefix import PrefixIndex
 from selfcodealign.gpu.sampling import fold_seed, sample
 from selfcodealign.gpu.stops import cut_at_stop, find_end, scan_eos, window_start
+from selfcodealign.gpu.transfer import on_device
 
 log = logging.getLogger("selfcodealign.gpu")
 

@@ -16,6 +16,8 @@ them with its ``generate`` engine.
 
 from __future__ import annotations
 
+from selfcodealign.gpu.transfer import on_device
+
 SUPPORTED_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
 
@@ -293,13 +295,3 @@ def check_kernels(hf_model, *, triton_anywhere: bool = False) -> tuple[bool, boo
     triton = ((dev.type == "cuda" or triton_anywhere) and decode_kernels.available(dev.type)
               and decode_kernels.supports(heads, kvh, hd) and decode_kernels.agrees(str(dev), dtype, heads, kvh, hd))
     return bool(flash), bool(triton)
-
-
-def on_device(device, dtype, *lists):
-    """Host lists as device tensors, one pinned copy for all (nothing waits for the device)."""
-    import torch
-
-    flat = torch.tensor([x for xs in lists for x in xs], dtype=dtype)
-    if device.type == "cuda":
-        flat = flat.pin_memory().to(device, non_blocking=True)
-    return torch.split(flat, [len(xs) for xs in lists])

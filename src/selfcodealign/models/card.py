@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from selfcodealign.hub.card import markdown_table
-from selfcodealign.models.loading import TRAIN_CONFIG
+from selfcodealign.models import TRAIN_CONFIG
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,16 @@
-"""Resolving, loading and exporting models, for training, HF generation and eval.
-
-A model spec is one of: ``embedded`` (or None), a GGUF file (transformers dequantises it;
-needs ``gguf``), a Hugging Face model directory, a LoRA output directory of ``train``
-(adapter + the base spec in ``train_config.json``), or a hub id.
-"""
+"""Loading and exporting models (a resolved ``ModelSource``), for training, HF generation
+and eval. A GGUF file is dequantised by transformers (needs ``gguf``)."""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from selfcodealign.errors import UserError, missing_extra
-
-TRAIN_CONFIG = "train_config.json"
+from selfcodealign.ids import make_id
+from selfcodealign.models.embedded import cache_dir
+from selfcodealign.models.saving import save
+from selfcodealign.models.source import ModelSource, resolve_source
 
 
 def require(package: str, extra: str = "train"):
@@ -26,62 +22,7 @@ def require(package: str, extra: str = "train"):
         raise missing_extra(package, extra) from None
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """Where weights come from: ``path`` is a directory or hub id, ``gguf_file`` a file
-    name inside it, ``adapter`` a LoRA directory applied on top."""
-
-    path: str
-    gguf_file: str | None = None
-    adapter: str | None = None
-    display: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.display or Path(self.path).name
-
-    def content_hash(self, hub_cache: str | None = None):
-        """(sha256, note) over the files this source loads: see ``selfcodealign.model_hash``."""
-        from selfcodealign.model_hash import source_hash
-
-        return source_hash(self, hub_cache)
-
-
-def resolve_source(spec: str | None) -> ModelSource:
-    from selfcodealign.embedded import MODEL_NAME, embedded_model_path
-
-    if not spec or spec == "embedded":
-        p = embedded_model_path()
-        return ModelSource(str(p.parent), p.name, display=MODEL_NAME)
-    p = Path(spec).expanduser()
-    if p.is_file():
-        with open(p, "rb") as f:
-            if f.read(4) != b"GGUF":
-                raise UserError(f"{spec} is a file but not a GGUF model (bad magic bytes)")
-        return ModelSource(str(p.resolve().parent), p.name, display=p.name)
-    if p.is_dir():
-        if (p / "adapter_config.json").is_file():
-            cfg = p / TRAIN_CONFIG
-            if cfg.is_file():  # our own output: its base spec (None = the embedded model)
-                base = json.loads(cfg.read_text()).get("model")
-            else:
-                base = json.loads((p / "adapter_config.json").read_text()).get(
-                    "base_model_name_or_path"
-                )
-            src = resolve_source(base)
-            return ModelSource(src.path, src.gguf_file, str(p.resolve()), display=p.name)
-        if not (p / "config.json").is_file():
-            raise UserError(f"{spec} is a directory without config.json: not a model directory")
-        return ModelSource(str(p.resolve()), display=p.name)
-    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
-        return ModelSource(spec, display=spec)  # a hub id
-    raise UserError(f"model not found: {spec} (expected a GGUF file, model directory or hub id)")
-
-
 def _gguf_tokenizer_cache(src: ModelSource) -> Path:
-    from selfcodealign.embedded import cache_dir
-    from selfcodealign.ids import make_id
-
     f = Path(src.path, src.gguf_file)
     st = f.stat()
     return cache_dir() / "tokenizers" / make_id(f.resolve(), st.st_size, st.st_mtime_ns)
@@ -151,9 +92,9 @@ def load_model(src: ModelSource, dtype: str = "float32", attn: str = "sdpa", dev
 
 def export(model: str | None, out: Path, dtype: str = "bfloat16") -> None:
     """Save ``model`` (any spec) as a plain Hugging Face directory, LoRA merged."""
+    torch = require("torch")
     src = resolve_source(model)
     m = load_model(src, dtype=dtype)
     if src.adapter:
         m = m.merge_and_unload()
-    m.save_pretrained(out)
-    load_tokenizer(src).save_pretrained(out)
+    save(m, load_tokenizer(src), out, getattr(torch, dtype))

@@ -13,7 +13,7 @@ seeds are kept, and the funnel counts exactly the documents and candidates seen 
 
 Resumption: after every finalised batch the seeds are appended (fsync) and a state file
 ``<out>.state.json`` records the settings, how many documents are done, the output size
-and the funnel. A rerun whose settings ``config.changed_keys`` finds unchanged cuts the
+and the funnel. A rerun whose settings ``settings_diff.changed_keys`` finds unchanged cuts the
 output back to that size, rebuilds the dedup index from it and goes on; a finished run
 returns its saved funnel without work. Changed settings mine again from the start.
 """
@@ -34,14 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from selfcodealign import jsonl
+from selfcodealign.cleaning import dedup
 from selfcodealign.errors import UserError
 from selfcodealign.ids import make_id
 from selfcodealign.records import Seed
-from selfcodealign.seeds import dedup, typecheck
+from selfcodealign.seeds import typecheck
 from selfcodealign.seeds.config import SeedsConfig
 from selfcodealign.seeds.filters import CHEAP_REASONS, EXTRACT_REASONS
 from selfcodealign.seeds.sources import Doc, open_source
 from selfcodealign.seeds.worker import DocResult, Passed, Settings, process_chunk
+from selfcodealign.settings_diff import changed_keys
 
 log = logging.getLogger("selfcodealign.seeds")
 
@@ -237,9 +239,6 @@ class SeedMiner:
 
     def saved_state(self) -> dict | None:
         """The state to resume from; None to mine from the start."""
-        # Imported here: selfcodealign.config imports this package.
-        from selfcodealign.config import changed_keys
-
         if not (self.state_path.exists() and self.out.exists()):
             return None
         try:

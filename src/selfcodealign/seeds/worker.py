@@ -78,7 +78,7 @@ def _license_ok(lic: Any, allow: frozenset[str] | None) -> bool:
 
 
 def process_chunk(docs: list[Doc], s: Settings) -> tuple[list[DocResult], dict[str, float]]:
-    from selfcodealign.seeds import decontam, dedup
+    from selfcodealign.cleaning import decontam, dedup
 
     check = _filter(s)
     index = decontam.load_index(list(s.benchmark_data) if s.benchmark_data else None) if s.decontaminate else None

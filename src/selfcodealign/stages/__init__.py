@@ -30,7 +30,7 @@ class StageSpec:
     @property
     def defaults(self) -> dict:
         """Its settings under a default config: a setting newer than an output counts as
-        unchanged while it keeps its default (``config.changed_keys``)."""
+        unchanged while it keeps its default (``settings_diff.changed_keys``)."""
         from selfcodealign.config import RunConfig
 
         return self.cls.settings(RunConfig())

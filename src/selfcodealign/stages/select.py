@@ -248,7 +248,7 @@ def select(
                 chosen_id=pick.id, rejected_id=bad.id, rejected_verdict=bad.verdict, quality=ex.quality)
     near_heldout = 0
     if held_texts and chosen:
-        from selfcodealign.seeds.dedup import NearDupIndex
+        from selfcodealign.cleaning import NearDupIndex
 
         # All held-out instructions, not only the scored ones: every selection from the
         # same responses then keeps out the same near-copies.
@@ -320,7 +320,7 @@ class SelectStage(WholeStage):
         cfg = self.run_cfg
         sanitize = None
         if cfg.select.sanitize:
-            from selfcodealign.seeds import sanitize as _sanitize
+            from selfcodealign.cleaning import sanitize as _sanitize
 
             def sanitize(items, threshold):
                 return _sanitize(items, threshold=threshold)

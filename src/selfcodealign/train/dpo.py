@@ -79,11 +79,11 @@ def _logps(model, micro: list[int], data: Pairs, device, pad_id: int, varlen: bo
     """Summed answer log-probabilities [n, 2] (chosen, rejected) of the pairs ``micro``."""
     import torch
 
-    from selfcodealign.train.loop import _batch
     from selfcodealign.train.packing import pack
+    from selfcodealign.train.step import model_inputs
 
     encs = [e for i in micro for e in data.pairs[i]]
-    batch, targets = _batch(pack(encs, pad_id), device, varlen)
+    batch, targets = model_inputs(pack(encs, pad_id), device, varlen)
     logits = model(**batch).logits[0]
     tok_logp = -torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
     sums = torch.stack([s.sum() for s in torch.split(tok_logp, [e.n_label_tokens for e in encs])])
@@ -109,7 +109,7 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
               trackers) -> list[dict]:
     import torch
 
-    from selfcodealign.train.loop import optimizer_step
+    from selfcodealign.train.step import optimizer_step
 
     history = []
     for step_no, step in enumerate(steps, 1):

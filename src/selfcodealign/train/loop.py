@@ -13,32 +13,27 @@ supervised tokens (all ranks), so every reply token weighs the same whatever the
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selfcodealign.errors import UserError
-from selfcodealign.train import fused_loss
+from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, save, source_hash
+from selfcodealign.train import dpo, fused_loss
 from selfcodealign.train.config import (
     AUTO_BUDGET_FALLBACK,
     AUTO_BUDGET_MAX,
     TrainConfig,
 )
 from selfcodealign.train.data import load_dataset
-from selfcodealign.train.format import IGNORE
 from selfcodealign.train.master import MasterWeights
 from selfcodealign.models.card import write_model_card
-from selfcodealign.models.loading import (
-    TRAIN_CONFIG,
-    load_model,
-    load_tokenizer,
-    require,
-    resolve_source,
-)
-from selfcodealign.train.packing import Packed, pack, plan_epoch
+from selfcodealign.train.packing import pack, plan_epoch
+from selfcodealign.train.step import model_inputs, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -126,32 +121,6 @@ def _apply_liger(model) -> None:
                                     cross_entropy=False, fused_linear_cross_entropy=False)
 
 
-def _batch(p: Packed, device, varlen: bool, max_len: int | None = None):
-    import torch
-
-    cuda = device.type == "cuda"
-
-    def dev(values, dtype=torch.long):
-        # pinned + non-blocking: the host goes on packing the next micro-batch instead of
-        # waiting for a pageable copy behind the queued kernels
-        t = torch.tensor(values, dtype=dtype)
-        return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
-
-    keep = [i for i, t in enumerate(p.targets) if t != IGNORE]
-    batch = {
-        "input_ids": dev([p.input_ids]),
-        "position_ids": dev([p.position_ids]),
-        "logits_to_keep": dev(keep),
-        "use_cache": False,
-    }
-    if varlen:
-        cu = dev(p.cu_seq_lens, torch.int32)
-        m = max(p.max_len, max_len or 0)
-        batch.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=m, max_length_k=m)
-    targets = dev([p.targets[i] for i in keep])
-    return batch, targets
-
-
 def _check_out(out_dir: Path | None, overwrite: bool) -> None:
     if out_dir is None:
         return
@@ -160,14 +129,61 @@ def _check_out(out_dir: Path | None, overwrite: bool) -> None:
         raise UserError(f"{out_dir} already holds a model ({held[0]}); choose another --out or pass --overwrite")
 
 
+@dataclass
+class _Setup:
+    """How this run trains, settled before the model loads."""
+
+    acc: Any  # accelerate.Accelerator
+    precision: str
+    fsdp: bool
+    attn: str
+    trackers: str | None
+    dpo: bool
+
+    @property
+    def varlen(self) -> bool:
+        return self.attn not in ("sdpa", "eager")
+
+
 def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *, overwrite: bool = False) -> dict:
     """Fine-tune; returns a summary (also saved as ``train_config.json`` beside the model)."""
+    out_dir = Path(out_dir) if out_dir else None
+    _check_out(out_dir, overwrite)
+    run = _setup(cfg, out_dir)
+    src = resolve_source(cfg.model)
+    if src.adapter:
+        raise UserError("train from a full model, not a LoRA directory (merge it first: train --merge-lora)")
+    tok = load_tokenizer(src)
+    data = _load_data(cfg, run, data_path, tok)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    model, kernels = _load_model(cfg, run, src)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    master = MasterWeights(trainable) if run.precision == "bf16-master" else None
+    budget = max(_token_budget(cfg, run.acc, model, run.precision, kernels, run.fsdp, trainable),
+                 2 * cfg.max_len if run.dpo else cfg.max_len)
+    plan, total, steps_per_epoch = _plan(cfg, run, data, budget)
+    model, opt, sched = _optimizer(cfg, run, model, trainable, master, total)
+    if run.acc.is_main_process:
+        log.info(
+            "training %s (%s, %s, attention %s) on %d examples (%s dropped), %d steps, %d GPU(s)/process(es)",
+            src.name, cfg.method, run.precision, run.attn, len(data.examples), dict(data.dropped) or "none", total,
+            run.acc.num_processes,
+        )
+    t_start = time.perf_counter()
+    history = _fit(cfg, run, model, opt, sched, plan, data, pad_id, kernels, master, total, budget)
+    elapsed = time.perf_counter() - t_start
+    summary = _summary(cfg, run, src, data_path, data, kernels, budget, total, steps_per_epoch, history, elapsed)
+    if out_dir is not None:
+        _save(run.acc, model, tok, cfg, run.precision, out_dir, summary, master)
+    if run.trackers:
+        run.acc.end_training()
+    return summary
+
+
+def _setup(cfg: TrainConfig, out_dir: Path | None) -> _Setup:
     torch = require("torch")
     transformers = require("transformers")
     accelerate = require("accelerate")
-    out_dir = Path(out_dir) if out_dir else None
-    _check_out(out_dir, overwrite)
-
     cuda = torch.cuda.is_available()
     # accelerate's own test (`accelerate launch` with an FSDP config sets it; we never pass
     # a plugin): known here, before the Accelerator, because precision depends on it
@@ -188,28 +204,26 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     )
     transformers.set_seed(cfg.seed)
     attn = _resolve_attention(cfg, acc.device.type == "cuda")
-    varlen = attn not in ("sdpa", "eager")
+    return _Setup(acc, precision, fsdp, attn, trackers, cfg.objective == "dpo")
 
-    src = resolve_source(cfg.model)
-    if src.adapter:
-        raise UserError("train from a full model, not a LoRA directory (merge it first: train --merge-lora)")
-    tok = load_tokenizer(src)
-    dpo_run = cfg.objective == "dpo"
-    if dpo_run:
-        from selfcodealign.train import dpo
 
-        if acc.num_processes > 1:
-            raise UserError("train --objective dpo runs in one process (one GPU or the CPU), not under "
-                            "accelerate launch")
-        data = dpo.load_pairs(data_path, tok, cfg.max_len)
-    else:
-        data = load_dataset(data_path, tok, cfg.max_len)
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+def _load_data(cfg: TrainConfig, run: _Setup, data_path: str | Path, tok):
+    if not run.dpo:
+        return load_dataset(data_path, tok, cfg.max_len)
+    if run.acc.num_processes > 1:
+        raise UserError("train --objective dpo runs in one process (one GPU or the CPU), not under "
+                        "accelerate launch")
+    return dpo.load_pairs(data_path, tok, cfg.max_len)
 
-    model = load_model(src, dtype="bfloat16" if precision in ("bf16", "bf16-master") else "float32", attn=attn)
+
+def _load_model(cfg: TrainConfig, run: _Setup, src):
+    """The model, ready to train on the run's device, and the loss kernels it uses."""
+    torch = require("torch")
+    dtype = "bfloat16" if run.precision in ("bf16", "bf16-master") else "float32"
+    model = load_model(src, dtype=dtype, attn=run.attn)
     model.config.use_cache = False
     # DPO needs each answer's log-probabilities: plain logits, not the fused loss
-    kernels = "none" if dpo_run else _resolve_kernels(cfg, acc.device.type == "cuda", fsdp)
+    kernels = "none" if run.dpo else _resolve_kernels(cfg, run.acc.device.type == "cuda", run.fsdp)
     if kernels == "liger":
         _apply_liger(model)
     for m in model.modules():  # the paper trains without dropout
@@ -225,7 +239,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
                 lora_dropout=cfg.lora_dropout, target_modules=targets,
             ),
         )
-    model.to(acc.device)
+    model.to(run.acc.device)
     if cfg.compile:
         # Regional compilation: one graph for the decoder layer, reused by every layer,
         # fuses the norm / rotary / SwiGLU / residual element-wise work that dominates a
@@ -234,32 +248,36 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         for m in model.modules():
             if type(m).__name__.endswith("DecoderLayer"):
                 m.compile(dynamic=True)
+    return model, kernels
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    master = MasterWeights(trainable) if precision == "bf16-master" else None
-    budget = max(_token_budget(cfg, acc, model, precision, kernels, fsdp, trainable),
-                 2 * cfg.max_len if dpo_run else cfg.max_len)
 
-    world, rank = acc.num_processes, acc.process_index
-    plan_kw = dict(
-        examples_per_step=cfg.examples_per_step, token_budget=budget,
-        world_size=world, rank=rank, seed=cfg.seed,
-    )
+def _plan(cfg: TrainConfig, run: _Setup, data, budget: int):
+    """(the micro-batches of every optimizer step, the number of steps, steps per epoch)."""
     steps_per_epoch = math.ceil(len(data.examples) / cfg.examples_per_step)
     total = math.ceil(cfg.epochs * steps_per_epoch)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    if dpo_run:
+    if run.dpo:
         plan = dpo.plan(len(data.pairs), [len(c) + len(r) for c, r in data.pairs],
                         pairs_per_step=cfg.examples_per_step, token_budget=budget, steps=total, seed=cfg.seed)
-    else:
-        plan = []
-        epoch = 0
-        while len(plan) < total:
-            plan += plan_epoch(data.lengths, data.label_tokens, epoch=epoch, **plan_kw)
-            epoch += 1
-        plan = plan[:total]
+        return plan, total, steps_per_epoch
+    plan_kw = dict(
+        examples_per_step=cfg.examples_per_step, token_budget=budget,
+        world_size=run.acc.num_processes, rank=run.acc.process_index, seed=cfg.seed,
+    )
+    plan = []
+    epoch = 0
+    while len(plan) < total:
+        plan += plan_epoch(data.lengths, data.label_tokens, epoch=epoch, **plan_kw)
+        epoch += 1
+    return plan[:total], total, steps_per_epoch
 
+
+def _optimizer(cfg: TrainConfig, run: _Setup, model, trainable, master, total: int):
+    """(the prepared model, its optimizer, the learning-rate schedule)."""
+    torch = require("torch")
+    transformers = require("transformers")
+    acc = run.acc
     opt = torch.optim.AdamW(
         master.master if master is not None else trainable, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
         fused=acc.device.type == "cuda",
@@ -269,17 +287,18 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         opt, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total,
     )
     model, opt = acc.prepare(model, opt)
-    if trackers:
+    if run.trackers:
         acc.init_trackers("train", config={k: v for k, v in cfg.model_dump().items() if v is not None})
+    return model, opt, sched
 
-    if acc.is_main_process:
-        log.info(
-            "training %s (%s, %s, attention %s) on %d examples (%s dropped), %d steps, %d GPU(s)/process(es)",
-            src.name, cfg.method, precision, attn, len(data.examples), dict(data.dropped) or "none", total, world,
-        )
-    t_start = time.perf_counter()
-    if dpo_run:
-        ref = dpo.reference_logps(model, plan, data, acc.device, pad_id, varlen)
+
+def _fit(cfg: TrainConfig, run: _Setup, model, opt, sched, plan, data, pad_id: int, kernels: str, master,
+         total: int, budget: int) -> list[dict]:
+    """Every optimizer step of the plan; returns the logged steps."""
+    torch = require("torch")
+    acc = run.acc
+    if run.dpo:
+        ref = dpo.reference_logps(model, plan, data, acc.device, pad_id, run.varlen)
     model.train()
     stack = contextlib.ExitStack()
     head_weight = None
@@ -287,27 +306,30 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         head_weight = stack.enter_context(fused_loss.hidden_states_out(acc.unwrap_model(model))).weight
     with stack:
         try:
-            if dpo_run:
-                history = dpo.run_steps(cfg, acc, model, opt, sched, plan, data, ref, pad_id, varlen, master,
-                                        total, trackers)
-            else:
-                history = _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
-                                     head_weight, master, world, total, trackers)
+            if run.dpo:
+                return dpo.run_steps(cfg, acc, model, opt, sched, plan, data, ref, pad_id, run.varlen, master,
+                                     total, run.trackers)
+            return _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, run.varlen, kernels,
+                              head_weight, master, acc.num_processes, total, run.trackers)
         except torch.cuda.OutOfMemoryError:
             # The usual cause is a --token-budget set for a smaller model or a larger card.
             raise UserError(
-                f"GPU out of memory with micro-batches of up to {budget:,} tokens ({precision}, "
+                f"GPU out of memory with micro-batches of up to {budget:,} tokens ({run.precision}, "
                 f"{cfg.method}); set a lower --token-budget, or use --method lora or FSDP"
             ) from None
-    elapsed = time.perf_counter() - t_start
 
-    summary = {
+
+def _summary(cfg: TrainConfig, run: _Setup, src, data_path, data, kernels: str, budget: int, total: int,
+             steps_per_epoch: int, history: list[dict], elapsed: float) -> dict:
+    torch = require("torch")
+    transformers = require("transformers")
+    return {
         **cfg.model_dump(),
-        "base_model": src.name, "base_model_sha256": src.content_hash().sha256,
-        "precision": precision,
-        "attention": attn,
+        "base_model": src.name, "base_model_sha256": source_hash(src).sha256,
+        "precision": run.precision,
+        "attention": run.attn,
         "kernels": kernels,
-        "world_size": world,
+        "world_size": run.acc.num_processes,
         "data": str(Path(data_path).resolve()),
         "data_sha256": data.sha256,
         "data_lines": data.lines,
@@ -321,11 +343,6 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
         "history": history,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    if out_dir is not None:
-        _save(acc, model, tok, cfg, precision, out_dir, summary, master)
-    if trackers:
-        acc.end_training()
-    return summary
 
 
 def _micro_batches(cfg, device, plan, data, pad_id, varlen):
@@ -333,7 +350,7 @@ def _micro_batches(cfg, device, plan, data, pad_id, varlen):
     for step in plan:
         for idx in step.micro:
             packed = pack([data.examples[i] for i in idx], pad_id, pad_to_multiple=256 if cfg.compile else 1)
-            batch, targets = _batch(packed, device, varlen, cfg.max_len if cfg.compile else None)
+            batch, targets = model_inputs(packed, device, varlen, cfg.max_len if cfg.compile else None)
             yield packed.n_tokens, batch, targets
 
 
@@ -413,31 +430,14 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
     return history
 
 
-def optimizer_step(cfg, acc, model, opt, sched, master):
-    """Clip, step, schedule, and get ready for the next step's gradients; returns the
-    gradient norm before clipping (None without clipping)."""
-    grad_norm = None
-    if cfg.max_grad_norm > 0:
-        # model.parameters(), not the list made before prepare(): FSDP replaces parameters.
-        grad_norm = (master.clip_grad_norm_(cfg.max_grad_norm) if master is not None
-                     else acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
-    opt.step()
-    sched.step()
-    if master is not None:
-        master.refresh()
-    else:
-        opt.zero_grad(set_to_none=True)
-    return grad_norm
-
-
 def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict, master=None) -> None:
+    """The trained weights, gathered onto the main process, saved through ``models.save``."""
     import torch
 
     acc.wait_for_everyone()
     state = acc.get_state_dict(model)  # gathers FSDP shards on the main process
     if not acc.is_main_process:
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = acc.unwrap_model(model)
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     save_dtype = cfg.save_dtype
@@ -453,21 +453,7 @@ def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summ
     if cfg.method == "lora" and cfg.merge_lora:
         model = model.merge_and_unload()
         state = None
-    if state is not None:
-        state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    else:
-        model.to(dtype)
-    # The model in memory was loaded with a custom attention name; a saved copy should
-    # load anywhere.
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.config._attn_implementation = "sdpa"
-    base.config.use_cache = True
-    base.config.dtype = dtype
-    model.save_pretrained(str(out_dir), state_dict=state, safe_serialization=True)
-    tok.save_pretrained(str(out_dir))
     summary["saved_dtype"] = save_dtype
     summary["merged"] = bool(cfg.method == "lora" and cfg.merge_lora)
-    tmp = out_dir / (TRAIN_CONFIG + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    os.replace(tmp, out_dir / TRAIN_CONFIG)
+    save(model, tok, out_dir, dtype, state_dict=state, train_config=summary)
     write_model_card(out_dir)

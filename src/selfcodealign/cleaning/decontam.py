@@ -7,7 +7,7 @@ package, so nothing needs downloading. ``SELFCODEALIGN_BENCHMARK_DATA`` (or the
 ``canonical_solution``/``code`` fields to check against instead.
 
 Rebuild the shipped index from the original files with
-``python -m selfcodealign.seeds.decontam build OUT FILE...``.
+``python -m selfcodealign.cleaning.decontam build OUT FILE...``.
 """
 
 from __future__ import annotations
@@ -161,6 +161,6 @@ def build(out: Path, files: list[Path]) -> BenchmarkIndex:
 
 if __name__ == "__main__":
     if len(sys.argv) < 4 or sys.argv[1] != "build":
-        sys.exit("usage: python -m selfcodealign.seeds.decontam build OUT FILE...")
+        sys.exit("usage: python -m selfcodealign.cleaning.decontam build OUT FILE...")
     idx = build(Path(sys.argv[2]), [Path(a) for a in sys.argv[3:]])
     print(f"{len(idx.hashes)} {idx.n}-grams from {len(idx.sources)} files -> {sys.argv[2]}")

@@ -88,16 +88,3 @@ def embedded_model_path() -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return target
-
-
-def resolve_model(model: str | None) -> tuple[Path, str, str | None]:
-    """(path, display name, sha256 or None) for ``--model`` (None = embedded)."""
-    if not model or model == "embedded":
-        return embedded_model_path(), MODEL_NAME, MODEL_SHA256
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise UserError(f"model file not found: {model}")
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise UserError(f"{model} is not a GGUF file (bad magic bytes)")
-    return path, path.name, None

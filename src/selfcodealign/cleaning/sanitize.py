@@ -5,7 +5,7 @@ result depends only on the items and their order.
 
 from __future__ import annotations
 
-from selfcodealign.seeds import decontam, dedup
+from selfcodealign.cleaning import decontam, dedup
 
 
 def sanitize(

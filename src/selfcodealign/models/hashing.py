@@ -25,14 +25,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from selfcodealign.embedded import MODEL_FILE, MODEL_SHA256, cache_dir, sha256_file
 from selfcodealign.errors import UserError
 from selfcodealign.ids import make_id
-
-if TYPE_CHECKING:
-    from selfcodealign.models.loading import ModelSource
+from selfcodealign.models.embedded import MODEL_FILE, MODEL_SHA256, cache_dir, sha256_file
+from selfcodealign.models.source import ModelSource, resolve_source
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 CONFIG_NAMES = frozenset({
@@ -143,7 +141,7 @@ def _hub_hash(repo_id: str, hub_cache: str | None) -> ModelHash:
     return ModelHash(dir_sha256(snap))
 
 
-def _base_hash(src: "ModelSource", hub_cache: str | None) -> ModelHash:
+def _base_hash(src: ModelSource, hub_cache: str | None) -> ModelHash:
     if src.gguf_file:
         return ModelHash(gguf_sha256(Path(src.path, src.gguf_file)))
     if Path(src.path).is_dir():
@@ -151,7 +149,7 @@ def _base_hash(src: "ModelSource", hub_cache: str | None) -> ModelHash:
     return _hub_hash(src.path, hub_cache)
 
 
-def source_hash(src: "ModelSource", hub_cache: str | None = None) -> ModelHash:
+def source_hash(src: ModelSource, hub_cache: str | None = None) -> ModelHash:
     """The hash of everything ``src`` loads: base weights and, if any, the LoRA adapter.
     ``hub_cache`` is a non-default huggingface_hub cache directory (vLLM's download_dir)."""
     base = _base_hash(src, hub_cache)
@@ -162,7 +160,5 @@ def source_hash(src: "ModelSource", hub_cache: str | None = None) -> ModelHash:
 
 
 def model_hash(spec: str | None) -> ModelHash:
-    """The hash of a model spec as ``--model`` takes it (see ``models.loading``)."""
-    from selfcodealign.models.loading import resolve_source
-
+    """The hash of a model spec as ``--model`` takes it (see ``models.source``)."""
     return source_hash(resolve_source(spec))
