@@ -51,9 +51,9 @@ def test_a_files_preset_applies_under_the_file_and_a_preset_flag_replaces_it(tmp
     y = tmp_path / "c.yaml"
     y.write_text("preset: quickstart\nresponses:\n  n: 2\n")
     cfg = build_config(yaml_path=y)
-    assert cfg.seeds.max_seeds == 28 and cfg.responses.n == 2 and cfg.responses.max_tokens == 640
+    assert cfg.budget_minutes == 12 and cfg.responses.n == 2 and cfg.responses.max_tokens == 640
     cfg = build_config(preset="default", yaml_path=y)
-    assert cfg.seeds.max_seeds != 28 and cfg.responses.n == 2
+    assert cfg.budget_minutes is None and cfg.responses.n == 2
 
 
 def test_train_seeds_and_eval_settings_load_the_same_way(tmp_path):
