@@ -131,39 +131,55 @@ def model_section(examples) -> str:
     return text
 
 
-def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
-    """The card for ``tables`` (part -> datasets.Dataset) exported from ``run_dir``."""
-    from huggingface_hub import DatasetCard, DatasetCardData
+def card_data(run_dir: Path, tables: dict, rows: int, license: str):
+    """The card's YAML header: what the Hub shows and how it loads the configs."""
+    from huggingface_hub import DatasetCardData
 
-    summary = run_summary(run_dir)
-    default = next(t for p, t in tables.items() if p.config == "default")
-    examples = default.to_list()
-    data = DatasetCardData(
+    return DatasetCardData(
         license=license,
         language=["en"],
         task_categories=["text-generation"],
-        size_categories=[size_category(default.num_rows)],
+        size_categories=[size_category(rows)],
         tags=["code", "synthetic", "selfcodealign"],
         pretty_name=f"SelfCodeAlign: {run_dir.resolve().name}",
         configs=[{"config_name": p.config, "data_files": [{"split": p.split, "path": f"{p.folder}/{p.split}-*"}]}
                  for p in tables],
     )
+
+
+def licence_section(license: str) -> str:
+    if license != "other":
+        return f"Licence: `{license}`, as given to `selfcodealign export-dataset --license`."
+    return ("The licence is not set (`other`): the examples derive from seed functions under their own "
+            "licences (see `seed_source`) and from the output of the model above under its licence. "
+            "Choose one with `selfcodealign export-dataset --license ID`.")
+
+
+def columns_section(tables: dict) -> str:
+    columns = sorted({c for t in tables.values() for c in t.column_names})
+    return markdown_table(["column", "in", "meaning"],
+                          [[f"`{c}`", ", ".join(p.config for p, t in tables.items() if c in t.column_names),
+                            FIELDS.get(c, "")] for c in columns])
+
+
+def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
+    """The card for ``tables`` (part -> datasets.Dataset) exported from ``run_dir``."""
+    from huggingface_hub import DatasetCard
+
+    summary = run_summary(run_dir)
+    default = next(t for p, t in tables.items() if p.config == "default")
+    examples = default.to_list()
+    data = card_data(run_dir, tables, default.num_rows, license)
     parts_table = markdown_table(["config", "split", "rows", "for"],
-                         [[f"`{p.config}`", p.split, f"{t.num_rows:,}", p.purpose] for p, t in tables.items()])
+                                 [[f"`{p.config}`", p.split, f"{t.num_rows:,}", p.purpose] for p, t in tables.items()])
     loads = "\n".join(f'{p.config} = load_dataset("REPO_OR_FOLDER", "{p.config}", split="{p.split}")'
                       for p in tables)
-    columns = sorted({c for t in tables.values() for c in t.column_names})
-    fields = markdown_table(["column", "in", "meaning"],
-                    [[f"`{c}`", ", ".join(p.config for p, t in tables.items() if c in t.column_names),
-                      FIELDS.get(c, "")] for c in columns])
+    fields = columns_section(tables)
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else "# no config.yaml"
     verified = bool((summary.get("stages") or {}).get("verify")) or "parts" in summary
     kept = ("Each kept answer passed its tests, and verification found its tests strong and its code faithful "
             "to the task." if verified else "Each kept answer passed its tests; this run did not verify them further.")
-    licence_note = ("The licence is not set (`other`): the examples derive from seed functions under their own "
-                    "licences (see `seed_source`) and from the output of the model above under its licence. "
-                    "Choose one with `selfcodealign export-dataset --license ID`." if license == "other" else
-                    f"Licence: `{license}`, as given to `selfcodealign export-dataset --license`.")
+    licence_note = licence_section(license)
     body = f"""# {data.pretty_name}
 
 Instruction-tuning data for code that a model wrote and checked itself, made with
