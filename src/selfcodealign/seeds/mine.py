@@ -41,7 +41,7 @@ from selfcodealign.seeds import dedup, typecheck
 from selfcodealign.seeds.config import SeedsConfig
 from selfcodealign.seeds.filters import CHEAP_REASONS, EXTRACT_REASONS
 from selfcodealign.seeds.sources import Doc, open_source
-from selfcodealign.seeds.worker import DocResult, Passed, Settings, process_chunk
+from selfcodealign.seeds.chunks import DocResult, Passed, Settings, process_chunk
 
 log = logging.getLogger("selfcodealign.seeds")
 
