@@ -39,8 +39,8 @@ def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults:
     """True if the stage must start over. Refuses a changed config unless ``force``
     (``defaults``: see ``changed_keys``)."""
     state = files.state()
-    if state is None:
-        return False
+    if state is None or "config" not in state:
+        return False  # not started (a seeds file's state may hold only its mining progress)
     changed = changed_keys(state.get("config") or {}, key, defaults)
     if not changed:
         return False
