@@ -9,14 +9,13 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
+from interrupted import mine_interrupted
 from scripted_backend import Scripted
 
 from selfcodealign.config import build_config
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.jsonl import read_lines
 from selfcodealign.pipeline import Pipeline
-from selfcodealign.seeds import mine
 from selfcodealign.stages.seeds import SeedsStage
 
 SETS = ["seeds.source=seeds:input-seeds.jsonl", "prompts.style=completion", "responses.n=3",
@@ -73,15 +72,7 @@ def test_seeds_mining_interrupted_under_the_two_state_files_of_an_earlier_versio
         "seeds.typecheck_batch=1"]
     cfg = build_config(sets=sets)
     old = tmp_path / "old"
-    calls = []
-
-    def interrupt(done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        mine(cfg.seeds, old / "seeds.jsonl", progress=interrupt)
+    mine_interrupted(cfg.seeds, old / "seeds.jsonl")
     progress = json.loads((old / "seeds.state.json").read_text())["mining"]
     assert not progress["done"] and progress["docs_done"] < 8
     (old / "seeds.jsonl.state.json").write_text(json.dumps(progress))

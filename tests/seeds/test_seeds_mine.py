@@ -7,6 +7,7 @@ from selfcodealign import jsonl
 from selfcodealign.records import Seed
 from selfcodealign.seeds import SeedsConfig, mine
 
+from interrupted import mine_interrupted
 from seeds_corpus import GOOD
 
 EXPECTED_DROPS = {
@@ -65,17 +66,8 @@ def test_same_config_same_output_any_worker_count(corpus, tmp_path):
 def test_resume_after_interrupt_gives_the_same_result(corpus, tmp_path):
     cfg = SeedsConfig(source=str(corpus), workers=1, typecheck_batch=1, dedup=False, typecheck=False)
     full = mine(cfg, tmp_path / "full.jsonl")
-
-    calls = []
-
-    def interrupt(done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
     out = tmp_path / "resumed.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        mine(cfg, out, progress=interrupt)
+    mine_interrupted(cfg, out)
     state = json.loads((tmp_path / "resumed.state.json").read_text())["mining"]
     assert not state["done"] and 0 < state["docs_done"] < 9
     # A torn line from a kill mid-write is cut on resume.
@@ -157,16 +149,8 @@ def test_progress_in_the_state_file_of_an_older_version_resumes_in_the_one_state
     # Versions before one state file per stage kept mining progress in <out>.state.json.
     cfg = SeedsConfig(source=str(corpus), workers=1, typecheck_batch=1, dedup=False, typecheck=False)
     full = mine(cfg, tmp_path / "full.jsonl")
-    calls = []
-
-    def interrupt(done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
     out = tmp_path / "seeds.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        mine(cfg, out, progress=interrupt)
+    mine_interrupted(cfg, out)
     state = tmp_path / "seeds.state.json"
     progress = json.loads(state.read_text())["mining"]
     legacy = tmp_path / "seeds.jsonl.state.json"
