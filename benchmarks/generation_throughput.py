@@ -25,29 +25,29 @@ from selfcodealign.config import build_config
 from selfcodealign.models.embedded import MODEL_NAME, MODEL_SHA256, embedded_model_path
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.ledger import StageFiles
-from selfcodealign.pipeline import run_generation_or_execution
-from selfcodealign.stages.base import generation_key, model_info_and_prompts
-from selfcodealign.stages.concepts import ConceptsStage
-from selfcodealign.stages.responses import ResponsesStage
+from selfcodealign.pipeline import run_stage
+from selfcodealign.stages import BY_NAME
+from selfcodealign.stages.base import StageEnv
 
 # The same benchmark inputs as the executor benchmark (this folder is on sys.path when
 # either script runs).
 from scale_executor import make_inputs  # noqa: E402
 
 
-def run_stage(cfg, step, inputs, n_parallel):
+def through_stage(cfg, step, inputs, n_parallel):
     path = embedded_model_path()
     backend = LlamaCppBackend(path, model_name=MODEL_NAME, model_sha256=MODEL_SHA256,
                               n_parallel=n_parallel, ctx_per_slot=cfg.backend.ctx_per_slot)
-    info, prompts = model_info_and_prompts(cfg, backend)
-    cls = ConceptsStage if step == "concepts" else ResponsesStage
-    stage = cls(getattr(cfg, step), prompts, info, cfg.seed, generation_key(cfg, step))
     executor = LocalExecutor(lambda: backend)
+    spec = BY_NAME[step]
+    env = StageEnv(cfg, lambda: executor)
+    stage = spec.cls.from_config(cfg, env)  # the one the run makes (and its prompts, read once)
     with tempfile.TemporaryDirectory() as d:
+        files = StageFiles(Path(d) / spec.file)
         t = time.perf_counter()
-        s = run_generation_or_execution(stage, inputs, StageFiles(Path(d) / f"{step}.jsonl"),
-                                        executor, quiet=True)
+        run_stage(spec, cfg, env, {spec.cls.reads[0]: inputs}, files, quiet=True)
         wall = time.perf_counter() - t
+        s = spec.cls.summarize(files, None)
     requests = [stage.request(r) for r in inputs]
     executor.close()
     return {"wall_s": wall, "completion_tokens": s["completion_tokens"],
@@ -99,7 +99,7 @@ def main() -> int:
         sets.append(f"{args.step}.max_tokens={args.max_tokens}")
     cfg = build_config(preset="quickstart", sets=sets)
     inputs = make_inputs(args.step, args.prompts)
-    stage_fig, requests = run_stage(cfg, args.step, inputs, args.n_parallel)
+    stage_fig, requests = through_stage(cfg, args.step, inputs, args.n_parallel)
     bare_fig = run_bare(cfg, requests, args.n_parallel)
     rows = {"pipeline stage": stage_fig, "bare engine": bare_fig}
     print(f"step={args.step} prompts={args.prompts} n_parallel={args.n_parallel} (cold cache both)")

@@ -88,21 +88,21 @@ def make_inputs(step: str, count: int):
 
 def time_generation(cfg, step, executor, inputs) -> dict:
     from selfcodealign.ledger import StageFiles
-    from selfcodealign.pipeline import run_generation_or_execution
-    from selfcodealign.stages.base import generation_key, model_info_and_prompts
-    from selfcodealign.stages.concepts import ConceptsStage
-    from selfcodealign.stages.responses import ResponsesStage
+    from selfcodealign.pipeline import run_stage
+    from selfcodealign.stages import BY_NAME
+    from selfcodealign.stages.base import StageEnv
 
+    spec = BY_NAME[step]
+    env = StageEnv(cfg, lambda: executor)
     t = time.perf_counter()
-    info, prompts = model_info_and_prompts(cfg, executor.backend)  # loads the model(s)
+    env.model()  # loads the model(s)
     load = time.perf_counter() - t
-    cls = ConceptsStage if step == "concepts" else ResponsesStage
-    stage = cls(getattr(cfg, step), prompts, info, cfg.seed, generation_key(cfg, step))
     with tempfile.TemporaryDirectory() as d:
+        files = StageFiles(Path(d) / spec.file)
         t = time.perf_counter()
-        s = run_generation_or_execution(stage, inputs, StageFiles(Path(d) / f"{step}.jsonl"),
-                                        executor, quiet=True)
+        run_stage(spec, cfg, env, {spec.cls.reads[0]: inputs}, files, quiet=True)
         wall = time.perf_counter() - t
+        s = spec.cls.summarize(files, None)
     return {"load_s": load, "wall_s": wall, "completion_tokens": s["completion_tokens"],
             "tokens_per_s": s["completion_tokens"] / wall, "inputs": s["in"]}
 

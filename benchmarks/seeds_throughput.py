@@ -74,7 +74,7 @@ def child_main(corpus: str, out: str, typecheck: bool, progress_file: str) -> No
 def watch(corpus: str, typecheck: bool, tmp: Path) -> tuple[dict, float, list[tuple]]:
     out = tmp / f"seeds-{int(typecheck)}.jsonl"
     prog = tmp / f"progress-{int(typecheck)}.txt"
-    for p in (out, prog, out.with_name(out.name + ".state.json")):
+    for p in (out, prog, out.with_suffix(".state.json")):
         p.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", corpus, str(out), str(int(typecheck)), str(prog)]
     t0 = time.perf_counter()

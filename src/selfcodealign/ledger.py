@@ -38,8 +38,16 @@ class StageFiles:
 
     def save_state(self, state: dict[str, Any]) -> None:
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.state_path)
+
+    def update_state(self, **fields: Any) -> None:
+        """Sets these fields of the state and keeps the others (the seeds stage keeps its
+        mining progress, ``mining``, beside its own fields)."""
+        self.save_state({**(self.state() or {}), **fields})
 
     def remove(self) -> None:
         for p in (self.out, self.drops, self.done, self.state_path):

@@ -14,7 +14,11 @@ from typing import Any
 
 from selfcodealign.errors import UserError
 from selfcodealign.jsonl import read_records, write_atomic
+from selfcodealign.ledger import StageFiles
 from selfcodealign.records import Drop, Example
+from selfcodealign.stages import BY_NAME
+
+DATASET = BY_NAME["select"].file  # the run directory's dataset, as the registry names it
 
 
 def run_summary(run: Path) -> dict[str, Any]:
@@ -52,9 +56,9 @@ def merge_runs(runs: list[Path], out: Path, threshold: float | None = None) -> d
     owner: dict[str, int] = {}
     parts: list[dict[str, Any]] = []
     for k, run in enumerate(runs):
-        data = run / "dataset.jsonl"
+        data = run / DATASET
         if not data.is_file():
-            raise UserError(f"{run} has no dataset.jsonl: not a finished run directory")
+            raise UserError(f"{run} has no {DATASET}: not a finished run directory")
         summary = run_summary(run)
         part = {"run_dir": str(run), "shard": summary.get("shard"), "funnel": summary.get("funnel"),
                 "examples": 0, "duplicate_id": 0}
@@ -75,8 +79,9 @@ def merge_runs(runs: list[Path], out: Path, threshold: float | None = None) -> d
         part["kept"] = sum(1 for e in examples if owner[e.id] == k and e.id in kept)
     merged = [e for e in examples if e.id in kept]
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "dataset.jsonl", merged)
-    write_atomic(out / "dataset.drops.jsonl", drops)
+    files = StageFiles(out / DATASET)
+    write_atomic(files.out, merged)
+    write_atomic(files.drops, drops)
     summary = {"parts": parts, "in": len(examples) + sum(p["duplicate_id"] for p in parts),
                "out": len(merged), "duplicate_id": sum(p["duplicate_id"] for p in parts),
                "sanitize": dropped, "dedup_threshold": threshold}

@@ -40,8 +40,8 @@ def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults:
     """True if the stage must start over. Refuses a changed config unless ``force``
     (``defaults``: see ``changed_keys``)."""
     state = files.state()
-    if state is None:
-        return False
+    if state is None or "config" not in state:
+        return False  # not started (a seeds file's state may hold only its mining progress)
     changed = changed_keys(state.get("config") or {}, key, defaults)
     if not changed:
         return False
@@ -82,6 +82,82 @@ class BusyClock:
             return self._total + (time.monotonic() - self._since if self._inflight else 0.0)
 
 
+class _StateSaver:
+    """The stage's state file, saved with the wall and busy seconds since the last save."""
+
+    def __init__(self, files: StageFiles, state: dict[str, Any], clock: BusyClock) -> None:
+        self.files, self.state, self.clock = files, state, clock
+        self._last = time.monotonic()
+        self._busy_saved = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last > 10
+
+    def save(self) -> None:
+        now = time.monotonic()
+        self.state["wall_s"] += now - self._last
+        self._last = now
+        busy = self.clock.seconds()
+        self.state["busy_s"] += busy - self._busy_saved
+        self._busy_saved = busy
+        self.files.save_state(self.state)
+
+
+def _open_state(stage: Stage, files: StageFiles, force: bool, defaults: dict | None) -> dict[str, Any]:
+    """The stage's state under its current settings (starting over when they changed)."""
+    key = stage.config_key()
+    if check_config(files, stage.name, key, force, defaults):
+        files.remove()
+    state = files.state() or {"config": key, "complete": False, "wall_s": 0.0}
+    state["config"] = key
+    state.setdefault("busy_s", 0.0)
+    files.save_state(state)
+    return state
+
+
+def _not_done(inputs: Iterable, done: dict[str, dict], clock: BusyClock):
+    """The inputs without a ledger line, each once, each starting the busy clock."""
+    seen: set[str] = set()
+    for r in inputs:
+        if r.id not in done and r.id not in seen:
+            seen.add(r.id)
+            clock.take()
+            yield r
+
+
+def _counts(payload, outs: list, is_gen: bool, passes) -> dict[str, int]:
+    """What the ledger counts for one input beside its outputs: tokens, or passes."""
+    if is_gen:
+        return {
+            "completion_tokens": sum(c.completion_tokens for c in payload),
+            "prompt_tokens": sum(c.prompt_tokens for c in payload),
+            "cached_tokens": sum(c.cached_tokens for c in payload),
+        }
+    if passes is not None:
+        return {"passed": sum(1 for o in outs if not isinstance(o, Drop) and passes(o))}
+    return {}
+
+
+def _commit_all(stage: Stage, results, writer: LedgerWriter, clock: BusyClock, bar: StageProgress,
+                saver: _StateSaver, on_commit: Callable[[list], None] | None) -> None:
+    """Parses and commits each input's results as the executor hands them back."""
+    is_gen = isinstance(stage, GenerationStage)
+    passes = getattr(stage, "counts_as_pass", None)
+    for rec, payload in results:
+        outs = stage.parse(rec, payload)
+        counts = _counts(payload, outs, is_gen, passes)
+        writer.commit(rec.id, outs, **counts)
+        clock.done()
+        for o in outs:
+            if isinstance(o, Drop):
+                log.info("%s: dropped %s (%s) %s", stage.name, o.input_id, o.reason, o.detail[:120])
+        if on_commit is not None:
+            on_commit([o for o in outs if not isinstance(o, Drop)])
+        bar.advance(tokens=counts.get("completion_tokens", 0), passed=counts.get("passed", 0))
+        if saver.due():
+            saver.save()
+
+
 def run_generation_or_execution(
     stage: Stage,
     inputs: Iterable,
@@ -101,75 +177,27 @@ def run_generation_or_execution(
     ``on_commit`` gets each input's committed outputs; ``complete=False`` leaves the stage
     open, for a later call that runs over all of its inputs; ``defaults``: see
     ``settings_diff.changed_keys``."""
-    key = stage.config_key()
-    if check_config(files, stage.name, key, force, defaults):
-        files.remove()
-    state = files.state() or {"config": key, "complete": False, "wall_s": 0.0}
-    state["config"] = key
-    state.setdefault("busy_s", 0.0)
-    files.save_state(state)
+    state = _open_state(stage, files, force, defaults)
     done = files.recover(lambda o: o["parent_id"])
     clock = BusyClock()
-
-    def todo():
-        seen: set[str] = set()
-        for r in inputs:
-            if r.id not in done and r.id not in seen:
-                seen.add(r.id)
-                clock.take()
-                yield r
-
     if total is None and isinstance(inputs, Sized):
         total = len({r.id for r in inputs} - done.keys()) + len(done)
-    is_gen = isinstance(stage, GenerationStage)
-    passes = getattr(stage, "counts_as_pass", None)
     prior = summarize_ledger(done)
-    start = time.monotonic()
-    last_save = start
-    busy_saved = 0.0
+    saver = _StateSaver(files, state, clock)
     writer = LedgerWriter(files)
     bar = StageProgress(stage.name, total=total, done=len(done), quiet=quiet,
                         passed=prior.get("passed", 0))
-
-    def save() -> None:
-        nonlocal last_save, busy_saved
-        now = time.monotonic()
-        state["wall_s"] += now - last_save
-        last_save = now
-        busy = clock.seconds()
-        state["busy_s"] += busy - busy_saved
-        busy_saved = busy
-        files.save_state(state)
-
     try:
         # Generation takes all its prompts at once (the engine batches them); execution
         # reads its programs lazily, so its input may still be growing.
-        results = executor.generate(stage, list(todo())) if is_gen else executor.execute(stage, todo())
-        for rec, payload in results:
-            outs = stage.parse(rec, payload)
-            counts: dict[str, int] = {}
-            if is_gen:
-                counts = {
-                    "completion_tokens": sum(c.completion_tokens for c in payload),
-                    "prompt_tokens": sum(c.prompt_tokens for c in payload),
-                    "cached_tokens": sum(c.cached_tokens for c in payload),
-                }
-            elif passes is not None:
-                counts = {"passed": sum(1 for o in outs if not isinstance(o, Drop) and passes(o))}
-            writer.commit(rec.id, outs, **counts)
-            clock.done()
-            for o in outs:
-                if isinstance(o, Drop):
-                    log.info("%s: dropped %s (%s) %s", stage.name, o.input_id, o.reason, o.detail[:120])
-            if on_commit is not None:
-                on_commit([o for o in outs if not isinstance(o, Drop)])
-            bar.advance(tokens=counts.get("completion_tokens", 0), passed=counts.get("passed", 0))
-            if time.monotonic() - last_save > 10:
-                save()
+        todo = _not_done(inputs, done, clock)
+        results = (executor.generate(stage, list(todo)) if isinstance(stage, GenerationStage)
+                   else executor.execute(stage, todo))
+        _commit_all(stage, results, writer, clock, bar, saver, on_commit)
     finally:
         writer.close()
         bar.close()
-        save()
+        saver.save()
     if complete:
         state["complete"] = True
         files.save_state(state)

@@ -369,3 +369,19 @@ def test_compare_report_shows_scores_and_tasks_gained_and_lost(browser, tmp_path
     assert "no " in page.inner_text("[data-testid=notes]") and "mbpp" in page.inner_text("[data-testid=notes]")
     o.clean()
     o.page.close()
+
+
+def test_every_stage_of_the_registry_in_the_summary_is_shown_the_judge_too(tmp_path):
+    from selfcodealign.report.load import load_run
+    from selfcodealign.report.run_report import cost, drops, funnel
+    from selfcodealign.stages import STAGES
+
+    stages = {s.name: {"in": 10 + k, "out": 5 + k, "drops": {f"why_{s.name}": 5}, "wall_s": 1.5 + k}
+              for k, s in enumerate(STAGES)}
+    (tmp_path / "summary.json").write_text(json.dumps({"stages": stages, "wall_s": 60.0}))
+    d = load_run(tmp_path)
+    shown = funnel(d) + drops(d) + cost(d)
+    assert "judge" in stages
+    for name in stages:
+        assert f"<td>{name}</td>" in shown, name
+        assert f"why_{name}" in shown or name == "seeds", name  # seeds shows its mining funnel instead

@@ -7,6 +7,7 @@ from selfcodealign import jsonl
 from selfcodealign.records import Seed
 from selfcodealign.seeds import SeedsConfig, mine
 
+from interrupted import mine_interrupted
 from seeds_corpus import GOOD
 
 EXPECTED_DROPS = {
@@ -65,18 +66,9 @@ def test_same_config_same_output_any_worker_count(corpus, tmp_path):
 def test_resume_after_interrupt_gives_the_same_result(corpus, tmp_path):
     cfg = SeedsConfig(source=str(corpus), workers=1, typecheck_batch=1, dedup=False, typecheck=False)
     full = mine(cfg, tmp_path / "full.jsonl")
-
-    calls = []
-
-    def interrupt(done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
     out = tmp_path / "resumed.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        mine(cfg, out, progress=interrupt)
-    state = json.loads((tmp_path / "resumed.jsonl.state.json").read_text())
+    mine_interrupted(cfg, out)
+    state = json.loads((tmp_path / "resumed.state.json").read_text())["mining"]
     assert not state["done"] and 0 < state["docs_done"] < 9
     # A torn line from a kill mid-write is cut on resume.
     with open(out, "a") as f:
@@ -94,7 +86,7 @@ def test_changed_config_mines_again(corpus, tmp_path, caplog):
     out = tmp_path / "s.jsonl"
     cfg = SeedsConfig(source=str(corpus), workers=1, typecheck=False)
     first = mine(cfg, out)
-    assert json.loads((tmp_path / "s.jsonl.state.json").read_text())["config"]["dedup"] is True
+    assert json.loads((tmp_path / "s.state.json").read_text())["mining"]["config"]["dedup"] is True
     # Workers and batch size change only the speed: the same settings, nothing mined again.
     faster = cfg.model_copy(update={"workers": 2, "typecheck_batch": 3})
     assert mine(faster, out, progress=lambda d, t: pytest.fail("redid work")) == first
@@ -109,16 +101,16 @@ def test_state_of_an_older_version_mines_again(corpus, tmp_path, caplog):
     out = tmp_path / "s.jsonl"
     cfg = SeedsConfig(source=str(corpus), workers=1, typecheck=False)
     first = mine(cfg, out)
-    state_path = tmp_path / "s.jsonl.state.json"
-    state = json.loads(state_path.read_text())
+    state_path = tmp_path / "s.state.json"
+    state = json.loads(state_path.read_text())["mining"]
     del state["config"]
-    state_path.write_text(json.dumps({**state, "key": "0123abcd"}))  # a hash, as older versions saved
+    state_path.write_text(json.dumps({"mining": {**state, "key": "0123abcd"}}))  # a hash, as older versions saved
     seen = []
     with caplog.at_level(logging.WARNING, logger="selfcodealign.seeds"):
         f = mine(cfg, out, progress=lambda d, t: seen.append(d))
     assert seen and without_seconds(f) == without_seconds(first) and len(seeds_of(out)) == f["kept"]
     assert "seed settings changed" in caplog.text and "older version" in caplog.text
-    assert "config" in json.loads(state_path.read_text())
+    assert "config" in json.loads(state_path.read_text())["mining"]
 
 
 def test_max_seeds_stops_early_on_stdlib(tmp_path):
@@ -151,3 +143,25 @@ def test_pathological_file_is_counted_not_fatal(tmp_path):
     funnel = mine(SeedsConfig(source=str(root), workers=1, typecheck=False), tmp_path / "s.jsonl")
     assert funnel["files"] == 2 and funnel["kept"] == 1
     assert sum(funnel["files_skipped"].values()) == 1
+
+
+def test_progress_in_the_state_file_of_an_older_version_resumes_in_the_one_state_file(corpus, tmp_path):
+    # Versions before one state file per stage kept mining progress in <out>.state.json.
+    cfg = SeedsConfig(source=str(corpus), workers=1, typecheck_batch=1, dedup=False, typecheck=False)
+    full = mine(cfg, tmp_path / "full.jsonl")
+    out = tmp_path / "seeds.jsonl"
+    mine_interrupted(cfg, out)
+    state = tmp_path / "seeds.state.json"
+    progress = json.loads(state.read_text())["mining"]
+    legacy = tmp_path / "seeds.jsonl.state.json"
+    legacy.write_text(json.dumps(progress))
+    state.write_text(json.dumps({"config": {"source": str(corpus)}, "complete": False}))  # the stage's own
+
+    seen = []
+    resumed = mine(cfg, out, progress=lambda d, t: seen.append(d))
+    assert seen and min(seen) > progress["docs_done"]  # went on, did not start over
+    assert out.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+    assert without_seconds(resumed) == without_seconds(full)
+    assert not legacy.exists()
+    kept = json.loads(state.read_text())
+    assert kept["mining"]["done"] and kept["config"] == {"source": str(corpus)} and kept["complete"] is False

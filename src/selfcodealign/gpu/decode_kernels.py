@@ -45,8 +45,10 @@ def supports(heads: int, kv_heads: int, head_dim: int) -> bool:
     return head_dim in (32, 64, 128, 256) and 0 < g <= ROWS and heads % kv_heads == 0
 
 
+# Each kernel is made on first use: Triton is imported only where the kernels run.
 @functools.cache
-def _kernels():
+def _rope_store_kernel():
+    """Rotates the new token's keys and writes K and V into the cache at ``pos``."""
     import triton
     import triton.language as tl
 
@@ -72,6 +74,16 @@ def _kernels():
         dv = tl.arange(0, HD)[None, :]
         v = tl.load(Y + b * y_row + (H + KVH) * HD + h * HD + dv, mask=hm, other=0.0)
         tl.store(VC + b * c_slot + p * c_pos + h * HD + dv, v, mask=hm)
+
+    return rope_store
+
+
+@functools.cache
+def _attend_kernel():
+    """Attention of one slot's query rows for one KV head over a span of its keys: the
+    output, or (``PARTIAL``) the span's running max, sum and unnormalised output."""
+    import triton
+    import triton.language as tl
 
     @triton.jit
     def attend(Y, y_row, COS, SIN, POS, KC, VC, c_slot, c_pos, O, o_row, PO, PM, PL, scale_log2, chunk, nsplit,
@@ -127,6 +139,15 @@ def _kernels():
             out = acc / l_i[:, None]
             tl.store(O + b * o_row + (h * G + g[:, None]) * HD + dv, out.to(O.dtype.element_ty), mask=gm)
 
+    return attend
+
+
+@functools.cache
+def _combine_kernel():
+    """Combines the partial results of a slot's key spans into its output."""
+    import triton
+    import triton.language as tl
+
     @triton.jit
     def combine(PO, PM, PL, POS, O, o_row, chunk, nsplit,
                 KVH: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, HD: tl.constexpr):
@@ -151,7 +172,7 @@ def _kernels():
         out = acc / l_all[:, None]
         tl.store(O + b * o_row + (h * G + g[:, None]) * HD + dv, out.to(O.dtype.element_ty), mask=g[:, None] < G)
 
-    return rope_store, attend, combine
+    return combine
 
 
 def _pow2(n: int) -> int:
@@ -176,7 +197,7 @@ def attend(y, cos, sin, pos, kc, vc, heads: int, scale: float, *, block: int = B
     [slots, max_len, kv_heads, head_dim] (written at ``pos``). Returns [B, heads * head_dim]."""
     import torch
 
-    rope_store, attend_k, combine = _kernels()
+    rope_store, attend_k, combine = _rope_store_kernel(), _attend_kernel(), _combine_kernel()
     B = y.shape[0]
     _, L, kvh, hd = kc.shape
     g = heads // kvh

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfcodealign.ledger import StageFiles
+from selfcodealign.stages import BY_NAME
+from selfcodealign.stages import STAGES as REGISTRY
+
 # What the embedded texts of all responses may take together (characters, before
 # compression); each response's code, tests and stderr tail get a share of it, between
 # the floors and ceilings below. The chosen responses always get the ceilings.
@@ -26,7 +30,7 @@ STDERR_CAP = (160, 800)  # the tail: where the exception is
 INSTRUCTION_CAP = 4000
 SEED_CAP = 4000
 
-STAGES = ["seeds", "concepts", "instructions", "responses", "execute", "verify", "select"]
+STAGES = [s.name for s in REGISTRY]  # the registry's stages, in order
 OUTCOMES = {
     "kept": "kept in the dataset",
     "rejected": "passing responses, none held up under verify",
@@ -233,193 +237,244 @@ def _text(x: Any) -> str:
 
 def load_run(root: Path, budget: int = TEXT_BUDGET) -> RunData:
     """Everything the run report shows, from the run directory ``root``."""
-    root = Path(root)
-    notes: list[str] = []
-    rd = _Reader(root, notes)
-    summary = rd.json("summary.json", "the run has not finished (or this is not a run "
-                      "directory); counts below come from the record files")
-    if summary is not None and not isinstance(summary, dict):
-        notes.append("summary.json is not a JSON object: ignored")
-        summary = None
-    config: dict = {}
-    if (p := rd.path("config.yaml")) is not None:
-        try:
-            import yaml
+    return _RunLoader(Path(root)).load(budget)
 
-            config = yaml.safe_load(p.read_text()) or {}
-            if not isinstance(config, dict):
-                config = {}
-        except Exception:  # noqa: BLE001 - a bad config only loses its details
-            notes.append("config.yaml could not be parsed: ignored")
-    require_meaningful = bool(_get(config, "execute", "require_meaningful_tests", default=True))
 
-    # Instructions, in file order.
-    instructions: list[Instruction] = []
-    by_id: dict[str, int] = {}
+def stage_file(stage: str) -> str:
+    """The stage's output file in a run directory, as the registry names it."""
+    return BY_NAME[stage].file
 
-    def add_instruction(o: dict) -> int | None:
-        iid = _text(o.get("id"))
-        if not iid:
-            return None
-        if iid in by_id:
-            return by_id[iid]
-        seed_path = _text(o.get("seed_path"))
-        concepts = o.get("concepts") if isinstance(o.get("concepts"), list) else []
-        by_id[iid] = len(instructions)
-        instructions.append(Instruction(
-            id=iid, text=_text(o.get("instruction")), category=_text(o.get("category")) or "?",
-            difficulty=_text(o.get("difficulty")) or "?", seed_id=_text(o.get("seed_id")),
-            seed_path=seed_path, seed_source=short_source(_text(o.get("seed_source")), seed_path),
-            concepts=[_text(c) for c in concepts], package=package_of(seed_path)))
-        return by_id[iid]
 
-    for o in rd.jsonl("instructions.jsonl", "instructions are taken from the executed responses"):
-        add_instruction(o)
+def _drops_file(stage: str) -> str:
+    return StageFiles(Path(stage_file(stage))).drops.name
 
-    # The dataset: which executed response each kept example came from.
-    chosen: set[str] = set()
-    dataset_size = 0
-    examples_only = rd.path("executed.jsonl") is None and rd.path("responses.jsonl") is None
-    examples: list[dict] = []
-    for o in rd.jsonl("dataset.jsonl", "the run has no dataset yet"):
-        dataset_size += 1
-        if o.get("parent_id"):
-            chosen.add(_text(o["parent_id"]))
-        if examples_only:
-            examples.append(o)
-    if examples_only and examples:
-        notes.append("no executed.jsonl (a merged run, or a dataset alone): the examples show the "
-                     "kept examples only, each with its chosen response")
 
-    # Verification checks, by executed id.
-    checks: dict[str, dict] = {}
-    verified = rd.path("verified.jsonl") is not None
-    for o in rd.jsonl("verified.jsonl"):
-        if o.get("parent_id"):
-            checks[_text(o["parent_id"])] = o
-    if not verified:
-        notes.append("no verified.jsonl: test-strength figures are missing (verification was off "
-                     "or the run is older; `selfcodealign verify --in executed.jsonl --out "
-                     "verified.jsonl` makes it)")
-
-    # Caps from the number of responses, so the report stays a usable size.
-    n_exec = rd.lines("executed.jsonl")
-    n_resp = rd.lines("responses.jsonl")
-    per = budget / max(1, max(n_exec, n_resp))
-    caps = {
+def _caps(budget: int, n_responses: int) -> dict[str, int]:
+    """Each response's share of the text budget, between the floors and ceilings."""
+    per = budget / max(1, n_responses)
+    return {
         "code": int(min(CODE_CAP[1], max(CODE_CAP[0], per * 0.55))),
         "tests": int(min(TESTS_CAP[1], max(TESTS_CAP[0], per * 0.27))),
         "stderr": int(min(STDERR_CAP[1], max(STDERR_CAP[0], per * 0.18))),
         "instruction": INSTRUCTION_CAP, "seed": SEED_CAP,
     }
-    full = {"code": CODE_CAP[1], "tests": TESTS_CAP[1], "stderr": STDERR_CAP[1]}
-    truncated: Counter = Counter()
-    seen_responses: set[str] = set()
-    exec_ids: dict[str, int] = {}  # executed id -> instruction index
 
-    def add_response(o: dict, verdict: dict | None, meaningful: bool, executed_id: str) -> None:
+
+FULL_CAPS = {"code": CODE_CAP[1], "tests": TESTS_CAP[1], "stderr": STDERR_CAP[1]}  # chosen responses
+
+
+def _example_as_executed(ex: dict) -> tuple[dict, dict, dict]:
+    """A dataset example as an executed response of its instruction (the fields it keeps):
+    (the instruction, the executed record, its verdict)."""
+    ins = {"id": _text(ex.get("id")), **{k: ex.get(k) for k in (
+        "seed_id", "seed_source", "seed_path", "concepts", "category", "difficulty", "instruction")}}
+    resp = {"id": _text(ex.get("parent_id")), "parent_id": ins["id"], "sample_index": 0,
+            "instruction": ins, "code": ex.get("response"), "tests": ex.get("tests")}
+    v = ex.get("verdict") if isinstance(ex.get("verdict"), dict) else {"status": "passed"}
+    return ins, {"response": resp}, v
+
+
+class _RunLoader:
+    """One reading of a run directory, file by file in the order below (the notes keep it)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.notes: list[str] = []
+        self.rd = _Reader(root, self.notes)
+        self.instructions: list[Instruction] = []
+        self.by_id: dict[str, int] = {}
+        self.chosen: set[str] = set()  # executed ids of the dataset's examples
+        self.checks: dict[str, dict] = {}  # verification checks by executed id
+        self.truncated: Counter = Counter()
+        self.seen_responses: set[str] = set()
+        self.exec_ids: dict[str, int] = {}  # executed id -> instruction index
+        self.seeds: dict[str, dict] = {}
+
+    def load(self, budget: int) -> RunData:
+        summary, config = self.read_summary(), self.read_config()
+        self.require_meaningful = bool(_get(config, "execute", "require_meaningful_tests", default=True))
+        for o in self.rd.jsonl(stage_file("instructions"), "instructions are taken from the executed responses"):
+            self.add_instruction(o)
+        dataset_size, examples, examples_only = self.read_dataset()
+        verified = self.read_checks()
+        n_resp = self.rd.lines(stage_file("responses"))
+        self.caps = _caps(budget, max(self.rd.lines(stage_file("execute")), n_resp))
+        for ex in examples:
+            self.add_example(ex)
+        self.read_responses(examples_only, n_resp)
+        self.read_drops()
+        self.read_seeds()
+        for ins in self.instructions:
+            if len(ins.text) > INSTRUCTION_CAP:
+                ins.text = cap(ins.text, INSTRUCTION_CAP, "instruction", self.truncated)
+        return RunData(root=self.root, summary=summary, config=config, notes=self.notes,
+                       instructions=self.instructions, seeds=self.seeds, verified=verified,
+                       dataset_size=dataset_size, caps=self.caps, truncated=self.truncated,
+                       require_meaningful=self.require_meaningful,
+                       examples_only=bool(examples_only and examples))
+
+    def read_summary(self) -> dict | None:
+        summary = self.rd.json("summary.json", "the run has not finished (or this is not a run "
+                               "directory); counts below come from the record files")
+        if summary is not None and not isinstance(summary, dict):
+            self.notes.append("summary.json is not a JSON object: ignored")
+            summary = None
+        return summary
+
+    def read_config(self) -> dict:
+        config: dict = {}
+        if (p := self.rd.path("config.yaml")) is not None:
+            try:
+                import yaml
+
+                config = yaml.safe_load(p.read_text()) or {}
+                if not isinstance(config, dict):
+                    config = {}
+            except Exception:  # noqa: BLE001 - a bad config only loses its details
+                self.notes.append("config.yaml could not be parsed: ignored")
+        return config
+
+    def add_instruction(self, o: dict) -> int | None:
+        """The instruction's index, added in file order the first time it is seen."""
+        iid = _text(o.get("id"))
+        if not iid:
+            return None
+        if iid in self.by_id:
+            return self.by_id[iid]
+        seed_path = _text(o.get("seed_path"))
+        concepts = o.get("concepts") if isinstance(o.get("concepts"), list) else []
+        self.by_id[iid] = len(self.instructions)
+        self.instructions.append(Instruction(
+            id=iid, text=_text(o.get("instruction")), category=_text(o.get("category")) or "?",
+            difficulty=_text(o.get("difficulty")) or "?", seed_id=_text(o.get("seed_id")),
+            seed_path=seed_path, seed_source=short_source(_text(o.get("seed_source")), seed_path),
+            concepts=[_text(c) for c in concepts], package=package_of(seed_path)))
+        return self.by_id[iid]
+
+    def read_dataset(self) -> tuple[int, list[dict], bool]:
+        """Which executed response each kept example came from: (the dataset's size, the
+        examples themselves when there are no responses to show, whether there are none)."""
+        dataset_size = 0
+        examples_only = all(self.rd.path(stage_file(s)) is None for s in ("execute", "responses"))
+        examples: list[dict] = []
+        for o in self.rd.jsonl(stage_file("select"), "the run has no dataset yet"):
+            dataset_size += 1
+            if o.get("parent_id"):
+                self.chosen.add(_text(o["parent_id"]))
+            if examples_only:
+                examples.append(o)
+        if examples_only and examples:
+            self.notes.append(f"no {stage_file('execute')} (a merged run, or a dataset alone): the examples "
+                              "show the kept examples only, each with its chosen response")
+        return dataset_size, examples, examples_only
+
+    def read_checks(self) -> bool:
+        """Verification checks, by executed id; whether the run has them."""
+        name = stage_file("verify")
+        verified = self.rd.path(name) is not None
+        for o in self.rd.jsonl(name):
+            if o.get("parent_id"):
+                self.checks[_text(o["parent_id"])] = o
+        if not verified:
+            self.notes.append(f"no {name}: test-strength figures are missing (verification was off "
+                              f"or the run is older; `selfcodealign verify --in {stage_file('execute')} --out "
+                              f"{name}` makes it)")
+        return verified
+
+    def add_response(self, o: dict, verdict: dict | None, meaningful: bool, executed_id: str) -> None:
         resp = o if verdict is None else (o.get("response") or {})
         ins = resp.get("instruction") if isinstance(resp.get("instruction"), dict) else {}
         iid = _text(resp.get("parent_id") or ins.get("id"))
-        idx = by_id.get(iid)
+        idx = self.by_id.get(iid)
         if idx is None:
-            idx = add_instruction({**ins, "id": iid}) if iid else None
+            idx = self.add_instruction({**ins, "id": iid}) if iid else None
             if idx is None:
                 return
-        rid = _text(resp.get("id"))
-        seen_responses.add(rid)
+        self.seen_responses.add(_text(resp.get("id")))
         status = _text(verdict.get("status")) if verdict is not None else "not executed"
         detail = _text(verdict.get("detail")) if verdict is not None else ""
-        passes = status == "passed" and (meaningful or not require_meaningful)
-        is_chosen = executed_id in chosen
-        c = full if is_chosen else caps
+        passes = status == "passed" and (meaningful or not self.require_meaningful)
+        is_chosen = executed_id in self.chosen
+        c = FULL_CAPS if is_chosen else self.caps
         sample = resp.get("sample_index")
-        r = Response(
-            ins=idx, sample=sample if isinstance(sample, int) else len(instructions[idx].responses),
+        t = self.truncated
+        self.instructions[idx].responses.append(Response(
+            ins=idx, sample=sample if isinstance(sample, int) else len(self.instructions[idx].responses),
             status=status or "?", detail=detail, meaningful=meaningful, passes=passes,
             duration=float(verdict.get("duration") or 0.0) if verdict is not None else 0.0,
             group=failure_group(status, detail, passes), executed_id=executed_id,
-            code=cap(_text(resp.get("code")), c["code"], "code", truncated),
-            tests=cap(_text(resp.get("tests")), c["tests"], "tests", truncated),
-            stderr=cap(_text((verdict or {}).get("stderr")), c["stderr"], "stderr", truncated, tail=True),
-            check=_compact_check(checks.get(executed_id)) if executed_id else None,
-            chosen=is_chosen)
-        instructions[idx].responses.append(r)
+            code=cap(_text(resp.get("code")), c["code"], "code", t),
+            tests=cap(_text(resp.get("tests")), c["tests"], "tests", t),
+            stderr=cap(_text((verdict or {}).get("stderr")), c["stderr"], "stderr", t, tail=True),
+            check=_compact_check(self.checks.get(executed_id)) if executed_id else None,
+            chosen=is_chosen))
         if executed_id:
-            exec_ids[executed_id] = idx
+            self.exec_ids[executed_id] = idx
 
-    for ex in examples:
-        # An example as an executed response of its instruction (the fields it keeps).
-        ins = {"id": _text(ex.get("id")), **{k: ex.get(k) for k in (
-            "seed_id", "seed_source", "seed_path", "concepts", "category", "difficulty", "instruction")}}
-        resp = {"id": _text(ex.get("parent_id")), "parent_id": ins["id"], "sample_index": 0,
-                "instruction": ins, "code": ex.get("response"), "tests": ex.get("tests")}
-        v = ex.get("verdict") if isinstance(ex.get("verdict"), dict) else {"status": "passed"}
-        add_response({"response": resp}, v, True, _text(ex.get("parent_id")))
+    def add_example(self, ex: dict) -> None:
+        """A kept example with its chosen response (a run with no responses to show)."""
+        ins, executed, verdict = _example_as_executed(ex)
+        self.add_response(executed, verdict, True, _text(ex.get("parent_id")))
         q = ex.get("quality") if isinstance(ex.get("quality"), dict) else None
-        if q and instructions[by_id[ins["id"]]].responses:
-            r = instructions[by_id[ins["id"]]].responses[-1]
+        responses = self.instructions[self.by_id[ins["id"]]].responses if q else None
+        if responses:
             made = int(q.get("mutants") or 0)
             score = q.get("mutation_score")
             if made and isinstance(score, (int, float)):
-                r.check = {"f": [], "m": [made, round(score * made), 0, 0, list(q.get("unexercised") or [])]}
-    for o in rd.jsonl("executed.jsonl", None if examples_only else "no response has been executed yet"):
-        v = o.get("verdict")
-        if not isinstance(v, dict) or not isinstance(o.get("response"), dict):
-            continue
-        add_response(o, v, bool(o.get("meaningful_tests")), _text(o.get("id")))
-    if n_resp > len(seen_responses):
-        # Responses not executed (yet): shown with their text and no verdict.
-        for o in rd.jsonl("responses.jsonl"):
-            if _text(o.get("id")) not in seen_responses:
-                add_response(o, None, False, "")
+                responses[-1].check = {"f": [], "m": [made, round(score * made), 0, 0, list(q.get("unexercised") or [])]}
 
-    for ins in instructions:
-        ins.responses.sort(key=lambda r: r.sample)
-        ins.kept = any(r.chosen for r in ins.responses)
+    def read_responses(self, examples_only: bool, n_resp: int) -> None:
+        """The executed responses, then those not executed (yet), shown with no verdict."""
+        missing = None if examples_only else "no response has been executed yet"
+        for o in self.rd.jsonl(stage_file("execute"), missing):
+            v = o.get("verdict")
+            if not isinstance(v, dict) or not isinstance(o.get("response"), dict):
+                continue
+            self.add_response(o, v, bool(o.get("meaningful_tests")), _text(o.get("id")))
+        if n_resp > len(self.seen_responses):
+            for o in self.rd.jsonl(stage_file("responses")):
+                if _text(o.get("id")) not in self.seen_responses:
+                    self.add_response(o, None, False, "")
+        for ins in self.instructions:
+            ins.responses.sort(key=lambda r: r.sample)
+            ins.kept = any(r.chosen for r in ins.responses)
 
-    # Why instructions were dropped, and responses lost before execution.
-    for o in rd.jsonl("dataset.drops.jsonl"):
-        iid = _text(o.get("input_id"))
-        idx = by_id.get(iid, exec_ids.get(iid))  # sanitized drops name the executed id
-        if idx is not None and not instructions[idx].kept:
-            instructions[idx].select_reason = _text(o.get("reason"))
-            instructions[idx].select_detail = _text(o.get("detail"))
-            if iid in exec_ids:
-                for r in instructions[idx].responses:
-                    r.removed = r.removed or r.executed_id == iid
-    for o in rd.jsonl("responses.drops.jsonl"):
-        idx = by_id.get(_text(o.get("input_id")))
-        if idx is not None:
-            instructions[idx].dropped_samples[_text(o.get("reason")) or "?"] += 1
+    def read_drops(self) -> None:
+        """Why instructions were dropped, and responses lost before execution."""
+        for o in self.rd.jsonl(_drops_file("select")):
+            iid = _text(o.get("input_id"))
+            idx = self.by_id.get(iid, self.exec_ids.get(iid))  # sanitized drops name the executed id
+            if idx is not None and not self.instructions[idx].kept:
+                self.instructions[idx].select_reason = _text(o.get("reason"))
+                self.instructions[idx].select_detail = _text(o.get("detail"))
+                if iid in self.exec_ids:
+                    for r in self.instructions[idx].responses:
+                        r.removed = r.removed or r.executed_id == iid
+        for o in self.rd.jsonl(_drops_file("responses")):
+            idx = self.by_id.get(_text(o.get("input_id")))
+            if idx is not None:
+                self.instructions[idx].dropped_samples[_text(o.get("reason")) or "?"] += 1
 
-    # Seeds: those the instructions name (concepts.jsonl carries them too).
-    wanted = {ins.seed_id for ins in instructions if ins.seed_id}
-    seeds: dict[str, dict] = {}
+    def read_seeds(self) -> None:
+        """The seeds the instructions name (the concepts file carries them too)."""
+        wanted = {ins.seed_id for ins in self.instructions if ins.seed_id}
+        for o in self.rd.jsonl(stage_file("seeds")):
+            self.add_seed(o, wanted)
+        if wanted - self.seeds.keys():
+            for o in self.rd.jsonl(stage_file("concepts")):
+                if isinstance(o.get("seed"), dict):
+                    self.add_seed(o["seed"], wanted)
+            if wanted - self.seeds.keys():
+                self.notes.append(f"{len(wanted - self.seeds.keys()):,} seed(s) named by instructions are in "
+                                  f"neither {stage_file('seeds')} nor {stage_file('concepts')}")
 
-    def add_seed(s: dict) -> None:
+    def add_seed(self, s: dict, wanted: set[str]) -> None:
         sid = _text(s.get("id"))
-        if sid in wanted and sid not in seeds:
-            seeds[sid] = {"name": _text(s.get("name")), "path": _text(s.get("path")),
-                          "source": short_source(_text(s.get("source")), _text(s.get("path"))), "lines": [s.get("line_start"), s.get("line_end")],
-                          "code": cap(_text(s.get("code")), SEED_CAP, "seed", truncated)}
-
-    for o in rd.jsonl("seeds.jsonl"):
-        add_seed(o)
-    if wanted - seeds.keys():
-        for o in rd.jsonl("concepts.jsonl"):
-            if isinstance(o.get("seed"), dict):
-                add_seed(o["seed"])
-        if wanted - seeds.keys():
-            notes.append(f"{len(wanted - seeds.keys()):,} seed(s) named by instructions are in neither "
-                         "seeds.jsonl nor concepts.jsonl")
-    for ins in instructions:
-        if len(ins.text) > INSTRUCTION_CAP:
-            ins.text = cap(ins.text, INSTRUCTION_CAP, "instruction", truncated)
-    return RunData(root=root, summary=summary, config=config, notes=notes, instructions=instructions,
-                   seeds=seeds, verified=verified, dataset_size=dataset_size, caps=caps,
-                   truncated=truncated, require_meaningful=require_meaningful,
-                   examples_only=bool(examples_only and examples))
+        if sid in wanted and sid not in self.seeds:
+            self.seeds[sid] = {"name": _text(s.get("name")), "path": _text(s.get("path")),
+                               "source": short_source(_text(s.get("source")), _text(s.get("path"))),
+                               "lines": [s.get("line_start"), s.get("line_end")],
+                               "code": cap(_text(s.get("code")), SEED_CAP, "seed", self.truncated)}
 
 
 def _compact_check(o: dict | None) -> dict | None:

@@ -12,11 +12,11 @@ from selfcodealign.report.browser_js import BROWSER_JS
 from selfcodealign.report.html import (
     bar, cell, embed_data, esc, histogram, json_script, key_attr, num, page, pct, table,
 )
-from selfcodealign.report.load import OUTCOMES, SHORT, STAGES, RunData, mutation_score
+from selfcodealign.report.load import OUTCOMES, SHORT, STAGES, RunData, mutation_score, stage_file
 
 GEN_STAGES = ["concepts", "instructions", "responses"]
 STAGE_CLS = {"seeds": "s-mut", "concepts": "s-soft", "instructions": "s-alt", "responses": "s-acc",
-             "execute": "s-warn", "verify": "s-pass", "select": "s-fail"}
+             "execute": "s-warn", "verify": "s-pass", "judge": "s-soft", "select": "s-fail"}
 
 
 def _stage(summary: dict | None, name: str) -> dict:
@@ -202,7 +202,7 @@ def cost(d: RunData) -> str:
         return ""
     st = {k: _stage(s, k) for k in STAGES}
     size = d.dataset_size or sum(i.kept for i in d.instructions)
-    wall = [(k, _num(v.get("wall_s")), STAGE_CLS[k]) for k, v in st.items() if _num(v.get("wall_s")) > 0]
+    wall = [(k, _num(v.get("wall_s")), STAGE_CLS.get(k, "s-mut")) for k, v in st.items() if _num(v.get("wall_s")) > 0]
     seeds_s = _num(((st["seeds"].get("funnel") or {}).get("seconds") or {}).get("total"))
     if seeds_s:
         wall.insert(0, ("seeds", seeds_s, STAGE_CLS["seeds"]))
@@ -300,8 +300,9 @@ def distributions(d: RunData) -> str:
                        "tasks too easy to teach much.</p></div>")
     checked = [r for r in d.responses if r.check]
     if not d.verified:
-        parts.append('<div><h3>Test strength</h3><p class="note">No verified.jsonl in this run: '
-                     "run <code>selfcodealign verify --in executed.jsonl --out verified.jsonl</code> in the "
+        executed, verified = stage_file("execute"), stage_file("verify")
+        parts.append(f'<div><h3>Test strength</h3><p class="note">No {verified} in this run: '
+                     f"run <code>selfcodealign verify --in {executed} --out {verified}</code> in the "
                      "run directory, then this report again, to see mutation scores.</p></div>")
     elif checked:
         kept = [0] * 11
@@ -501,12 +502,12 @@ def write_run_report(run_dir: Path, out: Path | None = None) -> tuple[Path, dict
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"no run directory at {run_dir}")
-    if not any((run_dir / f).is_file() for f in ("summary.json", "instructions.jsonl", "executed.jsonl",
-                                                 "responses.jsonl", "dataset.jsonl")):
+    run_files = ["summary.json"] + [stage_file(s) for s in ("instructions", "execute", "responses", "select")]
+    if not any((run_dir / f).is_file() for f in run_files):
         if (run_dir / "results.json").is_file():
             raise UserError(f"{run_dir} is an eval output directory: use `selfcodealign compare A B "
                             "--report FILE.html`")
-        raise UserError(f"{run_dir} holds no run files (summary.json, instructions.jsonl, executed.jsonl, ...)")
+        raise UserError(f"{run_dir} holds no run files ({', '.join(run_files[:3])}, ...)")
     data = load_run(run_dir)
     html, stats = render(data, str(run_dir))
     out = Path(out) if out else run_dir / "report.html"

@@ -209,89 +209,129 @@ def extract(text: str) -> list[Candidate]:
     imports = _import_lines(tree)
     module_names = _module_bindings(tree)
     out: list[Candidate] = []
+    for fn, in_class in _documented_functions(tree):
+        out.append(_candidate(fn, in_class, lines, imports, module_names))
+    return out
 
-    def visit(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> None:
-        if not ast.get_docstring(fn, clean=False):
-            return
-        body = _source_lines(lines, fn)
-        cand = Candidate(fn.name, "", body, fn.lineno, fn.end_lineno or fn.lineno, node=fn)
-        out.append(cand)
-        decorators = [d.id if isinstance(d, ast.Name) else None for d in fn.decorator_list]
-        if isinstance(fn, ast.AsyncFunctionDef):
-            cand.drop = "async"
-            return
-        static = "staticmethod" in decorators
-        if any(d not in ("staticmethod",) for d in decorators) or (static and not in_class):
-            # A decorator changes what the function is (property, contextmanager, cache, ...).
-            cand.drop = "decorated"
-            return
-        try:
-            table = symtable.symtable(body, "<seed>", "exec")
-        except SyntaxError:  # e.g. a `nonlocal` that only made sense inside its parent
-            cand.drop = "not_self_standing"
-            return
-        fn_table = next(t for t in table.get_children() if t.get_name() == fn.name)
-        if in_class and not static:
-            params = fn.args.posonlyargs + fn.args.args
-            if not params:
-                cand.drop = "uses_self"
-                return
-            first = params[0].arg
-            # Referenced here or, as a free variable, in a nested scope (conservative: a
-            # nested function's own parameter of the same name also counts).
-            used = any(
-                s.get_name() == first and (s.is_referenced() or s.is_free())
-                for t in _tables(fn_table)
-                for s in t.get_symbols()
-            )
-            refs = _global_refs(fn_table)
-            if used or "super" in refs or "__class__" in refs:
-                cand.drop = "uses_self"
-                return
-            new = _drop_first_param(body)
-            if new is None:
-                cand.drop = "not_self_standing"
-                return
-            body = cand.body = new
-            cand.dropped_first_param = True
-            table = symtable.symtable(body, "<seed>", "exec")
-            fn_table = next(t for t in table.get_children() if t.get_name() == fn.name)
-        # Annotations and default values are evaluated in the enclosing scope, so their
-        # names show up in the snippet's module table, not in the function's.
-        outer = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
-        needed: list[str] = []
-        for name in sorted(_global_refs(fn_table) | outer):
-            if name in imports:
-                found = imports[name]
-                if found is None:
-                    cand.drop = "unresolved_name"
-                    return
-                needed.extend(line for line in found if line not in needed)
-            elif name == fn.name:
-                continue  # recursion
-            elif name in module_names:
-                cand.drop = "module_dependency"
-                return
-            elif name in BUILTIN_NAMES:
-                continue
-            else:
-                cand.drop = "unresolved_name"
-                return
-        cand.imports = sorted({_imported_module(line) for line in needed})
-        header = "\n".join(sorted(needed))
-        cand.code = (header + "\n\n\n" if header else "") + body
 
-    def _imported_module(line: str) -> str:
-        return line.split()[1].split(".")[0]
-
+def _documented_functions(tree: ast.Module):
+    """The module's functions and its classes' methods that have a docstring, in source
+    order, each with whether it is a method."""
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            visit(node, in_class=False)
+            items, in_class = [node], False
         elif isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    visit(item, in_class=True)
-    return out
+            items, in_class = node.body, True
+        else:
+            continue
+        for fn in items:
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(fn, clean=False):
+                yield fn, in_class
+
+
+def _is_static(fn: ast.FunctionDef) -> bool:
+    return any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list)
+
+
+def _shape_drop(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> str | None:
+    """Why the function's kind keeps it from being a seed: async, or decorated."""
+    if isinstance(fn, ast.AsyncFunctionDef):
+        return "async"
+    decorators = [d.id if isinstance(d, ast.Name) else None for d in fn.decorator_list]
+    static = "staticmethod" in decorators
+    if any(d not in ("staticmethod",) for d in decorators) or (static and not in_class):
+        # A decorator changes what the function is (property, contextmanager, cache, ...).
+        return "decorated"
+    return None
+
+
+def _function_table(body: str, name: str) -> tuple[symtable.SymbolTable, symtable.SymbolTable]:
+    """The snippet's module table and its function's table."""
+    table = symtable.symtable(body, "<seed>", "exec")
+    return table, next(t for t in table.get_children() if t.get_name() == name)
+
+
+def _self_use_drop(fn: ast.FunctionDef, fn_table: symtable.SymbolTable) -> str | None:
+    """``uses_self`` when a method needs its instance or class (its first parameter,
+    ``super`` or ``__class__``), so it cannot become a plain function."""
+    params = fn.args.posonlyargs + fn.args.args
+    if not params:
+        return "uses_self"
+    first = params[0].arg
+    # Referenced here or, as a free variable, in a nested scope (conservative: a
+    # nested function's own parameter of the same name also counts).
+    used = any(
+        s.get_name() == first and (s.is_referenced() or s.is_free())
+        for t in _tables(fn_table)
+        for s in t.get_symbols()
+    )
+    refs = _global_refs(fn_table)
+    if used or "super" in refs or "__class__" in refs:
+        return "uses_self"
+    return None
+
+
+def _needed_imports(names: list[str], fn_name: str, imports: dict[str, list[str] | None],
+                    module_names: set[str]) -> tuple[list[str], str | None]:
+    """The module's import lines that the names need, or why a name cannot be resolved
+    without the rest of the module."""
+    needed: list[str] = []
+    for name in names:
+        if name in imports:
+            found = imports[name]
+            if found is None:
+                return needed, "unresolved_name"
+            needed.extend(line for line in found if line not in needed)
+        elif name == fn_name:
+            continue  # recursion
+        elif name in module_names:
+            return needed, "module_dependency"
+        elif name in BUILTIN_NAMES:
+            continue
+        else:
+            return needed, "unresolved_name"
+    return needed, None
+
+
+def _imported_module(line: str) -> str:
+    return line.split()[1].split(".")[0]
+
+
+def _candidate(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool, lines: list[str],
+               imports: dict[str, list[str] | None], module_names: set[str]) -> Candidate:
+    """One documented function as a self-standing seed (with the imports it needs), or
+    with the reason (``drop``) it cannot be one."""
+    body = _source_lines(lines, fn)
+    cand = Candidate(fn.name, "", body, fn.lineno, fn.end_lineno or fn.lineno, node=fn)
+    cand.drop = _shape_drop(fn, in_class)
+    if cand.drop:
+        return cand
+    try:
+        table, fn_table = _function_table(body, fn.name)
+    except SyntaxError:  # e.g. a `nonlocal` that only made sense inside its parent
+        cand.drop = "not_self_standing"
+        return cand
+    if in_class and not _is_static(fn):
+        cand.drop = _self_use_drop(fn, fn_table)
+        if cand.drop:
+            return cand
+        new = _drop_first_param(body)
+        if new is None:
+            cand.drop = "not_self_standing"
+            return cand
+        body = cand.body = new
+        cand.dropped_first_param = True
+        table, fn_table = _function_table(body, fn.name)
+    # Annotations and default values are evaluated in the enclosing scope, so their
+    # names show up in the snippet's module table, not in the function's.
+    outer = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    needed, cand.drop = _needed_imports(sorted(_global_refs(fn_table) | outer), fn.name, imports, module_names)
+    if cand.drop:
+        return cand
+    cand.imports = sorted({_imported_module(line) for line in needed})
+    header = "\n".join(sorted(needed))
+    cand.code = (header + "\n\n\n" if header else "") + body
+    return cand
 
 
 def _tables(t: symtable.SymbolTable):

@@ -11,9 +11,9 @@ kept, and each batch is finalised in processing order, so the same config always
 the same seeds and the same funnel. With ``max_seeds`` mining stops as soon as that many
 seeds are kept, and the funnel counts exactly the documents and candidates seen up to then.
 
-Resumption: after every finalised batch the seeds are appended (fsync) and a state file
-``<out>.state.json`` records the settings, how many documents are done, the output size
-and the funnel. A rerun whose settings ``settings_diff.changed_keys`` finds unchanged cuts the
+Resumption: after every finalised batch the seeds are appended (fsync) and the state file
+(``seeds.state.json`` beside ``seeds.jsonl``, the stage's own, under ``mining``) records
+the settings, how many documents are done, the output size and the funnel. A rerun whose settings ``settings_diff.changed_keys`` finds unchanged cuts the
 output back to that size, rebuilds the dedup index from it and goes on; a finished run
 returns its saved funnel without work. Changed settings mine again from the start.
 """
@@ -37,12 +37,13 @@ from selfcodealign import jsonl
 from selfcodealign.cleaning import dedup
 from selfcodealign.errors import UserError
 from selfcodealign.ids import make_id
+from selfcodealign.ledger import StageFiles
 from selfcodealign.records import Seed
 from selfcodealign.seeds import typecheck
 from selfcodealign.seeds.config import SeedsConfig
 from selfcodealign.seeds.filters import CHEAP_REASONS, EXTRACT_REASONS
 from selfcodealign.seeds.sources import Doc, open_source
-from selfcodealign.seeds.worker import DocResult, Passed, Settings, process_chunk
+from selfcodealign.seeds.chunks import DocResult, Passed, Settings, process_chunk
 from selfcodealign.settings_diff import changed_keys
 
 log = logging.getLogger("selfcodealign.seeds")
@@ -87,15 +88,6 @@ def _ordered(counts: dict[str, int], cfg: SeedsConfig) -> dict[str, int]:
 
 def _count(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key] = d.get(key, 0) + n
-
-
-def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _settings(cfg: SeedsConfig, signatures: str | None) -> Settings:
@@ -210,7 +202,9 @@ class SeedMiner:
 
     def __init__(self, cfg: SeedsConfig, out: Path, *, backend: Any = None, progress: Progress | None = None) -> None:
         self.cfg, self.out, self.backend, self.progress = cfg, out, backend, progress
-        self.state_path = out.with_name(out.name + ".state.json")
+        self.files = StageFiles(out)
+        # Where versions before one state file per stage kept the mining progress.
+        self.legacy_state_path = out.with_name(out.name + ".state.json")
         self.config = _state_config(cfg)
         self.t_mark = time.perf_counter()  # start of the time not yet added to seconds.total
         self.inflight: _Batch | None = None  # the batch Pyright is checking
@@ -239,12 +233,9 @@ class SeedMiner:
 
     def saved_state(self) -> dict | None:
         """The state to resume from; None to mine from the start."""
-        if not (self.state_path.exists() and self.out.exists()):
+        if not self.out.exists():
             return None
-        try:
-            state = json.loads(self.state_path.read_text())
-        except ValueError:
-            return None
+        state = (self.files.state() or {}).get("mining") or self.legacy_state()
         if not state:
             return None
         # A state file of an older version holds a hash of the settings instead of them.
@@ -257,6 +248,21 @@ class SeedMiner:
             log.warning("%s is shorter than its state file says: mining again", self.out)
             return None
         return state
+
+    def legacy_state(self) -> dict | None:
+        """The progress an older version kept in ``<out>.state.json``, moved into the
+        stage's state file (None when there is none)."""
+        try:
+            state = json.loads(self.legacy_state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(state, dict) and state:
+            self.files.update_state(mining=state)
+        self.legacy_state_path.unlink()
+        return state if isinstance(state, dict) else None
+
+    def save_state(self) -> None:
+        self.files.update_state(mining=self.state)
 
     def open(self, state: dict | None) -> None:
         """Opens the source and the output (cut back to the state's size on resume), and
@@ -417,7 +423,7 @@ class SeedMiner:
         now = time.perf_counter()
         _count(self.secs, "total", now - self.t_mark)
         self.t_mark = now
-        _save_state(self.state_path, self.state)
+        self.save_state()
         if self.progress is not None:
             if self.cfg.max_seeds is not None:
                 self.progress(self.kept, self.cfg.max_seeds)
@@ -430,4 +436,4 @@ class SeedMiner:
         self.funnel["dropped"] = _ordered(self.funnel["dropped"], self.cfg)
         _count(self.secs, "total", time.perf_counter() - self.t_mark)
         self.secs.update({k: round(v, 3) for k, v in self.secs.items()})
-        _save_state(self.state_path, self.state)
+        self.save_state()

@@ -33,10 +33,11 @@ class SeedsStage(WholeStage):
 
     def write(self, inputs, files, quiet: bool) -> None:
         cfg = self.run_cfg.seeds
-        files.save_state({"config": self.key, "complete": False})
+        # One state file: the mining progress (``mining``) is kept beside these fields.
+        files.update_state(config=self.key, complete=False)
         funnel = mine_with_progress(cfg, files.out, quiet,
                                     backend=self.env.executor.backend if cfg.judge and self.env else None)
-        files.save_state({"config": self.key, "complete": True, "funnel": funnel})
+        files.update_state(config=self.key, complete=True, funnel=funnel)
 
     @classmethod
     def outputs(cls, files, cfg) -> list[Seed]:

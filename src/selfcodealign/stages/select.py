@@ -168,6 +168,103 @@ def _best(candidates: list[Executed], checks: dict[str, Checks] | None, cfg: Sel
     return rng.choice(candidates)
 
 
+def _drop(ins_id: str, reason: str, detail: str = "") -> Drop:
+    return Drop(input_id=ins_id, stage="select", reason=reason, detail=detail)
+
+
+def _held_out_task(ins_id: str, seed_id: str, candidates: list[Executed], checks: dict[str, Checks] | None,
+                   cfg: SelectConfig, rng: random.Random) -> HeldOutTask | None:
+    """A held-out instruction's task, with its best candidate as the solution (None
+    without a candidate)."""
+    if not candidates:
+        return None
+    t = _best(candidates, checks, cfg, rng)
+    ex = to_example(t, None, checks.get(t.id) if checks else None)
+    return HeldOutTask(id=make_id(ins_id, "heldout"), parent_id=ins_id, seed_id=seed_id,
+                       instruction=ex.instruction, tests=t.response.tests,
+                       solution=t.response.code, quality=ex.quality)
+
+
+def _pick(ins_id: str, group: list[Executed], passing: list[Executed], failing: list[Executed],
+          candidates: list[Executed], reasons: Counter[str], checks: dict[str, Checks] | None,
+          cfg: SelectConfig, rng: random.Random, rejected: Counter[str]) -> Executed | Drop:
+    """The response an instruction's example takes (``cfg.pick``), or why there is none;
+    ``rejected`` counts why passing responses were ruled out."""
+    if cfg.pick == "any":
+        pool = [e for e in group if well_formed(e)]
+        return rng.choice(pool) if pool else _drop(ins_id, "malformed_target")
+    if cfg.pick == "failing":
+        pool = [e for e in failing if well_formed(e)]
+        if not pool:
+            return _drop(ins_id, "no_failing_response" if not failing else "malformed_target")
+        return rng.choice(pool)
+    if not passing:
+        return _drop(ins_id, "no_passing_response")
+    rejected.update(reasons)
+    if not candidates:
+        return _drop(ins_id, f"rejected_{reasons.most_common(1)[0][0]}",
+                     ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+    return _best(candidates, checks, cfg, rng)
+
+
+def _preference_pair(ins_id: str, ex: Example, pick: Executed, failing: list[Executed],
+                     cfg: SelectConfig) -> PreferencePair | None:
+    """The example against one of its instruction's failing responses (passing picks only)."""
+    if cfg.pick != "passing" or not failing:
+        return None
+    bad = random.Random(make_id(cfg.seed, "rejected", ins_id)).choice(failing)
+    return PreferencePair(
+        id=make_id(ins_id, "pair"), parent_id=ins_id, seed_id=ex.seed_id, prompt=ex.messages[:-1],
+        chosen=ex.response,
+        rejected=bad.response.response if cfg.tests_in_response else training_answer(bad.response.response),
+        chosen_id=pick.id, rejected_id=bad.id, rejected_verdict=bad.verdict, quality=ex.quality)
+
+
+def _without_near_heldout(chosen: list[Example], held_texts: list[str], cfg: SelectConfig,
+                          drops: list[Drop]) -> tuple[list[Example], int]:
+    """The examples whose instructions are no near-copy of a held-out one, and how many were."""
+    if not (held_texts and chosen):
+        return chosen, 0
+    from selfcodealign.cleaning import NearDupIndex
+
+    # All held-out instructions, not only the scored ones: every selection from the
+    # same responses then keeps out the same near-copies.
+    index = NearDupIndex(cfg.dedup_threshold)
+    for text in held_texts:
+        index.add(index.signature(text, markdown=True))
+    keep = []
+    for e in chosen:
+        if index.is_dup(index.signature(e.instruction, markdown=True)):
+            drops.append(_drop(e.parent_id, "near_heldout"))
+        else:
+            keep.append(e)
+    return keep, len(chosen) - len(keep)
+
+
+def _keep_only(chosen: list[Example], kept: set[str], reason: str, drops: list[Drop]) -> list[Example]:
+    for e in chosen:
+        if e.id not in kept:
+            drops.append(_drop(e.parent_id, reason))
+    return [e for e in chosen if e.id in kept]
+
+
+def _sanitized(chosen: list[Example], sanitize, cfg: SelectConfig,
+               drops: list[Drop]) -> tuple[list[Example], dict[str, int]]:
+    """The examples decontamination and near-duplicate removal keep, and their counts."""
+    if sanitize is None or not chosen:
+        return chosen, {}
+    kept, counts = sanitize([(e.id, e.instruction + "\n" + e.response) for e in chosen], cfg.dedup_threshold)
+    return _keep_only(chosen, kept, "sanitized", drops), counts
+
+
+def _capped(chosen: list[Example], cfg: SelectConfig, drops: list[Drop]) -> list[Example]:
+    """At most ``cfg.max_examples``, taken by a hash with the seed."""
+    if cfg.max_examples is None or len(chosen) <= cfg.max_examples:
+        return chosen
+    kept = set(sorted((e.id for e in chosen), key=lambda i: make_id(cfg.seed, "cap", i))[:cfg.max_examples])
+    return _keep_only(chosen, kept, "over_max_examples", drops)
+
+
 def select(
     executed: Iterable[Executed],
     cfg: SelectConfig,
@@ -192,10 +289,6 @@ def select(
     drops: list[Drop] = []
     rejected: Counter[str] = Counter()
     lo, hi = cfg.pass_rate
-
-    def drop(ins_id: str, reason: str, detail: str = "") -> None:
-        drops.append(Drop(input_id=ins_id, stage="select", reason=reason, detail=detail))
-
     for ins_id in sorted(by_instruction):
         group = sorted(by_instruction[ins_id], key=lambda e: e.response.sample_index)
         passing = [e for e in group if passes(e)]
@@ -204,80 +297,24 @@ def select(
         candidates, reasons = _candidates(passing, checks, cfg, judged)
         if seed_of[ins_id] in held:
             held_texts.append(group[0].response.instruction.instruction)
-            if candidates:
-                t = _best(candidates, checks, cfg, rng)
-                ex = to_example(t, None, checks.get(t.id) if checks else None)
-                heldout.append(HeldOutTask(id=make_id(ins_id, "heldout"), parent_id=ins_id, seed_id=seed_of[ins_id],
-                                           instruction=ex.instruction, tests=t.response.tests,
-                                           solution=t.response.code, quality=ex.quality))
-            drop(ins_id, "held_out", "" if candidates else "no strongly tested passing response")
+            if (task := _held_out_task(ins_id, seed_of[ins_id], candidates, checks, cfg, rng)) is not None:
+                heldout.append(task)
+            drops.append(_drop(ins_id, "held_out", "" if candidates else "no strongly tested passing response"))
             continue
         if passing and not lo <= len(passing) / len(group) <= hi:
-            drop(ins_id, "pass_rate_outside_band", f"{len(passing)}/{len(group)}")
+            drops.append(_drop(ins_id, "pass_rate_outside_band", f"{len(passing)}/{len(group)}"))
             continue
-        if cfg.pick == "any":
-            pool = [e for e in group if well_formed(e)]
-            if not pool:
-                drop(ins_id, "malformed_target")
-                continue
-            pick = rng.choice(pool)
-        elif cfg.pick == "failing":
-            pool = [e for e in failing if well_formed(e)]
-            if not pool:
-                drop(ins_id, "no_failing_response" if not failing else "malformed_target")
-                continue
-            pick = rng.choice(pool)
-        else:
-            if not passing:
-                drop(ins_id, "no_passing_response")
-                continue
-            rejected.update(reasons)
-            if not candidates:
-                drop(ins_id, f"rejected_{reasons.most_common(1)[0][0]}",
-                     ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
-                continue
-            pick = _best(candidates, checks, cfg, rng)
+        pick = _pick(ins_id, group, passing, failing, candidates, reasons, checks, cfg, rng, rejected)
+        if isinstance(pick, Drop):
+            drops.append(pick)
+            continue
         ex = to_example(pick, cfg.system_prompt, checks.get(pick.id) if checks else None, cfg.tests_in_response)
         chosen.append(ex)
-        if cfg.pick == "passing" and failing:
-            bad = random.Random(make_id(cfg.seed, "rejected", ins_id)).choice(failing)
-            pairs[ex.id] = PreferencePair(
-                id=make_id(ins_id, "pair"), parent_id=ins_id, seed_id=ex.seed_id, prompt=ex.messages[:-1],
-                chosen=ex.response,
-                rejected=bad.response.response if cfg.tests_in_response else training_answer(bad.response.response),
-                chosen_id=pick.id, rejected_id=bad.id, rejected_verdict=bad.verdict, quality=ex.quality)
-    near_heldout = 0
-    if held_texts and chosen:
-        from selfcodealign.cleaning import NearDupIndex
-
-        # All held-out instructions, not only the scored ones: every selection from the
-        # same responses then keeps out the same near-copies.
-        index = NearDupIndex(cfg.dedup_threshold)
-        for text in held_texts:
-            index.add(index.signature(text, markdown=True))
-        keep = []
-        for e in chosen:
-            if index.is_dup(index.signature(e.instruction, markdown=True)):
-                drop(e.parent_id, "near_heldout")
-                near_heldout += 1
-            else:
-                keep.append(e)
-        chosen = keep
-    sanitize_counts: dict[str, int] = {}
-    if sanitize is not None and chosen:
-        kept, sanitize_counts = sanitize(
-            [(e.id, e.instruction + "\n" + e.response) for e in chosen], cfg.dedup_threshold
-        )
-        for e in chosen:
-            if e.id not in kept:
-                drop(e.parent_id, "sanitized")
-        chosen = [e for e in chosen if e.id in kept]
-    if cfg.max_examples is not None and len(chosen) > cfg.max_examples:
-        kept = set(sorted((e.id for e in chosen), key=lambda i: make_id(cfg.seed, "cap", i))[:cfg.max_examples])
-        for e in chosen:
-            if e.id not in kept:
-                drop(e.parent_id, "over_max_examples")
-        chosen = [e for e in chosen if e.id in kept]
+        if (pair := _preference_pair(ins_id, ex, pick, failing, cfg)) is not None:
+            pairs[ex.id] = pair
+    chosen, near_heldout = _without_near_heldout(chosen, held_texts, cfg, drops)
+    chosen, sanitize_counts = _sanitized(chosen, sanitize, cfg, drops)
+    chosen = _capped(chosen, cfg, drops)
     stats = {"instructions": len(by_instruction), "sanitize": sanitize_counts, "rejected": dict(rejected),
              "held_out_seeds": len(held), "heldout_tasks": len(heldout), "near_heldout": near_heldout}
     return Selection(chosen, drops, stats, heldout, [pairs[e.id] for e in chosen if e.id in pairs])

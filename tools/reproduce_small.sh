@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU reproduction's ferry steps (benchmarks/reproduce_small.py; docs/results.md) and,
+# The GPU reproduction's ferry steps (tools/reproduce_small.py; docs/results.md) and,
 # as `cli ARGS`, `selfcodealign ARGS` with the wheels that `setup` installed on the GPU
 # machine ($OUT is set only there) or with the venv here.
 set -euo pipefail
@@ -17,4 +17,4 @@ if [ "${1:-}" = cli ]; then
     shift
     exec "$PY" -m selfcodealign.cli "$@"
 fi
-exec "$PY" benchmarks/reproduce_small.py "$@"
+exec "$PY" tools/reproduce_small.py "$@"

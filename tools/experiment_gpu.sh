@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The experiment's GPU part on this workplace's GPU machine (docs/results.md), started
-# there as a background job with `bash benchmarks/reproduce_small.sh start 'bash
-# benchmarks/experiment_gpu.sh'` after the ferry calls: the product run of the ferried
+# there as a background job with `bash tools/reproduce_small.sh start 'bash
+# tools/experiment_gpu.sh'` after the ferry calls: the product run of the ferried
 # seeds, then experiment.py's generate phase. Both resume where they stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine, after benchmarks/reproduce_small.sh's ferry and setup: the
+# On the lent GPU machine, after tools/reproduce_small.sh's ferry and setup: the
 # evaluation protocol's noise floor. The start model evaluated twice on HumanEval+ and
 # MBPP+ (n = 10 samples per task at temperature 0.2), with sampling seeds far apart
 # (sample i of a task is drawn with seed + i), then `compare` of the two. Each eval

@@ -18,7 +18,7 @@ files of 16 MiB, and reaches no network. So:
   GPU  pack PATH...           PATHs as one tar.gz cut into volumes of 15 MiB in $OUT
   CPU  collect FILES_AT DEST  join the volumes that came back and unpack them
 
-`bash benchmarks/reproduce_small.sh cli ARGS` runs `selfcodealign ARGS` with the wheels
+`bash tools/reproduce_small.sh cli ARGS` runs `selfcodealign ARGS` with the wheels
 that setup installed (on the GPU machine) or with the venv (here).
 """
 
@@ -144,7 +144,7 @@ def cmd_prepare(a) -> None:
             parts.append({"name": name, "size": size})
     manifest = {"model_sha256": MODEL_SHA256, "model_size": MODEL_SIZE, "parts": parts, "wheels": wheels}
     (first / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    sh = "bash benchmarks/reproduce_small.sh"
+    sh = "bash tools/reproduce_small.sh"
     print(f"{len(sizes)} calls, back to back (the machine stays warm ~30 s after each):")
     for i in range(1, len(sizes) + 1):
         cmd = f"{sh} ferry" + (f" && {sh} setup" if i == len(sizes) else "")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the lent GPU machine, after benchmarks/reproduce_small.sh's ferry and setup (started
-# there with `bash benchmarks/reproduce_small.sh start 'bash benchmarks/groundtruth_gpu.sh'`):
+# On the lent GPU machine, after tools/reproduce_small.sh's ferry and setup (started
+# there with `bash tools/reproduce_small.sh start 'bash tools/groundtruth_gpu.sh'`):
 # fresh responses for labelling (a product run of the ferried seeds), then MBPP+ tasks as
 # instructions, answered, executed and verified by the product's stage commands
 # (benchmarks/mbpp_groundtruth.py scores them). Both resume where they stopped.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SPEC = importlib.util.spec_from_file_location(
-    "reproduce_small", Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce_small.py")
+    "reproduce_small", Path(__file__).resolve().parents[2] / "tools" / "reproduce_small.py")
 repro = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(repro)
 

@@ -1,7 +1,7 @@
 """A benchmark script run on this tree and on an earlier commit, in alternating rounds of one
 run, with every figure of its output side by side.
 
-    python benchmarks/against_commit.py --rev REV [--rounds 2] -- benchmarks/X.py [ARGS...]
+    python tools/against_commit.py --rev REV [--rounds 2] -- benchmarks/X.py [ARGS...]
 
 The earlier commit is checked out into a temporary git worktree (or REV is a folder that
 holds its src/ and benchmarks/, e.g. `git archive REV src benchmarks` unpacked where there

@@ -1,5 +1,5 @@
-"""The part of mining that runs in worker processes: read, parse, extract, cheap filters,
-decontamination and dedup signatures, for a chunk of documents at a time.
+"""Mining one chunk of documents, in a worker process: read, parse, extract, cheap filters,
+decontamination and dedup signatures.
 
 It returns plain tuples (cheap to pickle) and keeps no state between chunks except
 per-process caches of the filter and the benchmark index.
