@@ -7,7 +7,7 @@ We call the same pieces ``evalplus.evaluate.evaluate`` calls (ground truth from
 ``*_eval_results.json`` instead of scoring the new samples, and (d) runs model code
 in plain subprocesses. Here: no watchdog, any subset of tasks (reported as such),
 results always recomputed, model code run inside the sandbox's namespaces
-(``sandbox.modes.wrap_command``), and a memory
+(``sandbox.wrap_command``), and a memory
 cap high enough for the reference solutions of Mbpp/255 and Mbpp/392 (the default
 4 GiB address-space cap fails them). HumanEval/32's oracle bug is fixed in
 ``worker.py``.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from selfcodealign.errors import UserError
 from selfcodealign.evaluate.data import Benchmark, problems_hash
-from selfcodealign.sandbox.modes import wrap_command
+from selfcodealign.sandbox import wrap_command
 
 log = logging.getLogger(__name__)
 
