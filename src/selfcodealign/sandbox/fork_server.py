@@ -20,7 +20,8 @@ Life of the server:
 The server does as little as it can between two forks: every page it writes then was
 made copy-on-write by the last fork and costs a page fault (1.5-2.5 us each on the
 development VM, ~200 of them per run when the server also read outputs, classified and
-wrote JSON). Reading outputs and the report and classifying are the host's (process.py, verdicts.py).
+wrote JSON). Reading outputs and the report and classifying are the host's (process.py,
+verdicts.py).
 
 The child is forked, never exec'd, so whatever it patches (modules, environment, cwd)
 dies with it. The server is non-dumpable so its same-uid children can neither ptrace it
@@ -147,7 +148,6 @@ def _status_bytes(*keys):
             if key in out:
                 out[key] = int(value.split()[0]) << 10
     return [out[k] for k in keys]
-
 
 
 def children_by_parent():
@@ -361,9 +361,10 @@ def _serve(sock, cfg, base, ipc):
     behind, files left, a bad job) goes to the general helpers."""
     rundir = os.path.join(base, "run")
     pid_ns_init = cfg["pid_ns_init"]
+    bound = _loop_bindings(sock, rundir)
     (recvmsg, send, anc_size, sol_socket, scm_rights, unpack_4i, ctrunc, fork, loads, lseek,
      modules, path, make_main, start_child, mkdir, rmdir, listdir, close, pread, pidfd_open,
-     waitpid, kill, wait_for, now, rlimit_as, rlimit_data, own_as, own_data) = _loop_bindings(sock, rundir)
+     waitpid, kill, wait_for, now, rlimit_as, rlimit_data, own_as, own_data) = bound
     sys.modules["__sandbox_runner__"].RUNDIR = os.path.join(os.path.realpath(base), "run")
     keep = frozenset(cfg.get("keep_in_workdir", ()))
     n_keep = len(keep)

@@ -39,11 +39,11 @@ HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp", "/mnt", "/media", "/srv")
 REPLACED_DIRS = HIDDEN_DIRS + ("/tmp",)
 
 
-def sandbox_uid(worker_index: int) -> int:
-    """An unused uid per worker (root only): RLIMIT_NPROC counts per uid, so distinct
-    uids keep one worker's fork bomb from starving the others, and the pid mixes in so
+def sandbox_uid(slot: int) -> int:
+    """An unused uid per server slot (root only): RLIMIT_NPROC counts per uid, so distinct
+    uids keep one server's fork bomb from starving the others, and the pid mixes in so
     that two pools on one host do not share uids."""
-    return 100_000 + (os.getpid() % 4000) * 256 + worker_index % 256
+    return 100_000 + (os.getpid() % 4000) * 256 + slot % 256
 
 
 def _interpreter() -> str:
@@ -120,8 +120,8 @@ BOOTSTRAP = (
 
 
 def server_preamble() -> bytes:
-    return b"".join(str(len(src)).encode() + b"\n" + src
-                    for src in (_source("fork_server.py"), _source("warmup.py"), _source("child.py")))
+    sources = [_source(name) for name in ("fork_server.py", "warmup.py", "child.py")]
+    return b"".join(str(len(src)).encode() + b"\n" + src for src in sources)
 
 
 @dataclass
@@ -152,7 +152,6 @@ def _bwrap_filesystem(rebind: list[str], writable: list[str] = ()) -> list[str]:
                     argv += ["--perms", "0755", "--dir", d]
         argv += ["--bind" if p in writable else "--ro-bind", p, p]
     return argv
-
 
 
 _UNSHARE_PROCESS = ["--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
@@ -206,11 +205,11 @@ def wrap_command(cmd: list[str], mode: str = AUTO, readable: list[str] = (),
 
 
 def build_launch(
-    mode: str, worker_index: int, nproc_base: int = 0, heavy: tuple[str, ...] = ()
+    mode: str, slot: int, nproc_base: int = 0, heavy: tuple[str, ...] = ()
 ) -> Launch:
     """The command that starts a server; `heavy`: the groups of warmup.HEAVY it imports."""
     root = os.geteuid() == 0
-    uid = sandbox_uid(worker_index) if root else None
+    uid = sandbox_uid(slot) if root else None
     cfg = {
         "fsize": FILE_SIZE_BYTES,
         "nofile": OPEN_FILES,

@@ -119,4 +119,3 @@ GAPS = {
         "total memory of a run bounded only as processes x address space",
     ),
 }
-

@@ -465,4 +465,3 @@ class SandboxProcess:
         if msg[:2] == b"X ":
             self.close()
         return v
-

@@ -39,7 +39,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-
 class Lanes:
     """One lane per worker. A lane runs one program at a time (up to PIPELINE queued on
     one server), on whichever of its servers, one per flavor, the program needs."""

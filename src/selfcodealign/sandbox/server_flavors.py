@@ -58,7 +58,6 @@ def heavy_names(program: Program) -> set[str]:
     return set(_NAMES.findall(program.code)) | set(_NAMES.findall(program.tests))
 
 
-
 def pick_flavor(
     program: Program, flavors: list[tuple[str, ...]], broken: Iterable[int] = ()
 ) -> int:

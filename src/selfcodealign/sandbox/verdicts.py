@@ -29,8 +29,6 @@ def precheck(program: Program) -> tuple[Verdict | None, object]:
         ), None
 
 
-
-
 def drain_report(fd: int) -> str:
     """What the run's report pipe holds, without blocking (every process of the run is
     gone, so nothing writes any more)."""
@@ -101,4 +99,3 @@ def _invalid(p: Program) -> str:
     if not 32 <= m <= 1 << 20:
         return f"memory_mb must be in [32, 1048576], got {p.memory_mb!r}"
     return ""
-
