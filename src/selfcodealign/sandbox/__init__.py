@@ -26,13 +26,13 @@ from collections.abc import Iterable, Iterator
 
 from selfcodealign.records import Verdict
 from selfcodealign.sandbox.detect import detect as _detect
-from selfcodealign.sandbox.server_flavors import flavors, installed_heavy, pick_flavor
 from selfcodealign.sandbox.fork_server import children_by_parent
 from selfcodealign.sandbox.launch import wrap_command
 from selfcodealign.sandbox.modes import CHOICES as MODE_CHOICES
 from selfcodealign.sandbox.modes import MODES, SandboxInfo
 from selfcodealign.sandbox.program import Program
 from selfcodealign.sandbox.schedule import iter_batch as _iter_batch
+from selfcodealign.sandbox.server_flavors import flavors, installed_heavy, pick_flavor
 from selfcodealign.sandbox.warmup import HEAVY
 
 __all__ = [
