@@ -160,8 +160,7 @@ def cause(program, v, theirs: str) -> str:
 
 def per_server(n: int, workers: int | None) -> int:
     """What a run costs on each flavor of server, its own work aside."""
-    from selfcodealign.sandbox import Program, check
-    from selfcodealign.sandbox.pool import flavors
+    from selfcodealign.sandbox import Program, check, flavors
 
     from proc_info import children_by_parent, rss_kib
 
@@ -214,9 +213,7 @@ def main() -> int:
 
     from selfcodealign.config import ExecuteConfig
     from selfcodealign.records import Response
-    from selfcodealign.sandbox import check
-    from selfcodealign.sandbox.pool import flavors, installed_heavy, pick_flavor
-    from selfcodealign.sandbox.fork_server import HEAVY
+    from selfcodealign.sandbox import HEAVY, check, flavors, installed_heavy, pick_flavor
     from selfcodealign.stages.execute import ExecuteStage
 
     with gzip.open(args.path, "rt", encoding="utf-8") as f:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-# The sandbox server's own /proc walk (standard library only, importable here).
-from selfcodealign.sandbox.fork_server import children_by_parent
+# The sandbox server's own /proc walk.
+from selfcodealign.sandbox import children_by_parent
 
 
 def rss_kib(pid: int | str = "self") -> int:

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from selfcodealign.cli import main
-from selfcodealign.sandbox.modes import wrap_command
+from selfcodealign.sandbox import wrap_command
 
 TASKS = ["HumanEval/23", "HumanEval/53"]  # short answers: cheap to generate
 

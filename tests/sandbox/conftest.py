@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from selfcodealign.sandbox import check
-from selfcodealign.sandbox.modes import detect
+from selfcodealign.sandbox.detect import detect
 
 
 @pytest.fixture(scope="session")

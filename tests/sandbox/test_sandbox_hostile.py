@@ -12,7 +12,7 @@ import pytest
 from sandbox_helpers import host_processes_with, run
 
 from selfcodealign.sandbox import Program, check, run_batch
-from selfcodealign.sandbox.modes import _paths_to_rebind, kept_in_tmp
+from selfcodealign.sandbox.launch import _paths_to_rebind, kept_in_tmp
 
 REPO = Path(__file__).resolve().parents[2]
 

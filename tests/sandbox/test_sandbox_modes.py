@@ -11,9 +11,9 @@ import time
 import pytest
 from sandbox_helpers import host_processes_of_uids, run
 
-from selfcodealign.sandbox import Program, cgroups, check, fork_server, iter_batch, run_batch
-from selfcodealign.sandbox.modes import sandbox_uid
-from selfcodealign.sandbox.pool import Worker
+from selfcodealign.sandbox import Program, cgroups, check, iter_batch, run_batch, warmup
+from selfcodealign.sandbox.launch import sandbox_uid
+from selfcodealign.sandbox.process import SandboxProcess
 
 ROOT = os.geteuid() == 0
 
@@ -64,13 +64,13 @@ def test_rlimits_mode_works_and_warns_what_it_lacks(force_mode):
     assert "NO network isolation" in text and "install bubblewrap" in text
     env = run("import os\nprint(sorted(os.environ))\n")
     # Only the server's own fixed variables, none of the host's.
-    fixed = ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR", *fork_server.RUN_ENV]
+    fixed = ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "TMPDIR", *warmup.RUN_ENV]
     assert env.stdout.strip() == str(sorted(fixed))
 
 
 def test_unknown_forced_mode_is_a_clear_error(force_mode, monkeypatch):
     from selfcodealign.errors import UserError
-    from selfcodealign.sandbox.modes import detect
+    from selfcodealign.sandbox.detect import detect
 
     monkeypatch.setenv("SELFCODEALIGN_SANDBOX", "docker")
     detect.cache_clear()
@@ -104,7 +104,7 @@ def test_closing_the_iterator_early_stops_every_server():
 
 
 def test_a_dead_server_is_replaced():
-    w = Worker(check(), 0)
+    w = SandboxProcess(check(), 0)
     try:
         w.start()
         assert w.run(Program(id="a", code="pass")).status == "passed"
@@ -207,3 +207,27 @@ def test_programs_import_what_the_virtualenv_has(name, tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[:3] == ["passed", str(venv), "42"], out.stdout
+
+
+def test_one_mode_vocabulary_with_the_old_eval_name():
+    from selfcodealign.errors import UserError
+    from selfcodealign.evaluate.runner import EvalSettings
+    from selfcodealign.sandbox import MODE_CHOICES, MODES, wrap_command
+
+    assert MODE_CHOICES == ("auto", *MODES, "none")
+    # rlimits around one whole process adds no namespaces; `none` is its old name.
+    assert wrap_command(["true"], "rlimits") == wrap_command(["true"], "none") == ["true"]
+    with pytest.raises(UserError, match="expected one of auto, bwrap, unshare, rlimits"):
+        wrap_command(["true"], "docker")
+    assert [EvalSettings(isolation=m).isolation for m in ("none", "rlimits")] == ["none", "rlimits"]
+
+
+def test_forcing_auto_is_the_same_as_not_forcing(force_mode, monkeypatch):
+    from selfcodealign.sandbox.detect import detect
+
+    monkeypatch.setenv("SELFCODEALIGN_SANDBOX", "auto")
+    detect.cache_clear()
+    forced = check()
+    monkeypatch.delenv("SELFCODEALIGN_SANDBOX")
+    detect.cache_clear()
+    assert forced == check()

@@ -7,7 +7,7 @@ import socket
 import threading
 
 from selfcodealign.sandbox import Program, check, iter_batch, run_batch
-from selfcodealign.sandbox.pool import ANSWER_GRACE, Worker
+from selfcodealign.sandbox.process import ANSWER_GRACE, SandboxProcess
 
 
 def test_an_input_that_waits_for_verdicts_still_gets_them():
@@ -30,7 +30,7 @@ def test_an_input_that_waits_for_verdicts_still_gets_them():
 
 
 def test_a_job_without_its_four_descriptors_is_an_error_and_the_server_goes_on():
-    w = Worker(check(), 0)
+    w = SandboxProcess(check(), 0)
     try:
         w.start()
         r, wr = os.pipe()

@@ -10,9 +10,9 @@ import logging
 import pytest
 
 from selfcodealign.sandbox import Program, run_batch
-from selfcodealign.sandbox import modes, pool
-from selfcodealign.sandbox.pool import installed_heavy
-from selfcodealign.sandbox.fork_server import HEAVY
+from selfcodealign.sandbox import launch, process, server_flavors
+from selfcodealign.sandbox.server_flavors import installed_heavy
+from selfcodealign.sandbox.warmup import HEAVY
 
 # Each run prints its server's token first: the first draw of `random`, whose state every
 # run of one server starts from (and two servers never share).
@@ -137,11 +137,11 @@ def test_a_heavy_library_is_loaded_before_the_run_if_the_program_names_it(group)
     assert ast.literal_eval(_lines(v_plain)[0]) == []
 
 
-@pytest.mark.parametrize("flavor", range(len(pool.FLAVORS)))
+@pytest.mark.parametrize("flavor", range(len(server_flavors.FLAVORS)))
 def test_a_preloaded_server_leaves_a_run_its_memory_mb(flavor):
     """memory_mb is the run's own, on top of the server and its preloaded modules."""
-    names = [g for g in pool.FLAVORS[flavor] if g in installed_heavy()]
-    if names != list(pool.FLAVORS[flavor]):
+    names = [g for g in server_flavors.FLAVORS[flavor] if g in installed_heavy()]
+    if names != list(server_flavors.FLAVORS[flavor]):
         pytest.skip("not every library of this server is installed")
     imports = "import " + ", ".join(names) if names else ""
     fits = Program(id="fits", code=f"{imports}\nb = bytearray(200 << 20)\nprint(len(b))", memory_mb=256)
@@ -168,15 +168,15 @@ def test_a_server_with_heavy_modules_that_cannot_start_leaves_programs_to_the_pl
 ):
     if "numpy" not in installed_heavy():
         pytest.skip("numpy is not installed")
-    real = modes.build_launch
+    real = launch.build_launch
 
     def broken(mode, index, nproc_base=0, heavy=()):
         # A group the server does not know: it dies before its hello.
         return real(mode, index, nproc_base, ("no-such-group",) if heavy else ())
 
-    monkeypatch.setattr(pool, "build_launch", broken)
+    monkeypatch.setattr(process, "build_launch", broken)
     code = "import sys\nprint('numpy' in sys.modules)\nimport numpy\nprint(numpy.arange(3).sum())"
-    with caplog.at_level(logging.WARNING, logger="selfcodealign.sandbox.pool"):
+    with caplog.at_level(logging.WARNING, logger="selfcodealign.sandbox.schedule"):
         verdicts = run_batch([Program(id=f"n{i}", code=code) for i in range(3)], workers=1)
     assert [_lines(v) for v in verdicts] == [["False", "3"]] * 3
     assert "programs import them themselves" in caplog.text

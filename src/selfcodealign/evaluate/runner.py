@@ -40,6 +40,7 @@ from selfcodealign.evaluate.score import (
 )
 from selfcodealign.ids import sampling_seed
 from selfcodealign.jsonl import Appender, read_lines
+from selfcodealign.sandbox import MODE_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class EvalSettings(BaseModel):
                                   "(default: the packaged copies)")
     workers: int | None = Field(None, ge=1, description="parallel test processes (default: cores)")
     memory_gb: float = Field(DEFAULT_MEMORY_GB, gt=0, description="address-space cap per test process")
-    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
-        "auto", description="how model code is isolated while tested (auto: bwrap, else unshare)")
+    isolation: Literal[MODE_CHOICES] = Field(
+        "auto", description="how model code is isolated while tested (auto: bwrap, else unshare; "
+        "rlimits, or its old name none: no namespaces)")
 
     @model_validator(mode="after")
     def _sampled(self) -> EvalSettings:

@@ -7,10 +7,10 @@ We call the same pieces ``evalplus.evaluate.evaluate`` calls (ground truth from
 ``*_eval_results.json`` instead of scoring the new samples, and (d) runs model code
 in plain subprocesses. Here: no watchdog, any subset of tasks (reported as such),
 results always recomputed, model code run inside the sandbox's namespaces
-(``sandbox.modes.wrap_command``), and a memory
+(``sandbox.wrap_command``), and a memory
 cap high enough for the reference solutions of Mbpp/255 and Mbpp/392 (the default
 4 GiB address-space cap fails them). HumanEval/32's oracle bug is fixed in
-``worker.py``.
+``checker.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from selfcodealign.errors import UserError
 from selfcodealign.evaluate.data import Benchmark, problems_hash
-from selfcodealign.sandbox.modes import wrap_command
+from selfcodealign.sandbox import wrap_command
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def check_samples(
         path = os.path.join(tmp, "job.pkl")
         with open(path, "wb") as f:
             pickle.dump(job, f)
-        cmd = wrap_command([sys.executable, "-m", "selfcodealign.evaluate.worker", path], isolation, readable=[tmp])
+        cmd = wrap_command([sys.executable, "-m", "selfcodealign.evaluate.checker", path], isolation, readable=[tmp])
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:

@@ -59,7 +59,10 @@ class RemoteModel:
 
 
 @dataclass
-class _Worker:
+class RayStageWorker:
+    """One started actor doing a stage's work (a GenerationReplica or a SandboxPoolActor)
+    and what the driver keeps on it."""
+
     actor: Any
     where: str
     info: dict = field(default_factory=dict)
@@ -89,8 +92,8 @@ class RayExecutor:
                 where = address or "a new local cluster"
                 raise UserError(f"cannot start or join Ray at {where}: {str(e).splitlines()[0]}") from None
             self._owns_ray = True
-        self._gen: list[_Worker] | None = None
-        self._sandbox: list[_Worker] | None = None
+        self._gen: list[RayStageWorker] | None = None
+        self._sandbox: list[RayStageWorker] | None = None
 
     # --- placement ----------------------------------------------------------------------
     @staticmethod
@@ -104,7 +107,7 @@ class RayExecutor:
 
         return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
 
-    def _start(self, cls, placements: list[tuple[str, dict, tuple]], what: str) -> list[_Worker]:
+    def _start(self, cls, placements: list[tuple[str, dict, tuple]], what: str) -> list[RayStageWorker]:
         """Start one actor per placement (where, ray options, constructor args) and wait
         until each has described itself."""
         ray = _ray()
@@ -115,7 +118,7 @@ class RayExecutor:
             # node, so Ray's CPU accounting must not keep a second actor off that node.
             actor = remote.options(num_cpus=opts.pop("num_cpus", 0), max_restarts=0,
                                    max_concurrency=8, **opts).remote(*args)
-            workers.append(_Worker(actor, where))
+            workers.append(RayStageWorker(actor, where))
         refs = [w.actor.describe.remote() for w in workers]
         _, not_ready = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT)
         if not_ready:
@@ -158,18 +161,18 @@ class RayExecutor:
         return [(n["NodeManagerAddress"], self._on_node(n),
                  (self.cfg.execute.workers or int(n["Resources"]["CPU"]),)) for n in nodes]
 
-    def _gen_workers(self) -> list[_Worker]:
-        from selfcodealign.executors.ray_workers import GenerationReplica
+    def _gen_workers(self) -> list[RayStageWorker]:
+        from selfcodealign.executors.ray_actors import GenerationReplica
 
         if self._gen is None or not any(w.alive for w in self._gen):
             self._gen = self._start(GenerationReplica, self._gen_placements(), "model")
         return self._gen
 
-    def _sandbox_workers(self) -> list[_Worker]:
-        from selfcodealign.executors.ray_workers import SandboxWorker
+    def _sandbox_workers(self) -> list[RayStageWorker]:
+        from selfcodealign.executors.ray_actors import SandboxPoolActor
 
         if self._sandbox is None or not any(w.alive for w in self._sandbox):
-            self._sandbox = self._start(SandboxWorker, self._sandbox_placements(), "sandbox")
+            self._sandbox = self._start(SandboxPoolActor, self._sandbox_placements(), "sandbox")
             weak = {w.info["mode"] for w in self._sandbox if not w.info.get("strong")}
             if weak:
                 log.warning("ray: sandbox in weak mode %s on some nodes; run "
@@ -251,13 +254,13 @@ class RayExecutor:
                 raise e.cause from None
             raise
 
-    def _stream(self, workers: list[_Worker], chunks: list[_Chunk], method: str, depth: int,
+    def _stream(self, workers: list[RayStageWorker], chunks: list[_Chunk], method: str, depth: int,
                 what: str) -> Iterator[tuple[int, Any]]:
         """Run chunks on the workers, ``depth`` in flight on each; yield (index, result)
         per input as each chunk returns. A chunk whose worker is lost is requeued."""
         ray = _ray()
         todo = deque(chunks)
-        inflight: dict[Any, tuple[_Worker, _Chunk]] = {}
+        inflight: dict[Any, tuple[RayStageWorker, _Chunk]] = {}
         total = sum(len(c.indices) for c in chunks)
         yielded = 0
         lost: list[str] = []

@@ -1,16 +1,16 @@
 """The fork server that runs inside the sandbox (one per worker).
 
 The host starts ``python -I -c BOOTSTRAP <config json>`` inside bubblewrap, ``unshare``
-or bare rlimits and sends this file's source on stdin (see modes.BOOTSTRAP), then that of
-child.py (what each forked child runs), so both must use the standard library only
-and must not import ``selfcodealign`` (the package may not be readable by the sandbox
-uid).
+or bare rlimits and sends this file's source on stdin (see launch.BOOTSTRAP), then those
+of warmup.py (what the server loads before its first job) and child.py (what each forked
+child runs), so all three must use the standard library only and must not import
+``selfcodealign`` (the package may not be readable by the sandbox uid).
 
 Life of the server:
 1. optional setup as root: private read-only mounts (``unshare`` mode), then drop to an
    unprivileged uid with no capabilities, an empty bounding set and no_new_privs;
 2. import common modules once, and the heavy libraries it was started for (HEAVY), so
-   that every run starts warm; say hello on stdout;
+   that every run starts warm (warmup.py); say hello on stdout;
 3. for each job on the jobs socket (a timeout, and four descriptors the host made: the
    run's stdout and stderr files, its report pipe, and its payload, which holds the
    compiled program and its rlimits): fork a fresh child that runs it; wait with a
@@ -20,7 +20,8 @@ Life of the server:
 The server does as little as it can between two forks: every page it writes then was
 made copy-on-write by the last fork and costs a page fault (1.5-2.5 us each on the
 development VM, ~200 of them per run when the server also read outputs, classified and
-wrote JSON). Reading outputs and the report and classifying are the host's (pool.py).
+wrote JSON). Reading outputs and the report and classifying are the host's (process.py,
+verdicts.py).
 
 The child is forked, never exec'd, so whatever it patches (modules, environment, cwd)
 dies with it. The server is non-dumpable so its same-uid children can neither ptrace it
@@ -55,126 +56,6 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
-
-# Modules typical generated programs and their tests import; importing them once here
-# makes every forked run start with them in memory. Each one also makes every fork a
-# little dearer (more pages and mappings to copy and tear down), so rarely used ones are
-# left out: of the reproduction's 2,353 passing examples, 0.3% import hashlib, 0.4% csv,
-# 0.2% unittest and 0.1% dataclasses (unittest and dataclasses together cost every run
-# ~60-100 us on the development VM; importing them in a run costs 17 and 12 ms).
-PRELOAD = (
-    "abc bisect collections collections.abc contextlib copy datetime enum functools heapq "
-    "itertools json math operator random re string sys time traceback types typing"
-).split()
-
-# Heavy libraries, each with the submodules that programs import most. Of the 3,533
-# generated programs in data/responses-real-sample.jsonl.gz, 30% import numpy, 4.8%
-# scipy, 4.6% sympy, 2.0% pandas, 1.6% sklearn, 1.3% matplotlib, 0.3% requests, 0.2%
-# statsmodels and 0.1% torch; a run that imports them itself pays 0.1 s (numpy) to
-# 1.5 s (statsmodels, torch) of CPU. They are not in every server: a run on a server
-# holding all but torch costs ~19 ms of CPU against ~2 on the plain one (fork copies the
-# page tables of ~250 MiB of heap, exit tears them down), so the host sends each program
-# to the cheapest server that holds what it names (pool.FLAVORS). One that is not
-# installed is skipped.
-HEAVY = {
-    "numpy": ("numpy", "numpy.random"),
-    "scipy": (
-        "scipy", "scipy.stats", "scipy.special", "scipy.sparse", "scipy.integrate",
-        "scipy.optimize", "scipy.ndimage", "scipy.linalg", "scipy.cluster",
-    ),
-    "sympy": ("sympy",),
-    "pandas": ("pandas",),
-    "sklearn": (
-        "sklearn", "sklearn.linear_model", "sklearn.model_selection", "sklearn.metrics",
-        "sklearn.preprocessing", "sklearn.datasets", "sklearn.ensemble", "sklearn.pipeline",
-    ),
-    "matplotlib": ("matplotlib", "matplotlib.pyplot"),
-    "statsmodels": ("statsmodels.api",),
-    "requests": ("requests",),
-    "torch": ("torch",),
-}
-
-# Run once in a server after its imports: what a program's first calls would otherwise
-# import lazily or set up in every run (sympy's solvers and printers: a typical sympy
-# program drops from ~100 to ~10 ms; matplotlib's fonts; pandas' formatters). Nothing
-# here leaves state a program could see: caches are cleared, figures closed, and the
-# global random generators are not drawn from.
-WARM = {
-    "numpy": (
-        "import numpy as np\n"
-        "a = np.arange(6.0).reshape(2, 3)\n"
-        "str(a); repr(a); a.tolist(); a.mean(axis=0); a.std(); a @ a.T; np.sort(a)\n"
-        "np.linalg.norm(a); np.linalg.inv(np.eye(2)); np.allclose(a, a); np.array_equal(a, a)\n"
-        "np.unique([3, 1, 1]); np.concatenate([a, a]); np.where(a > 1); np.random.default_rng(0)\n"
-    ),
-    "scipy": (
-        "import numpy as np\n"
-        "from scipy import integrate, linalg, optimize, special, stats\n"
-        "stats.norm.cdf(0.5); stats.norm.pdf(0.5); stats.ttest_ind([1, 2, 3], [2, 3, 5])\n"
-        "stats.pearsonr([1, 2, 3], [2, 3, 5]); special.gamma(3.5); special.comb(5, 2)\n"
-        "optimize.minimize(lambda x: (x[0] - 1) ** 2, [0.0]); integrate.quad(lambda x: x, 0, 1)\n"
-        "linalg.det(np.eye(2))\n"
-    ),
-    "sympy": (
-        "import sympy\n"
-        "x = sympy.Symbol('x')\n"
-        "sympy.simplify(sympy.sin(x) ** 2 + sympy.cos(x) ** 2); sympy.solve(x ** 2 - 1, x)\n"
-        "sympy.integrate(x ** 2, x); sympy.diff(sympy.exp(x), x); sympy.factor(x ** 2 - 1)\n"
-        "sympy.expand((x + 1) ** 2); str(sympy.Matrix([[1, 2], [3, 4]]).inv())\n"
-        "sympy.latex(x ** 2); sympy.pretty(x); sympy.series(sympy.sin(x), x)\n"
-        "sympy.limit(sympy.sin(x) / x, x, 0); sympy.isprime(7); sympy.Rational(1, 3) + 1\n"
-        "sympy.core.cache.clear_cache()\n"
-    ),
-    "pandas": (
-        "import pandas as pd\n"
-        "df = pd.DataFrame({'a': [1, 2, 2], 'b': [0.5, 1.5, 2.5], 'c': ['x', 'y', 'z']})\n"
-        "str(df); repr(df['a']); df.describe(); df.groupby('a').sum(); df.sort_values('b')\n"
-        "df.merge(df, on='a'); df.to_dict(); df.to_csv(); pd.to_datetime(['2020-01-01'])\n"
-        "df.isna().sum(); df.apply(lambda r: r['a'], axis=1)\n"
-        "pd.testing.assert_frame_equal(df, df.copy())\n"
-    ),
-    "sklearn": (
-        "import numpy as np\n"
-        "from sklearn.linear_model import LinearRegression, LogisticRegression\n"
-        "from sklearn.metrics import accuracy_score, mean_squared_error\n"
-        "from sklearn.model_selection import train_test_split\n"
-        "from sklearn.preprocessing import StandardScaler\n"
-        "X, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2\n"
-        "LinearRegression().fit(X, y).predict(X); LogisticRegression().fit(X, y).score(X, y)\n"
-        "train_test_split(X, y, test_size=0.3, random_state=0); StandardScaler().fit_transform(X)\n"
-        "accuracy_score(y, y); mean_squared_error(y, y)\n"
-    ),
-    "matplotlib": (
-        "import io\n"
-        "import matplotlib.pyplot as plt\n"
-        "fig, ax = plt.subplots(); ax.plot([1, 2], [3, 4], label='a'); ax.set_title('t')\n"
-        "ax.legend(); fig.savefig(io.BytesIO(), format='png'); plt.close('all')\n"
-    ),
-    "statsmodels": (
-        "import numpy as np\n"
-        "import statsmodels.api as sm\n"
-        "X = sm.add_constant(np.arange(10.0))\n"
-        "sm.OLS(np.arange(10.0) * 2 + 1, X).fit().summary()\n"
-    ),
-    "torch": (
-        "import torch\n"
-        "t = torch.arange(6.0).reshape(2, 3)\n"
-        "str(t); (t @ t.T).sum().item(); torch.nn.Linear(3, 1)(t); torch.tensor([1, 2]).tolist()\n"
-    ),
-}
-
-# Every run's environment (set before anything is imported, so the same with or without
-# the heavy modules preloaded). A server must stay single-threaded to fork safely, and a
-# run gets one core: BLAS and OpenMP pools of one thread (OpenBLAS otherwise starts one
-# thread per core at import), pyarrow's jemalloc (imported by pandas) without its
-# background thread; matplotlib draws without a display.
-RUN_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "JE_ARROW_MALLOC_CONF": "background_thread:false",
-    "MPLBACKEND": "Agg",
-}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _pylibc = ctypes.PyDLL(None, use_errno=True)
@@ -267,7 +148,6 @@ def _status_bytes(*keys):
             if key in out:
                 out[key] = int(value.split()[0]) << 10
     return [out[k] for k in keys]
-
 
 
 def children_by_parent():
@@ -455,43 +335,23 @@ def _child_starter(rundir):
     return start
 
 
-def _rehearse(workdir, keep=()):
-    """Go through the runner's own path here, in the server, a few dozen times, for a
-    passing and a failing program: CPython specialises the bytecode it runs often,
-    fills its attribute lookup cache and compiles traceback formatting lazily, and
-    every run forked after this finds all that done instead of writing (and so
-    copying) it again."""
-    import linecache
-
-    runner = sys.modules["__sandbox_runner__"]
-
-    class Ended(BaseException):
-        pass
-
-    def no_exit(status):
-        raise Ended
-
-    real = runner._write, runner._exit
-    runner._write, runner._exit = (lambda fd, data: len(data)), no_exit
-    # A failing run writes main.py into its directory (for the traceback's source
-    # lines): here that is the private working directory, emptied below.
-    os.chdir(workdir)
-    runner.RUNDIR = os.getcwd()
-    try:
-        for tests in ("assert f(2) == 3", "assert f(2) == 4"):
-            for _ in range(40):
-                code = "def f(x):\n    return x + 1\n"
-                main = runner.make_main(code, tests)
-                try:
-                    runner.run(runner.prepare(code, tests), main, "0")
-                except Ended:
-                    pass
-    finally:
-        runner._write, runner._exit = real
-        linecache.clearcache()  # the rehearsal's "main.py" must not show in a run
-        _wipe(workdir, keep)
-
-
+def _loop_bindings(sock, rundir):
+    """What the job loop calls, bound once to its locals: a module attribute looked up
+    between two forks writes the lookup cache and so costs a copy-on-write fault."""
+    # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
+    # hooks of the preloaded modules (threading, random, logging) touch enough of the
+    # heap to double the cost of a run through copy-on-write faults.
+    # Through PyDLL, which keeps the interpreter lock: the child does not take it back
+    # (writing the lock's state) on its way out of the call.
+    return (
+        sock.recvmsg, sock.send, _socket.CMSG_SPACE(8 * 4),
+        _socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.Struct("4i").unpack, _socket.MSG_CTRUNC,
+        _pylibc.fork, marshal.loads, os.lseek, sys.modules, sys.path,
+        sys.modules["__sandbox_runner__"].make_main, _child_starter(rundir),
+        os.mkdir, os.rmdir, os.listdir, os.close, os.pread, os.pidfd_open, os.waitpid, os.kill,
+        select.select, time.monotonic_ns, resource.RLIMIT_AS, resource.RLIMIT_DATA,
+        *_status_bytes("VmSize", "VmData"),
+    )
 
 
 def _serve(sock, cfg, base, ipc):
@@ -501,33 +361,15 @@ def _serve(sock, cfg, base, ipc):
     behind, files left, a bad job) goes to the general helpers."""
     rundir = os.path.join(base, "run")
     pid_ns_init = cfg["pid_ns_init"]
-    recvmsg, send = sock.recvmsg, sock.send
-    anc_size = _socket.CMSG_SPACE(8 * 4)
-    sol_socket, scm_rights = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
-    unpack_4i = struct.Struct("4i").unpack
-    ctrunc = _socket.MSG_CTRUNC
-    # libc's fork, not os.fork: the server is single-threaded, and CPython's after-fork
-    # hooks of the preloaded modules (threading, random, logging) touch enough of the
-    # heap to double the cost of a run through copy-on-write faults.
-    # Through PyDLL, which keeps the interpreter lock: the child does not take it back
-    # (writing the lock's state) on its way out of the call.
-    fork = _pylibc.fork
-    loads, lseek = marshal.loads, os.lseek
-    modules, path = sys.modules, sys.path
-    make_main = sys.modules["__sandbox_runner__"].make_main
-    start_child = _child_starter(rundir)
+    bound = _loop_bindings(sock, rundir)
+    (recvmsg, send, anc_size, sol_socket, scm_rights, unpack_4i, ctrunc, fork, loads, lseek,
+     modules, path, make_main, start_child, mkdir, rmdir, listdir, close, pread, pidfd_open,
+     waitpid, kill, wait_for, now, rlimit_as, rlimit_data, own_as, own_data) = bound
     sys.modules["__sandbox_runner__"].RUNDIR = os.path.join(os.path.realpath(base), "run")
-    mkdir, rmdir, listdir, close, pread = os.mkdir, os.rmdir, os.listdir, os.close, os.pread
-    pidfd_open, waitpid, kill = os.pidfd_open, os.waitpid, os.kill
-    wait_for = select.select
-    now = time.monotonic_ns
-    rlimit_as, rlimit_data = resource.RLIMIT_AS, resource.RLIMIT_DATA
-    own_as, own_data = _status_bytes("VmSize", "VmData")
     keep = frozenset(cfg.get("keep_in_workdir", ()))
     n_keep = len(keep)
     while True:
         fds = ()
-        unclean = None
         try:
             msg, anc, flags, _ = recvmsg(64, anc_size)
             fds = []
@@ -535,9 +377,7 @@ def _serve(sock, cfg, base, ipc):
                 if level == sol_socket and kind == scm_rights:
                     fds += unpack_4i(data) if len(data) == 16 else _ints(data)
             if not msg:
-                for fd in fds:
-                    close(fd)
-                return
+                return _close_all(fds)
             if len(fds) != 4 or flags & ctrunc:
                 raise ValueError("a job needs exactly four descriptors")
             timeout = float(msg)
@@ -545,9 +385,7 @@ def _serve(sock, cfg, base, ipc):
             # this process owns alone once the last run has ended (a cheap fault each),
             # where in the child each page costs a copy (~5 us on the development VM).
             payload = fds[3]
-            limits, memory, prepared, code, tests, nonce = loads(
-                pread(payload, lseek(payload, 0, 2), 0)
-            )
+            limits, memory, prepared, code, tests, nonce = loads(pread(payload, lseek(payload, 0, 2), 0))
             # memory_mb on top of what this server has mapped already: the preloaded
             # modules are the server's, not the run's.
             as_, data = memory + own_as, memory + own_data
@@ -594,81 +432,45 @@ def _serve(sock, cfg, base, ipc):
                 ipc.clean()
             answer = b"%d %d %d" % (status, timed_out, duration // 1000)
         except Exception as e:  # noqa: BLE001 - the server itself must keep answering
-            for fd in fds:
-                try:
-                    close(fd)
-                except OSError:
-                    pass
-            _kill_all(pid_ns_init)
-            try:
-                _wipe(base, keep)
-            except OSError:
-                pass
-            if ipc is not None:
-                # Nothing checks /dev/shm or SysV IPC before a run: if they cannot be
-                # emptied now, this server must not take another one.
-                try:
-                    ipc.clean()
-                except Exception as left_behind:  # noqa: BLE001
-                    unclean = left_behind
-            # "E": this run failed in the server; "X": and the server ends after it.
-            answer = ("X" if unclean else "E") + f" sandbox server: {type(e).__name__}: {e}"
-            answer = answer.encode("utf-8", "replace")[:4000]
+            answer = _job_failed(e, fds, pid_ns_init, base, keep, ipc, send)
         send(answer)
-        if unclean is not None:
-            # The next run would see what this one left: end here, and the host starts
-            # a fresh server in fresh namespaces.
-            raise SystemExit(f"sandbox server: {unclean}")
+
+
+def _job_failed(error, fds, pid_ns_init, base, keep, ipc, send):
+    """A job that failed in the server itself: clean up what it may have left and return
+    the answer ("E ..."). If /dev/shm or SysV IPC cannot be emptied, answer "X ..." here
+    and end the server: the next run would see what this one left, so the host starts a
+    fresh server in fresh namespaces (nothing checks them before a run)."""
+    _close_all(fds)
+    _kill_all(pid_ns_init)
+    try:
+        _wipe(base, keep)
+    except OSError:
+        pass
+    unclean = None
+    if ipc is not None:
+        try:
+            ipc.clean()
+        except Exception as left_behind:  # noqa: BLE001
+            unclean = left_behind
+    answer = ("X" if unclean else "E") + f" sandbox server: {type(error).__name__}: {error}"
+    answer = answer.encode("utf-8", "replace")[:4000]
+    if unclean is not None:
+        send(answer)
+        raise SystemExit(f"sandbox server: {unclean}")
+    return answer
+
+
+def _close_all(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _ints(data):
     return memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
-
-
-def _warm_up():
-    """Pay once, here, for what CPython initialises lazily on first use (the AST types,
-    the compiler, traceback formatting): otherwise every forked run pays it again."""
-    import ast
-    import io
-    import traceback
-
-    src = (
-        "import math\n"
-        "def f(x: int) -> list:\n    return [i * i for i in range(x)]\n"
-        "class A:\n    def __init__(self):\n        self.v = {k: v for k, v in [(1, 2)]}\n"
-        "assert f(3) == [0, 1, 4], f'{A().v}'\n"
-        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    pass\n"
-    )
-    tree = ast.parse(src, "<warm>")
-    exec(compile(tree, "<warm>", "exec"), {"__name__": "__warm__"})
-    try:
-        raise ValueError("warm")
-    except ValueError:
-        traceback.print_exc(file=io.StringIO())
-
-
-def _single_threaded(after):
-    # libc's fork copies only the calling thread; another one could hold a lock that
-    # every run would then wait on until its deadline.
-    if len(os.listdir("/proc/self/task")) > 1:
-        raise SystemExit(f"sandbox server: {after} started a thread")
-
-
-def _warm_heavy(groups):
-    """WARM for each heavy group this server holds (a group not installed fails here
-    and is skipped)."""
-    import warnings
-
-    for group in groups:
-        if group not in WARM:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                exec(compile(WARM[group], f"<warm {group}>", "exec"), {"__name__": "__warm__"})
-            except Exception:
-                pass
-        _single_threaded(f"warming {group}")
 
 
 def _serve_runs():
@@ -683,11 +485,26 @@ def _serve_runs():
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
 
+def _next_source():
+    return sys.stdin.buffer.read(int(sys.stdin.buffer.readline())).decode("utf-8")
+
+
+def _module(name, filename, source):
+    """A module made from source the host sent (nothing of ours is on a path in here)."""
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(source, filename, "exec"), module.__dict__)
+    sys.modules[name] = module
+    return module
+
+
 def main():
     cfg = json.loads(sys.argv[1])
-    # child.py's source follows this file's on stdin (modes.server_preamble), read
-    # through the same buffered reader that read this one.
-    runner_source = sys.stdin.buffer.read(int(sys.stdin.buffer.readline())).decode("utf-8")
+    # warmup.py's and child.py's sources follow this file's on stdin
+    # (launch.server_preamble), read through the same buffered reader that read this one.
+    warmup = _module("__sandbox_warmup__", "<sandbox-warmup>", _next_source())
+    runner_source = _next_source()
     # Protocol channels move to high fds; 0-2 become /dev/null so that no run inherits them.
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.fdopen(os.dup(1), "wb")
@@ -720,23 +537,13 @@ def main():
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
-            **RUN_ENV,
+            **warmup.RUN_ENV,
         }
     )
-    import types
-
-    runner = types.ModuleType("__sandbox_runner__")
-    exec(compile(runner_source, "<sandbox-runner>", "exec"), runner.__dict__)
-    sys.modules["__sandbox_runner__"] = runner
-    heavy = [m for group in cfg.get("heavy", []) for m in HEAVY[group]]
-    for name in PRELOAD + heavy + cfg.get("preload", []):
-        try:
-            __import__(name)
-        except Exception:
-            pass
-        _single_threaded(f"importing {name}")
-    _warm_heavy(cfg.get("heavy", []))
-    _warm_up()
+    _module("__sandbox_runner__", "<sandbox-runner>", runner_source)
+    warmup.preload(cfg.get("heavy", []), cfg.get("preload", []))
+    warmup.warm_heavy(cfg.get("heavy", []))
+    warmup.warm_up()
     # Objects that exist now are shared copy-on-write with every child; keeping them
     # out of the collector's reach stops each child's first GC pass from touching
     # (and so copying) the whole heap.
@@ -757,7 +564,8 @@ def main():
     # Startup errors went to the host on stderr; from now on nothing may block on it.
     os.dup2(devnull, 2)
     # After the hello: what the rehearsal prints goes to /dev/null, not to the host.
-    _rehearse(base, frozenset(cfg.get("keep_in_workdir", ())))
+    warmup.rehearse(base)
+    _wipe(base, frozenset(cfg.get("keep_in_workdir", ())))
     gc.collect()
     gc.freeze()
     _serve(sock, cfg, base, ipc)

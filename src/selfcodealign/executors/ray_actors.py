@@ -1,4 +1,4 @@
-"""What runs inside Ray actors: a model replica and a sandbox worker.
+"""What runs inside Ray actors: a model replica and a node's sandbox pool.
 
 Plain classes, wrapped with ``ray.remote`` by the driver (``ray_executor``), so this module
 imports without Ray and the classes can be used and tested directly. Each method takes and
@@ -65,7 +65,7 @@ class _Chunk:
         self.error: BaseException | None = None
 
 
-class SandboxWorker:
+class SandboxPoolActor:
     """A sandbox pool on one node, kept running across chunks.
 
     Chunks from the driver feed one long-lived ``sandbox.iter_batch`` through a queue, so

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from selfcodealign.executors.ray_workers import SandboxWorker
+from selfcodealign.executors.ray_actors import SandboxPoolActor
 from selfcodealign.sandbox import Program
 
 
@@ -16,7 +16,7 @@ def chunk(tag: str, n: int) -> list[Program]:
 
 
 def test_concurrent_chunks_get_their_own_verdicts_in_order():
-    w = SandboxWorker(workers=2)
+    w = SandboxPoolActor(workers=2)
     try:
         chunks = {tag: chunk(tag, n) for tag, n in (("a", 7), ("b", 3), ("c", 10), ("d", 1))}
         with ThreadPoolExecutor(4) as pool:

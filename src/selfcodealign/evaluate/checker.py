@@ -1,5 +1,5 @@
 """Runs evalplus's own checker on model programs; started by ``score.py`` inside the
-sandbox's namespaces (``sandbox.modes.wrap_command``: no network, read-only file system
+sandbox's namespaces (``sandbox.wrap_command``: no network, read-only file system
 where bubblewrap is available).
 
 Input: a pickle file (argv[1]) with the dataset name, problems, ground truth, samples and
