@@ -167,7 +167,6 @@ def test_no_import_circles_outside_the_sandbox():
 
 
 def test_no_import_circles_inside_the_sandbox():
-    # Fails until the sandbox split (issue #28) lands: modes <-> pool.
     found = [f for f in _found(import_graph()) if _in_sandbox(f[1])]
     assert not found, _cycle_report(found)
 
@@ -205,7 +204,6 @@ def test_no_module_imports_another_packages_private_names():
 
 
 def test_no_source_file_is_over_600_lines():
-    # Fails until the sandbox split (issue #28) lands: sandbox/pool.py, sandbox/fork_server.py.
     long = {
         str(p.relative_to(SRC)): n
         for p in MODULES.values()
@@ -227,7 +225,6 @@ def long_functions() -> dict[str, int]:
 
 
 def test_no_function_is_over_80_lines():
-    # Fails until the other parts of issue #28 land (sandbox, select, pipeline, report, ...).
     long = long_functions()
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(
         f"  {k}: {n}" for k, n in sorted(long.items())
