@@ -2,6 +2,7 @@
 gives the same logits; unsupported input ends in one line. The real model's round trip is
 in test_gguf_roundtrip.py."""
 
+import json
 import sys
 
 import pytest
@@ -66,6 +67,27 @@ def test_a_tied_qwen2_reads_back_with_the_same_logits(tmp_path):
     ids = torch.tensor([tok("def add(a, b):\n    return a + b").input_ids])
     with torch.no_grad():
         torch.testing.assert_close(back(ids).logits, model(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_a_lora_output_is_merged_before_writing(tmp_path):
+    peft = pytest.importorskip("peft", reason="LoRA outputs need peft (the train extra)")
+    d, model, tok = _model_dir(tmp_path)
+    ids = torch.tensor([tok("def add(a, b):").input_ids])
+    with torch.no_grad():
+        base = model(ids).logits
+    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "down_proj"],
+                                                      init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "lora")
+    (tmp_path / "lora" / "train_config.json").write_text(json.dumps({"model": str(d)}))
+    write_gguf(str(tmp_path / "lora"), tmp_path / "l.gguf", "f32")
+
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="l.gguf",
+                                                             dtype=torch.float32).eval()
+    with torch.no_grad():
+        tuned = lora.merge_and_unload()(ids).logits
+        got = back(ids).logits
+    assert (tuned - base).abs().max() > 1e-3  # the adapter changes the model...
+    torch.testing.assert_close(got, tuned, rtol=1e-4, atol=1e-4)  # ...and the file holds it
 
 
 def test_q8_0_rows_are_quantised_and_norms_stay_float32(tmp_path):
