@@ -149,8 +149,7 @@ def write_gguf(model: str | None, out: Path, qtype: str = "f16") -> None:
     qt, ft = {"f16": (Q.F16, F.MOSTLY_F16), "q8_0": (Q.Q8_0, F.MOSTLY_Q8_0),
               "bf16": (Q.BF16, F.MOSTLY_BF16), "f32": (Q.F32, F.ALL_F32)}[qtype]
     # Written beside OUT and renamed at the end: a failed export leaves no partial file.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = out.with_name(f".{out.name}.part")
     try:
         w = gguf.GGUFWriter(tmp, arch=gguf.MODEL_ARCH_NAMES[getattr(gguf.MODEL_ARCH, arch.gguf_arch)])
         _add_hparams(w, m.config, src.name, int(ft), gguf)
@@ -160,10 +159,6 @@ def write_gguf(model: str | None, out: Path, qtype: str = "f16") -> None:
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; OUT is an ordinary file
         os.replace(tmp, out)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
