@@ -11,8 +11,9 @@ tokens must lie in the common prefixes. A wrong tensor layout, hyperparameter, t
 or chat template fails at the first token. q8_0 adds quantisation error: it must give
 text on every prompt and agree with f16 on the first ``Q8_PREFIX`` tokens.
 
-Runtime: ~3 minutes on 2 idle cores (two exports of ~30 s each, one of 40 s, 4 x 32
-tokens from transformers in float32); several times that on a loaded machine.
+Measured: 128 of 128 tokens agree (f16 vs transformers), 84 of 128 (q8_0 vs f16).
+Runtime: 2 min 24 s on 2 nearly idle cores (exports 30 + 7 + 7 s, transformers' 128
+tokens in float32 65 s, reading the GGUF metadata 20 s); 4 min 44 s at load ~10.
 """
 
 import pytest
