@@ -1,5 +1,6 @@
 """GGUF writing on tiny models (seconds): a tied-embedding Qwen2 read back by transformers
-gives the same logits; unsupported input ends in one line. The real model's round trip is
+gives the same logits and runs in the embedded engine; a LoRA output is merged;
+unsupported input ends in one line. The real model's round trip is
 in test_gguf_roundtrip.py."""
 
 import json
@@ -38,7 +39,7 @@ def _model_dir(tmp_path, model_type: str = "qwen2", vocab: int = 320):
     cfg = transformers.AutoConfig.for_model(
         model_type, vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        tie_word_embeddings=True, eos_token_id=tok.eos_token_id)
+        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, initializer_range=0.3)
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
     d = tmp_path / model_type
@@ -67,6 +68,24 @@ def test_a_tied_qwen2_reads_back_with_the_same_logits(tmp_path):
     ids = torch.tensor([tok("def add(a, b):\n    return a + b").input_ids])
     with torch.no_grad():
         torch.testing.assert_close(back(ids).logits, model(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_a_tied_qwen2_runs_in_the_embedded_engine_as_under_transformers(tmp_path):
+    """llama.cpp reuses token_embd for the missing output matrix; f32 on both sides, so
+    the greedy continuations are the same text (the seeded weights make them varied)."""
+    from selfcodealign.backends.base import SamplingParams
+    from selfcodealign.backends.llamacpp import LlamaCppBackend
+
+    d, model, tok = _model_dir(tmp_path)
+    write_gguf(str(d), tmp_path / "t.gguf", "f32")
+    prompt = "Write a function that sorts a list."
+    ids = torch.tensor([tok(prompt).input_ids])
+    with torch.no_grad():
+        ref = model.generate(ids, do_sample=False, max_new_tokens=12, eos_token_id=None)[0, ids.shape[1]:]
+    with LlamaCppBackend(tmp_path / "t.gguf", n_parallel=1, threads=1, ctx_per_slot=128) as b:
+        [[got]] = b.generate([prompt], SamplingParams(max_tokens=12))
+    assert len(set(ref.tolist())) > 6
+    assert got.completion_tokens == 12 and got.text == tok.decode(ref)
 
 
 def test_a_lora_output_is_merged_before_writing(tmp_path):
