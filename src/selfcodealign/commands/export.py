@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
         help="save a model (GGUF, embedded, LoRA output) as a bf16 model directory or a GGUF file",
-        description=__doc__.split("\n\n")[0].replace("`selfcodealign export`: a", "Save a"),
+        description=__doc__.split("\n\n")[0].replace("`selfcodealign export`: a", "Save a")
+        .replace(") saved as", ") as"),
     )
     p.add_argument("model", help="GGUF file, model directory, LoRA output of `train`, or 'embedded'")
     p.add_argument("out", type=Path, help="directory to write (a Hugging Face model directory), "

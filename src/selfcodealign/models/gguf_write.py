@@ -142,7 +142,10 @@ def write_gguf(model: str | None, out: Path, qtype: str = "f16") -> None:
         raise UserError(f"cannot read the config of {src.name}: {str(e).splitlines()[0]}") from None
     arch = _check_arch(config)
     tok = load_tokenizer(src)
-    m = load_model(src, dtype="float32")
+    # A bf16 checkpoint loads as it is: half the memory of float32, and each tensor is
+    # widened exactly on its way out. Anything else, and a LoRA merge, in float32.
+    bf16 = str(getattr(config, "dtype", None) or "").endswith("bfloat16") and not src.adapter
+    m = load_model(src, dtype="bfloat16" if bf16 else "float32")
     if src.adapter:
         m = m.merge_and_unload()
     Q, F = gguf.GGMLQuantizationType, gguf.LlamaFileType
