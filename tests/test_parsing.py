@@ -1,5 +1,5 @@
 from selfcodealign.parsing import (
-    ParseError, ParsedResponse, fenced_blocks, parse_concepts, parse_instruction, parse_response,
+    ParseError, ParsedResponse, fenced_blocks, parse_concepts, parse_instruction, parse_response, solution_code,
 )
 
 
@@ -126,3 +126,15 @@ def test_an_unclosed_solution_fence_without_a_heading_is_closed_in_the_answer():
     text = "```python\ndef f():\n    return 1\n```python\nassert f() == 1\n```"
     r = parse_response(text)
     assert r.code == "def f():\n    return 1\n" and r.answer == "```python\ndef f():\n    return 1\n```"
+
+
+def test_solution_code_with_or_without_a_tests_section():
+    with_tests = "```python\ndef f(x):\n    return x\n```\n\n### Tests\n```python\nassert f(1) == 1\n```"
+    assert solution_code(with_tests) == "def f(x):\n    return x\n"
+    # no tests: every Python block is the solution (shell blocks are not)
+    two = "```python\nimport math\n```\ntext\n```py\ndef g():\n    return math.pi\n```\n```bash\nls\n```"
+    assert solution_code(two) == "import math\n\ndef g():\n    return math.pi\n"
+    assert solution_code("```python\ndef h(:\n") == "def h(:\n"  # cut off: still code (it won't parse)
+    assert solution_code("No code here.") is None
+    assert solution_code("") is None
+    assert solution_code("```bash\nls\n```") is None

@@ -203,3 +203,14 @@ def parse_response(text: str, finish_reason: str = "stop") -> ParsedResponse | P
         answer += "\n" + close
     return ParsedResponse(response=response, code="\n".join(solution), tests=tests_block.code,
                           blocks=tuple(solution), answer=answer)
+
+
+def solution_code(text: str, finish_reason: str = "stop") -> str | None:
+    """The solution code of an answer, with or without a tests section: what
+    ``parse_response`` calls the code when it finds tests, else every Python block. None
+    when the answer has no Python block (online training scores it as missing code)."""
+    parsed = parse_response(text, finish_reason)
+    if isinstance(parsed, ParsedResponse):
+        return parsed.code
+    blocks = [b.code for b in fenced_blocks(text.strip()) if b.lang in PY_LANGS and b.code.strip()]
+    return "\n".join(blocks) if blocks else None
