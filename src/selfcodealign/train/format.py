@@ -47,17 +47,28 @@ def encode_chat(tokenizer, messages: Sequence[dict]) -> Encoded:
     else:
         reply_text = messages[-1]["content"]
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    prompt_ids = _prompt_ids(tokenizer, prompt_text)
     reply_ids = tokenizer(reply_text, add_special_tokens=False)["input_ids"] + eos
-    bos = getattr(tokenizer, "bos_token_id", None)
-    # Templates that start with BOS put it in the text; tokenizers that add it themselves
-    # (add_special_tokens) would add it at generation too, so add it here the same way.
-    if bos is not None and getattr(tokenizer, "add_bos_token", False) and prompt_ids[:1] != [bos]:
-        prompt_ids = [bos] + prompt_ids
     return Encoded(
         input_ids=prompt_ids + reply_ids,
         labels=[IGNORE] * len(prompt_ids) + list(reply_ids),
     )
+
+
+def encode_prompt(tokenizer, messages: Sequence[dict]) -> list[int]:
+    """The token ids a model answers from (no reply yet), as ``encode_chat`` starts a
+    training example: what online training (GRPO) samples from."""
+    return _prompt_ids(tokenizer, render_prompt(tokenizer, messages))
+
+
+def _prompt_ids(tokenizer, prompt_text: str) -> list[int]:
+    ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    # Templates that start with BOS put it in the text; tokenizers that add it themselves
+    # (add_special_tokens) would add it at generation too, so add it here the same way.
+    if bos is not None and getattr(tokenizer, "add_bos_token", False) and ids[:1] != [bos]:
+        ids = [bos] + ids
+    return ids
 
 
 def example_messages(obj: dict) -> list[dict]:
