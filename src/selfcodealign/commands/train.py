@@ -1,4 +1,5 @@
-"""`selfcodealign train`: supervised fine-tuning on a dataset.jsonl (full or LoRA)."""
+"""`selfcodealign train`: supervised fine-tuning on a dataset.jsonl (full or LoRA), DPO on
+its pairs, or GRPO on a run's kept tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def register(subparsers) -> None:
         "train",
         help="fine-tune a model on a generated dataset (full or LoRA)",
         description=(
-            "Supervised fine-tuning (or DPO on preference pairs, --objective dpo) with loss on the reply "
+            "Supervised fine-tuning (or DPO on preference pairs, --objective dpo; or GRPO, --objective grpo "
+            "--data RUN_DIR: online, rewarded by the sandbox on the run's kept tasks) with loss on the reply "
             "only, the model's chat template "
             "(the same one eval uses) and sequence packing. Defaults follow the paper: "
             "lr 1e-5 (LoRA: 2e-4), linear schedule, warmup 0.05, 64 examples per step, "
@@ -23,14 +25,26 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("--data", type=Path, help="dataset.jsonl (messages, or instruction/response); with "
-                   "--objective dpo, the pairs file select writes beside it (dataset.pairs.jsonl)")
+                   "--objective dpo, the pairs file select writes beside it (dataset.pairs.jsonl); with "
+                   "--objective grpo, the run directory whose kept tasks to train on")
     p.add_argument("--model", help="base model: GGUF file, HF model directory or hub id (default: embedded)")
     p.add_argument("--out", type=Path, help="output directory (HF model or LoRA adapter, train_config.json, tensorboard logs)")
     p.add_argument("--config", help="YAML file of training settings (keys as the flags, with underscores)")
     p.add_argument("--method", choices=["full", "lora"])
-    p.add_argument("--objective", choices=["sft", "dpo"],
-                   help="sft (default): the dataset; dpo: preference pairs (DATASET.pairs.jsonl)")
+    p.add_argument("--objective", choices=["sft", "dpo", "grpo"],
+                   help="sft (default): the dataset; dpo: preference pairs (DATASET.pairs.jsonl); grpo: a run's "
+                   "kept tasks, rewarded by the sandbox")
     p.add_argument("--dpo-beta", type=float, help="dpo: how far the model may move from the reference (default 0.1)")
+    p.add_argument("--grpo-group-size", type=int, help="grpo: samples per prompt (default 8)")
+    p.add_argument("--grpo-prompts-per-step", type=int, help="grpo: prompts per optimizer step (default 8)")
+    p.add_argument("--grpo-kl-coef", type=float, help="grpo: weight of the KL to the start model (default 0.02)")
+    p.add_argument("--grpo-temperature", type=float, help="grpo: sampling temperature (default 1.0)")
+    p.add_argument("--grpo-max-new-tokens", type=int, help="grpo: token budget of a sample (default 512)")
+    p.add_argument("--grpo-shuffle-rewards", action="store_true", default=None,
+                   help="grpo: permute rewards within each batch (the control arm: no signal)")
+    p.add_argument("--grpo-pass-rate", type=_band, help="grpo: LO,HI: keep tasks whose pass rate in the run lies "
+                   "in [LO, HI] (default 0.1,0.9; 0,1: every kept task)")
+    p.add_argument("--resume", action="store_true", help="grpo: go on from the checkpoint in --out")
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--lr", type=float)
@@ -60,6 +74,16 @@ def _budget(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of tokens or auto, got {text!r}") from None
 
 
+def _band(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (e.g. 0.1,0.9), got {text!r}") from None
+    if not 0 <= lo <= hi <= 1:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI <= 1, got {text!r}")
+    return lo, hi
+
+
 def accelerate_config(name: str) -> Path:
     return Path(__file__).resolve().parent.parent / "configs" / f"accelerate_{name}.yaml"
 
@@ -72,17 +96,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.out is None:
         raise UserError("give --data DATASET.jsonl and --out DIR")
-    if not args.data.is_file():
-        raise UserError(f"dataset not found: {args.data}")
     from selfcodealign.train.config import load_config
     from selfcodealign.train.loop import train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    keys = ["model", "method", "objective", "dpo_beta", "epochs", "max_steps", "lr", "examples_per_step", "max_len",
-            "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
+    keys = ["model", "method", "objective", "dpo_beta", "grpo_group_size", "grpo_prompts_per_step", "grpo_kl_coef",
+            "grpo_temperature", "grpo_max_new_tokens", "grpo_shuffle_rewards", "epochs",
+            "max_steps", "lr", "examples_per_step", "max_len", "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
             "compile", "seed"]
-    cfg = load_config(args.config, {k: getattr(args, k) for k in keys})
-    summary = train(cfg, args.data, args.out, overwrite=args.overwrite)
+    band = args.grpo_pass_rate or (None, None)
+    flags = {k: getattr(args, k) for k in keys} | {"grpo_pass_rate_min": band[0], "grpo_pass_rate_max": band[1]}
+    cfg = load_config(args.config, flags)
+    grpo = cfg.objective == "grpo"
+    if args.resume and not grpo:
+        raise UserError("--resume goes on with a GRPO run (--objective grpo); SFT and DPO runs start again")
+    if not (args.data.is_dir() if grpo else args.data.is_file()):
+        raise UserError(f"{'run directory' if grpo else 'dataset'} not found: {args.data}")
+    if grpo:
+        from selfcodealign.train.grpo import train as train_grpo
+
+        summary = train_grpo(cfg, args.data, args.out, overwrite=args.overwrite, resume=args.resume)
+    else:
+        summary = train(cfg, args.data, args.out, overwrite=args.overwrite)
     print(json.dumps({k: summary[k] for k in ("base_model", "method", "examples", "dropped", "steps",
                                               "final_loss", "seconds")}))
     print(f"model saved to {args.out}")

@@ -28,6 +28,9 @@ RECIPE = ["objective", "method", "epochs", "epochs_done", "steps", "schedule", "
           "weight_decay", "max_grad_norm", "examples_per_step", "max_len", "token_budget_used", "precision",
           "attention", "kernels", "world_size", "seed", "saved_dtype", "final_loss", "seconds"]
 RECIPE_LORA = ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "merged"]
+RECIPE_GRPO = ["grpo_group_size", "grpo_prompts_per_step", "grpo_kl_coef", "grpo_temperature", "grpo_max_new_tokens",
+               "grpo_scale_std", "grpo_clip", "grpo_shuffle_rewards", "grpo_pass_rate_min", "grpo_pass_rate_max",
+               "grpo_overlap", "final_reward_mean"]
 
 
 def _is_hub_id(spec: str | None) -> bool:
@@ -76,7 +79,8 @@ def model_card(out_dir: Path, results: list | None = None):
         model_name=out_dir.resolve().name,
         eval_results=results or None,
     )
-    keys = RECIPE + (RECIPE_LORA if lora else []) + (["dpo_beta"] if t.get("objective") == "dpo" else [])
+    objective = {"dpo": ["dpo_beta"], "grpo": RECIPE_GRPO}.get(t.get("objective"), [])
+    keys = RECIPE + (RECIPE_LORA if lora else []) + objective
     recipe = [[k, f"`{t[k]}`"] for k in keys if t.get(k) is not None]
     recipe.insert(2, ["peak lr", f"`{_peak_lr(t)}`"])
     if results:

@@ -14,6 +14,9 @@ LORA_LR = 2e-4
 # DPO moves a model that already answers: the usual full / LoRA rates (Zephyr, TRL's examples).
 DPO_FULL_LR = 5e-7
 DPO_LORA_LR = 5e-6
+# GRPO: DeepSeekMath's full fine-tuning rate; LoRA ten times it (as SFT's ratio, roughly).
+GRPO_FULL_LR = 1e-6
+GRPO_LORA_LR = 1e-5
 # token_budget "auto": the ceiling (more gained nothing on an H100) and the value where
 # free memory is not what limits it (CPU) or cannot be read simply (FSDP).
 AUTO_BUDGET_MAX = 65536
@@ -25,14 +28,34 @@ class TrainConfig(BaseModel):
 
     model: str | None = Field(None, description="base model: GGUF file, HF directory or hub id (default: embedded)")
     method: Literal["full", "lora"] = "full"
-    objective: Literal["sft", "dpo"] = Field(
+    objective: Literal["sft", "dpo", "grpo"] = Field(
         "sft", description="sft: supervised on a dataset (DATASET.jsonl); dpo: preference pairs "
-        "(DATASET.pairs.jsonl), the model before training as the reference")
+        "(DATASET.pairs.jsonl), the model before training as the reference; grpo: online, rewarded "
+        "by the sandbox on a run's kept tasks (RUN_DIR)")
     dpo_beta: float = Field(0.1, gt=0, description="dpo: how far the model may move from the reference")
+    grpo_group_size: int = Field(8, ge=2, description="grpo: samples per prompt (a group)")
+    grpo_prompts_per_step: int = Field(8, ge=1, description="grpo: prompts per optimizer step")
+    grpo_kl_coef: float = Field(0.02, ge=0, description="grpo: weight of the KL to the start model (k3)")
+    grpo_temperature: float = Field(1.0, gt=0, description="grpo: sampling temperature of the rollouts")
+    grpo_max_new_tokens: int = Field(512, ge=1, description="grpo: token budget of a rollout")
+    grpo_scale_std: bool = Field(True, description="grpo: divide advantages by the group's std "
+                                 "(false: Dr. GRPO's unscaled advantages)")
+    grpo_clip: float = Field(0.2, gt=0, description="grpo: PPO clip range of the probability ratio")
+    grpo_shuffle_rewards: bool = Field(False, description="grpo: permute rewards within each batch "
+                                       "(seeded): the control arm with no signal")
+    # The band keeps tasks the model sometimes fails: an always-passed task gives its
+    # groups no signal. 0 and 1: every kept task (the run's executed.jsonl is not read).
+    grpo_pass_rate_min: float = Field(0.1, ge=0, le=1, description="grpo: keep tasks whose pass rate in the "
+                                      "run's execute results is at least this")
+    grpo_pass_rate_max: float = Field(0.9, ge=0, le=1, description="grpo: ... and at most this")
+    grpo_overlap: bool = Field(True, description="grpo: score step t's rollouts while step t+1's are "
+                               "generated (those then come from the weights before step t's update)")
+    grpo_save_every: int = Field(25, ge=1, description="grpo: write a checkpoint every this many steps")
     epochs: float = Field(4, gt=0, description="passes over the data (StarCoder2-Instruct ran 4)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     lr: float | None = Field(None, gt=0, description=f"peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA; "
-                             f"dpo {DPO_FULL_LR} full, {DPO_LORA_LR} LoRA)")
+                             f"dpo {DPO_FULL_LR} full, {DPO_LORA_LR} LoRA; "
+                             f"grpo {GRPO_FULL_LR} full, {GRPO_LORA_LR} LoRA)")
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     weight_decay: float = 0.0
@@ -69,11 +92,18 @@ class TrainConfig(BaseModel):
     log_every: int = 1
 
     @property
+    def grpo_band(self) -> tuple[float, float] | None:
+        lo, hi = self.grpo_pass_rate_min, self.grpo_pass_rate_max
+        return None if (lo, hi) == (0.0, 1.0) else (lo, hi)
+
+    @property
     def peak_lr(self) -> float:
         if self.lr is not None:
             return self.lr
         if self.objective == "dpo":
             return DPO_LORA_LR if self.method == "lora" else DPO_FULL_LR
+        if self.objective == "grpo":
+            return GRPO_LORA_LR if self.method == "lora" else GRPO_FULL_LR
         return LORA_LR if self.method == "lora" else FULL_LR
 
 

@@ -1,0 +1,503 @@
+"""GRPO: online self-alignment from execution feedback.
+
+Each step takes ``grpo_prompts_per_step`` tasks of a run (``train.tasks``), samples
+``grpo_group_size`` answers to each from the policy being trained (``train.rollouts``),
+scores them in the sandbox against the tests verification trusted, and moves the policy
+towards the answers that beat their group:
+
+- advantage of sample i of a group: ``(r_i - mean(r)) / (std(r) + eps)`` (without the
+  division with ``grpo_scale_std=false``, as Dr. GRPO); a group whose rewards are all
+  equal has no signal (advantage 0) and is counted;
+- loss per sampled token: ``-min(rho * A, clip(rho, 1 - c, 1 + c) * A) + beta * k3``, where
+  ``rho`` is the probability ratio of the policy to the weights that sampled the token
+  and ``k3 = exp(q - p) - (q - p) - 1`` (Schulman's estimator of KL(policy || start
+  model), ``p``, ``q`` the policy's and the start model's log-probabilities); averaged
+  over all sampled tokens of the step. The start model is the base with the LoRA adapter
+  disabled, or (full fine-tuning) a frozen copy.
+
+Rewards of step t are computed (a background thread; the sandbox's own processes do the
+work) while step t+1's answers are generated. Those answers then come from the weights
+before step t's update, one step behind the policy: that is what the ratio ``rho``
+corrects, clipped as in PPO (``grpo_overlap=false`` samples after the update: rho = 1).
+
+Log-probabilities use the logits divided by the sampling temperature, the distribution
+the answers were drawn from. A checkpoint (``OUT/checkpoint/state.pt``: trainable
+weights, optimizer, schedule, history and the next step's rollouts) is written every
+``grpo_save_every`` steps; ``resume`` continues from it with the same tasks, order and
+samples as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from selfcodealign.errors import UserError
+from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, save, source_hash
+from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, TrainConfig
+from selfcodealign.train.policy_gradient import (
+    group_advantages,
+    micro_batches,
+    pg_loss,
+    sampled_logps,
+    shuffled,
+)
+from selfcodealign.train.rollouts import GenerateRollouts, Rollout
+from selfcodealign.train.tasks import REWARDS, Tasks, load_tasks, score
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+STEP_LOG = "grpo_steps.jsonl"
+
+
+# ---- the task order ---------------------------------------------------------------
+
+def task_plan(n_tasks: int, per_step: int, steps: int, seed: int) -> list[list[int]]:
+    """``steps`` lists of ``per_step`` task indices: the tasks shuffled per epoch
+    (seeded), one epoch after another, cut into steps."""
+    stream: list[int] = []
+    epoch = 0
+    while len(stream) < steps * per_step:
+        order = list(range(n_tasks))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        stream += order
+        epoch += 1
+    return [stream[i * per_step : (i + 1) * per_step] for i in range(steps)]
+
+
+# ---- one step's data -----------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """One step's rollouts, the log-probabilities of the weights that sampled them, and
+    how long sampling took."""
+
+    step: int
+    tasks: list[int]
+    rollouts: list[Rollout]
+    old_logps: list  # tensors (CPU)
+    rollout_s: float
+    tokens: int
+
+    def state(self) -> dict:
+        return {"step": self.step, "tasks": self.tasks, "rollouts": [asdict(r) for r in self.rollouts],
+                "old_logps": self.old_logps, "rollout_s": self.rollout_s, "tokens": self.tokens}
+
+    @classmethod
+    def from_state(cls, s: dict) -> Batch:
+        rs = [Rollout(r["prompt"], tuple(r["prompt_ids"]), tuple(r["ids"]), r["text"], r["finish_reason"])
+              for r in s["rollouts"]]
+        return cls(s["step"], s["tasks"], rs, s["old_logps"], s["rollout_s"], s["tokens"])
+
+
+@dataclass
+class Scored:
+    outcomes: list[str]
+    seconds: float  # wall time of the sandbox batch (in the background)
+
+
+@dataclass
+class Run:
+    """What the steps share: settings, model, optimizer, data, and the log so far."""
+
+    cfg: TrainConfig
+    acc: object
+    model: object
+    ref: object | None  # the start model for full fine-tuning (LoRA: the adapter disabled)
+    opt: object
+    sched: object
+    master: object | None
+    tasks: Tasks
+    prompts: list[list[int]]
+    plan: list[list[int]]
+    source: object
+    budget: int
+    out_dir: Path | None
+    trackers: str | None
+    history: list[dict] = field(default_factory=list)
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="grpo-reward"))
+
+    @property
+    def unwrapped(self):
+        return self.acc.unwrap_model(self.model)
+
+
+def sample(run: Run, step: int) -> Batch:
+    """Step ``step``'s rollouts from the policy as it is now, with their log-probabilities."""
+    import torch
+
+    t0 = time.perf_counter()
+    idx = run.plan[step - 1]
+    before = run.source.generated_tokens
+    rollouts = run.source.generate([run.prompts[i] for i in idx], run.cfg.grpo_group_size,
+                                   seed=run.cfg.seed * 1_000_003 + step)
+    old = []
+    with torch.no_grad(), run.acc.autocast():
+        for mb in micro_batches(rollouts, run.budget):
+            old += [x.float().cpu() for x in sampled_logps(run.unwrapped, [rollouts[i] for i in mb],
+                                                           run.cfg.grpo_temperature)]
+    return Batch(step, idx, rollouts, old, time.perf_counter() - t0, run.source.generated_tokens - before)
+
+
+def submit_rewards(run: Run, batch: Batch) -> Future:
+    tasks = run.tasks
+
+    def job() -> Scored:
+        t0 = time.perf_counter()
+        answers = [(r.text, r.finish_reason, tasks.tasks[batch.tasks[r.prompt]]) for r in batch.rollouts]
+        return Scored(score(answers, tasks.timeout, tasks.memory_mb), time.perf_counter() - t0)
+
+    return run.pool.submit(job)
+
+
+def update(run: Run, batch: Batch, rewards: list[float]) -> dict:
+    """One optimizer step on the batch; returns its loss, KL and advantage counts."""
+    import torch
+
+    from selfcodealign.train.step import optimizer_step
+
+    cfg = run.cfg
+    adv, flat = group_advantages(rewards, cfg.grpo_group_size, cfg.grpo_scale_std)
+    n_tokens = sum(len(r.ids) for r in batch.rollouts)
+    dev = run.acc.device
+    loss_sum = kl_sum = clipped = 0.0
+    for mb in micro_batches(batch.rollouts, run.budget):
+        rs = [batch.rollouts[i] for i in mb]
+        a = torch.tensor([adv[i] for i in mb for _ in batch.rollouts[i].ids], device=dev)
+        old = torch.cat([batch.old_logps[i] for i in mb]).to(dev)
+        with run.acc.autocast():
+            ref = reference_logps(run, rs) if cfg.grpo_kl_coef > 0 else None
+            logp = torch.cat(sampled_logps(run.unwrapped, rs, cfg.grpo_temperature))
+            loss, kl, clip_n = pg_loss(logp, old, ref, a, cfg.grpo_clip, cfg.grpo_kl_coef)
+            run.acc.backward(loss / max(n_tokens, 1))
+        if run.master is not None:
+            run.master.accumulate()
+        loss_sum += loss.item()
+        kl_sum += kl.item()
+        clipped += clip_n.item()
+    grad_norm = optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master)
+    run.source.sync(run.unwrapped)
+    groups = len(rewards) // cfg.grpo_group_size
+    return {"loss": loss_sum / max(n_tokens, 1), "kl": kl_sum / max(n_tokens, 1),
+            "clip_fraction": clipped / max(n_tokens, 1), "groups": groups, "groups_flat": flat,
+            "signal_fraction": (groups - flat) / groups, "lr": run.sched.get_last_lr()[0],
+            "grad_norm": float(grad_norm) if grad_norm is not None else None}
+
+
+def reference_logps(run: Run, rollouts: list[Rollout]):
+    import torch
+
+    with torch.no_grad():
+        if run.ref is not None:
+            return torch.cat(sampled_logps(run.ref, rollouts, run.cfg.grpo_temperature))
+        with run.unwrapped.disable_adapter():
+            return torch.cat(sampled_logps(run.unwrapped, rollouts, run.cfg.grpo_temperature))
+
+
+# ---- the loop ------------------------------------------------------------------------
+
+def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Batch | None:
+    """Steps ``first.step`` .. ``total`` (or ``stop_after``); returns the next step's batch
+    when stopped early (it goes into the checkpoint)."""
+    cfg = run.cfg
+    batch, pending = first, submit_rewards(run, first)
+    for step in range(first.step, total + 1):
+        t_step = time.perf_counter()
+        nxt = sample(run, step + 1) if cfg.grpo_overlap and step < total else None
+        t_wait = time.perf_counter()
+        scored = pending.result()
+        reward_wait = time.perf_counter() - t_wait
+        rewards = [REWARDS[o] for o in scored.outcomes]
+        used = shuffled(rewards, cfg.seed, step) if cfg.grpo_shuffle_rewards else rewards
+        t_up = time.perf_counter()
+        stats = update(run, batch, used)
+        update_s = time.perf_counter() - t_up
+        if nxt is None and step < total:
+            nxt = sample(run, step + 1)
+        rec = _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, time.perf_counter() - t_step)
+        _log(run, rec, total)
+        if nxt is None:
+            return None
+        batch, pending = nxt, submit_rewards(run, nxt)
+        if step == stop_after or step % cfg.grpo_save_every == 0:
+            save_checkpoint(run, batch)
+        if step == stop_after:
+            pending.cancel()
+            return batch
+    return None
+
+
+def _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, step_s) -> dict:
+    # What this step's wall time went to: sampling the next step's batch (the first batch
+    # is sampled before step 1: the summary's first_rollout_s), waiting for the rewards
+    # (those computed while sampling are reward_overlapped_s) and the update.
+    rollout_s = nxt.rollout_s if nxt is not None else 0.0
+    tokens = nxt.tokens if nxt is not None else 0
+    return {
+        "step": batch.step, "tasks": [run.tasks.tasks[i].id for i in batch.tasks], "rewards": rewards,
+        "reward_mean": sum(rewards) / len(rewards),
+        "outcomes": dict(Counter(scored.outcomes)), "shuffled": run.cfg.grpo_shuffle_rewards,
+        **stats,
+        "rollout_s": rollout_s, "reward_s": reward_wait, "reward_overlapped_s": max(0.0, scored.seconds - reward_wait),
+        "reward_total_s": scored.seconds, "update_s": update_s, "step_s": step_s,
+        "rollout_tokens": tokens, "rollout_tokens_per_s": tokens / rollout_s if rollout_s else 0.0,
+        "completion_tokens": sum(len(r.ids) for r in batch.rollouts),
+    }
+
+
+def _log(run: Run, rec: dict, total: int) -> None:
+    run.history.append(rec)
+    if run.out_dir is not None:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(run.out_dir / STEP_LOG, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    if run.trackers:
+        run.acc.log({f"grpo/{k}": rec[k] for k in ("reward_mean", "signal_fraction", "kl", "loss", "rollout_s",
+                                                   "reward_s", "update_s", "rollout_tokens_per_s")}, step=rec["step"])
+    log.info("step %d/%d reward %.3f signal %.2f kl %.4f loss %.4f | rollout %.1fs reward %.1fs (+%.1fs overlapped) "
+             "update %.1fs | %.0f tokens/s", rec["step"], total, rec["reward_mean"], rec["signal_fraction"],
+             rec["kl"], rec["loss"], rec["rollout_s"], rec["reward_s"], rec["reward_overlapped_s"],
+             rec["update_s"], rec["rollout_tokens_per_s"])
+
+
+# ---- checkpoints ---------------------------------------------------------------------
+
+def _trainable(run: Run) -> dict:
+    if run.master is not None:
+        return dict(zip(_names(run), run.master.master))
+    return {n: p for n, p in run.unwrapped.named_parameters() if p.requires_grad}
+
+
+def _names(run: Run) -> list[str]:
+    return [n for n, p in run.unwrapped.named_parameters() if p.requires_grad]
+
+
+def save_checkpoint(run: Run, nxt: Batch) -> None:
+    import torch
+
+    if run.out_dir is None:
+        return
+    d = run.out_dir / CHECKPOINT
+    d.mkdir(parents=True, exist_ok=True)
+    state = {"step": nxt.step - 1, "config": run.cfg.model_dump(mode="json"), "tasks_sha256": run.tasks.sha256,
+             "params": {n: p.detach().cpu().clone() for n, p in _trainable(run).items()},
+             "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+             "history": run.history, "next": nxt.state()}
+    torch.save(state, d / "state.pt.tmp")
+    os.replace(d / "state.pt.tmp", d / "state.pt")
+    log.info("checkpoint at step %d: %s", state["step"], d)
+
+
+def load_checkpoint(run: Run) -> Batch:
+    """Restore the weights, optimizer, schedule and log; returns the batch to go on with."""
+    import torch
+
+    path = run.out_dir / CHECKPOINT / "state.pt"
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    now = run.cfg.model_dump(mode="json")
+    changed = sorted(k for k in now if now[k] != state["config"].get(k))
+    if changed:
+        raise UserError(f"the checkpoint in {run.out_dir} was made with other settings ({', '.join(changed)})")
+    if state["tasks_sha256"] != run.tasks.sha256:
+        raise UserError(f"the checkpoint in {run.out_dir} was made from other tasks (the run's files changed)")
+    with torch.no_grad():
+        for n, p in _trainable(run).items():
+            p.copy_(state["params"][n])
+    if run.master is not None:
+        run.master.refresh()
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    run.history = state["history"]
+    # the step log as of the checkpoint: steps logged after it are done again
+    (run.out_dir / STEP_LOG).write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    log.info("resuming after step %d", state["step"])
+    return Batch.from_state(state["next"])
+
+
+# ---- setup and saving ----------------------------------------------------------------
+
+def _precision(cfg: TrainConfig, cuda: bool) -> str:
+    if cfg.precision == "auto":
+        return "bf16-master" if cuda else "fp32"
+    return cfg.precision
+
+
+def _policy(cfg: TrainConfig, src, precision: str):
+    """The model to train (LoRA-wrapped or whole) and, for full fine-tuning with a KL
+    term, a frozen copy of the start model."""
+    import torch
+
+    dtype = "bfloat16" if precision in ("bf16", "bf16-master") else "float32"
+    model = load_model(src, dtype=dtype, attn="sdpa")
+    for m in model.modules():  # as SFT: no dropout
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ref = None
+    if cfg.method == "lora":
+        peft = require("peft")
+        targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+        model = peft.get_peft_model(model, peft.LoraConfig(
+            task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=targets))
+    elif cfg.grpo_kl_coef > 0:
+        ref = load_model(src, dtype=dtype, attn="sdpa").eval().requires_grad_(False)
+    return model, ref
+
+
+def _check_out(out_dir: Path | None, overwrite: bool, resume: bool) -> None:
+    if out_dir is None:
+        if resume:
+            raise UserError("resume needs --out (where the checkpoint is)")
+        return
+    held = [n for n in ("config.json", "adapter_config.json", TRAIN_CONFIG) if (out_dir / n).exists()]
+    if held and not overwrite:
+        raise UserError(f"{out_dir} already holds a model ({held[0]}); choose another --out or pass --overwrite")
+    if not resume and (out_dir / CHECKPOINT).exists():
+        if not overwrite:
+            raise UserError(f"{out_dir} holds a checkpoint of an unfinished run; pass --resume to go on with "
+                            "it or --overwrite to start again")
+        shutil.rmtree(out_dir / CHECKPOINT)
+        (out_dir / STEP_LOG).unlink(missing_ok=True)
+
+
+def _save(run: Run, tok, precision: str, summary: dict) -> None:
+    """The policy through ``models.save`` (as SFT's: the fp32 masters when saving fp32),
+    with its card; the checkpoint goes."""
+    import torch
+
+    from selfcodealign.models.card import write_model_card
+
+    cfg, model = run.cfg, run.unwrapped
+    save_dtype = cfg.save_dtype if cfg.save_dtype != "auto" else ("bf16" if precision.startswith("bf16") else "fp32")
+    dtype = torch.bfloat16 if save_dtype == "bf16" else torch.float32
+    if run.master is not None:
+        model.to(dtype)
+        with torch.no_grad():
+            torch._foreach_copy_(run.master.params, run.master.master)
+    if cfg.method == "lora" and cfg.merge_lora:
+        model = model.merge_and_unload()
+    summary.update(saved_dtype=save_dtype, merged=bool(cfg.method == "lora" and cfg.merge_lora))
+    save(model, tok, run.out_dir, dtype, train_config=summary)
+    write_model_card(run.out_dir)
+    shutil.rmtree(run.out_dir / CHECKPOINT, ignore_errors=True)
+
+
+def _setup(cfg: TrainConfig, run_dir, out_dir: Path | None, source_factory):
+    """Everything a run needs, before its first step."""
+    torch, transformers, accelerate = require("torch"), require("transformers"), require("accelerate")
+    cuda = torch.cuda.is_available()
+    precision = _precision(cfg, cuda)
+    if precision == "bf16-mixed" and not cuda:
+        raise UserError("precision bf16-mixed needs a CUDA GPU")
+    trackers = None
+    if out_dir is not None:
+        with contextlib.suppress(ImportError):
+            import tensorboard  # noqa: F401
+
+            trackers = "tensorboard"
+    acc = accelerate.Accelerator(mixed_precision="bf16" if precision == "bf16-mixed" else "no",
+                                 log_with=trackers, project_dir=str(out_dir) if out_dir else None)
+    if acc.num_processes > 1:
+        raise UserError("train --objective grpo runs in one process (one GPU or the CPU), not under accelerate launch")
+    transformers.set_seed(cfg.seed)
+    src = resolve_source(cfg.model)
+    if src.adapter:
+        raise UserError("train from a full model, not a LoRA directory (merge it first: train --merge-lora)")
+    tok = load_tokenizer(src)
+    tasks = load_tasks(run_dir, cfg.grpo_band)
+    prompts = _prompts(tok, tasks, cfg)
+    model, ref = _policy(cfg, src, precision)
+    model.to(acc.device)
+    if ref is not None:
+        ref.to(acc.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    from selfcodealign.train.master import MasterWeights
+
+    master = MasterWeights(trainable) if precision == "bf16-master" else None
+    total = cfg.max_steps or max(1, round(cfg.epochs * len(tasks.tasks) / cfg.grpo_prompts_per_step))
+    opt = torch.optim.AdamW(master.master if master is not None else trainable, lr=cfg.peak_lr,
+                            weight_decay=cfg.weight_decay, fused=cuda)
+    sched = transformers.get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
+                                       opt, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
+    model, opt = acc.prepare(model, opt)
+    if trackers:
+        acc.init_trackers("train", config={k: v for k, v in cfg.model_dump().items() if v is not None})
+    unwrapped = acc.unwrap_model(model)
+    source = (source_factory or _generate_source)(unwrapped, tok, cfg)
+    budget = cfg.token_budget if cfg.token_budget != "auto" else AUTO_BUDGET_FALLBACK
+    plan = task_plan(len(tasks.tasks), cfg.grpo_prompts_per_step, total, cfg.seed)
+    run = Run(cfg, acc, model, ref, opt, sched, master, tasks, prompts, plan, source, budget, out_dir, trackers)
+    return run, src, tok, precision, total
+
+
+def _generate_source(model, tok, cfg: TrainConfig) -> GenerateRollouts:
+    return GenerateRollouts(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens)
+
+
+def _prompts(tok, tasks: Tasks, cfg: TrainConfig) -> list[list[int]]:
+    """The tasks' prompts as token ids; tasks whose prompt and answer budget exceed
+    ``max_len`` are dropped (counted)."""
+    from selfcodealign.train.format import encode_prompt
+
+    keep, prompts = [], []
+    for t in tasks.tasks:
+        ids = encode_prompt(tok, list(t.prompt))
+        if len(ids) + cfg.grpo_max_new_tokens > cfg.max_len:
+            tasks.dropped["too_long"] += 1
+            continue
+        keep.append(t)
+        prompts.append(ids)
+    if not keep:
+        raise UserError(f"every task's prompt plus {cfg.grpo_max_new_tokens} answer tokens exceeds max_len "
+                        f"{cfg.max_len}")
+    tasks.tasks = keep
+    return prompts
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, overwrite: bool = False,
+          resume: bool = False, stop_after: int | None = None, source_factory=None) -> dict:
+    """GRPO on the kept tasks of the run in ``run_dir``; returns a summary (also saved as
+    ``train_config.json`` beside the model). ``stop_after``: stop after that step, with a
+    checkpoint and no model saved (``resume`` goes on from it). ``source_factory(model,
+    tokenizer, cfg)`` makes the rollout source (default: ``generate``)."""
+    import torch
+    import transformers
+
+    if cfg.objective != "grpo":
+        raise ValueError("grpo.train needs objective grpo")
+    out_dir = Path(out_dir) if out_dir else None
+    _check_out(out_dir, overwrite, resume)
+    run, src, tok, precision, total = _setup(cfg, run_dir, out_dir, source_factory)
+    t0 = time.perf_counter()
+    first = load_checkpoint(run) if resume else sample(run, 1)
+    try:
+        rest = run_steps(run, first, total, stop_after) if first.step <= total else None
+    finally:
+        run.pool.shutdown(wait=True, cancel_futures=True)
+    summary = {
+        **cfg.model_dump(), "base_model": src.name, "base_model_sha256": source_hash(src).sha256,
+        "precision": precision, "data": str(Path(run_dir).resolve()), "data_sha256": run.tasks.sha256,
+        "examples": len(run.tasks.tasks), "dropped": dict(run.tasks.dropped), "steps": total,
+        "steps_done": run.history[-1]["step"] if run.history else 0, "rewards": REWARDS,
+        "final_loss": run.history[-1]["loss"] if run.history else None,
+        "final_reward_mean": run.history[-1]["reward_mean"] if run.history else None,
+        "seconds": time.perf_counter() - t0, "first_rollout_s": first.rollout_s, "history": run.history,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    if rest is None and out_dir is not None:
+        _save(run, tok, precision, summary)
+    if run.trackers:
+        run.acc.end_training()
+    return summary

@@ -1,0 +1,105 @@
+"""GRPO's learning signal: group-relative advantages, the shuffled control, the clipped
+policy-gradient loss with a k3 KL term, and the log-probabilities of sampled tokens
+(``train.grpo`` runs the steps; the formulas are in its docstring)."""
+
+from __future__ import annotations
+
+import random
+
+from selfcodealign.train.rollouts import Rollout
+
+ADV_EPS = 1e-4  # keeps a group of near-equal rewards from exploding
+LOGP_CHUNK = 1024  # sampled tokens whose logits exist at once (152k-word vocabulary)
+
+
+def group_advantages(rewards: list[float], group: int, scale_std: bool = True) -> tuple[list[float], int]:
+    """Each reward minus its group's mean (over its group's std, population, + ADV_EPS,
+    with ``scale_std``); groups are consecutive runs of ``group`` rewards. Returns the
+    advantages and how many groups had all rewards equal (no signal)."""
+    if len(rewards) % group:
+        raise ValueError(f"{len(rewards)} rewards do not make groups of {group}")
+    out, flat = [], 0
+    for a in range(0, len(rewards), group):
+        g = rewards[a : a + group]
+        mean = sum(g) / group
+        if all(r == g[0] for r in g):
+            flat += 1
+            out += [0.0] * group
+            continue
+        std = (sum((r - mean) ** 2 for r in g) / group) ** 0.5
+        out += [(r - mean) / (std + ADV_EPS) if scale_std else r - mean for r in g]
+    return out, flat
+
+
+def shuffled(rewards: list[float], seed: int, step: int) -> list[float]:
+    """The batch's rewards permuted across all its samples (the control arm): the same
+    rewards, no longer tied to the answers that earned them."""
+    out = list(rewards)
+    random.Random(f"grpo-shuffle|{seed}|{step}").shuffle(out)
+    return out
+
+
+def pg_loss(logp, old_logp, ref_logp, adv, clip: float, kl_coef: float):
+    """Per-token loss (summed) and its parts: the clipped policy gradient and k3 KL."""
+    import torch
+
+    ratio = torch.exp(logp - old_logp)
+    pg = -torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
+    if ref_logp is None:
+        kl = torch.zeros_like(logp)
+    else:
+        d = ref_logp - logp
+        kl = torch.exp(d) - d - 1
+    clipped = ((ratio - 1).abs() > clip).float()
+    return (pg + kl_coef * kl).sum(), kl.detach().sum(), clipped.sum()
+
+
+def _chunk_logp(h, w, t, temperature: float):
+    import torch
+
+    logits = (h @ w.t()).float() / temperature
+    return logits.gather(1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+
+
+def sampled_logps(model, rollouts: list[Rollout], temperature: float):
+    """Each rollout's sampled tokens' log-probabilities under ``model`` (one tensor per
+    rollout). Only the sampled positions get logits, a chunk at a time, recomputed in
+    the backward pass rather than kept."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    from selfcodealign.train.fused_loss import hidden_states_out
+
+    dev = next(model.parameters()).device
+    rows = [list(r.prompt_ids) + list(r.ids) for r in rollouts]
+    width = max(len(x) for x in rows)
+    ids = torch.tensor([x + [0] * (width - len(x)) for x in rows], device=dev)
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows], device=dev)
+    with hidden_states_out(model) as head:
+        hidden = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        b = torch.tensor([i for i, r in enumerate(rollouts) for _ in r.ids], device=dev)
+        pos = torch.tensor([len(r.prompt_ids) - 1 + k for r in rollouts for k in range(len(r.ids))], device=dev)
+        targets = torch.tensor([t for r in rollouts for t in r.ids], device=dev)
+        h = hidden[b, pos]
+        parts = []
+        for s in range(0, len(targets), LOGP_CHUNK):
+            args = (h[s : s + LOGP_CHUNK], head.weight, targets[s : s + LOGP_CHUNK], temperature)
+            parts.append(checkpoint(_chunk_logp, *args, use_reentrant=False) if torch.is_grad_enabled()
+                         else _chunk_logp(*args))
+    return list(torch.cat(parts).split([len(r.ids) for r in rollouts]))
+
+
+def micro_batches(rollouts: list[Rollout], budget: int) -> list[list[int]]:
+    """Rollout indices in order, cut so that a micro-batch's padded tokens stay within
+    ``budget`` (a longer rollout goes alone)."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    width = 0
+    for i, r in enumerate(rollouts):
+        n = len(r.prompt_ids) + len(r.ids)
+        if cur and max(width, n) * (len(cur) + 1) > budget:
+            out.append(cur)
+            cur, width = [], 0
+        cur.append(i)
+        width = max(width, n)
+    return out + ([cur] if cur else [])

@@ -1,0 +1,102 @@
+"""Where online training's samples come from: the policy being trained, G answers per
+prompt.
+
+A rollout source has two methods: ``generate(prompts, group, seed)`` returns ``group``
+samples of each prompt (token ids in, token ids and text out, in input order), and
+``sync(model)`` is called after every optimizer step so that the next samples come
+from the updated weights.
+
+``GenerateRollouts`` samples with transformers' ``generate`` on the model being trained
+(nothing to sync: it is the same module). The GPU engine (``selfcodealign.gpu.Engine``)
+plugs in as a second source: its ``Runner`` holds the decoder's weights in its own fused
+buffers and replays captured CUDA graphs, so its ``sync`` must copy the policy's
+(LoRA-merged) weights into those buffers in place (``copy_``, never new tensors) for the
+graphs to stay valid; its ``Request`` already carries the prompt ids, temperature, seed
+and token budget that ``generate`` takes here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Rollout:
+    prompt: int  # index of the prompt in the batch
+    prompt_ids: tuple[int, ...]
+    ids: tuple[int, ...]  # the sampled tokens, the end-of-sequence token included when sampled
+    text: str  # the sampled text, without the end-of-sequence token
+    finish_reason: str  # "stop" (ended itself) | "length" (hit the token budget)
+
+
+class RolloutSource(Protocol):
+    def generate(self, prompts: list[list[int]], group: int, seed: int) -> list[Rollout]: ...
+
+    def sync(self, model) -> None: ...
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    """The tokens that end an answer: the model's generation config's and the tokenizer's."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for src in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(src, int):
+            ids.add(src)
+        elif src:
+            ids.update(src)
+    return sorted(ids)
+
+
+class GenerateRollouts:
+    """Samples from the model being trained with ``generate``: pure sampling at
+    ``temperature`` (no top-k, no top-p), prompts left-padded into one batch of at most
+    ``batch`` sequences, seeded per call (the same seed gives the same samples)."""
+
+    def __init__(self, model, tokenizer, *, temperature: float, max_new_tokens: int, batch: int = 64):
+        self.model, self.tokenizer = model, tokenizer
+        self.temperature, self.max_new_tokens, self.batch = temperature, max_new_tokens, batch
+        self.eos = eos_ids(model, tokenizer)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
+        self.generated_tokens = 0
+
+    def sync(self, model) -> None:
+        return None  # generate runs on the trained module itself
+
+    def generate(self, prompts: list[list[int]], group: int, seed: int) -> list[Rollout]:
+        import torch
+
+        jobs = [(p, k) for p in range(len(prompts)) for k in range(group)]
+        out: list[Rollout] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for a in range(0, len(jobs), self.batch):
+                chunk = jobs[a : a + self.batch]
+                torch.manual_seed(seed * 1_000_003 + a)
+                out += self._sample([prompts[p] for p, _ in chunk], [p for p, _ in chunk])
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _sample(self, rows: list[list[int]], owners: list[int]) -> list[Rollout]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        dev = next(self.model.parameters()).device
+        ids = torch.tensor([[self.pad] * (width - len(r)) + r for r in rows], device=dev)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=dev)
+        with torch.no_grad():
+            seqs = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature, top_k=0,
+                top_p=1.0, max_new_tokens=self.max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
+                use_cache=True,
+            )
+        out = []
+        for owner, row, gen in zip(owners, rows, seqs[:, width:].tolist()):
+            end = next((i for i, t in enumerate(gen) if t in self.eos), None)
+            kept = gen if end is None else gen[: end + 1]
+            self.generated_tokens += len(kept)
+            text = self.tokenizer.decode(kept if end is None else kept[:-1], skip_special_tokens=True)
+            out.append(Rollout(owner, tuple(row), tuple(kept), text, "length" if end is None else "stop"))
+        return out

@@ -1,0 +1,276 @@
+"""GRPO on CPU: rewards from the real sandbox, group-relative advantages, the shuffled
+control, resume, and a short run from a real run directory on a tiny model."""
+
+import json
+import random
+import re
+import statistics
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from selfcodealign.errors import UserError
+from selfcodealign.train import grpo
+from selfcodealign.train import policy_gradient as pg
+from selfcodealign.train.config import TrainConfig
+from selfcodealign.train.rollouts import Rollout
+from selfcodealign.train.tasks import REWARDS, Task, load_tasks, score
+
+ADD = Task(id="t-add", prompt=({"role": "user", "content": "Write add(a, b)."},),
+           tests="assert add(2, 3) == 5\nassert add(-1, 1) == 0\n")
+
+
+def fenced(code: str) -> str:
+    return f"Here it is.\n\n```python\n{code}```\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A pipeline run (seeds to dataset.jsonl) through the real ledger and sandbox, its
+    model a scripted backend whose samples pass or fail their tests."""
+    from scripted_backend import Scripted
+
+    from selfcodealign.config import build_config
+    from selfcodealign.executors.local import LocalExecutor
+    from selfcodealign.ids import make_id
+    from selfcodealign.jsonl import write_atomic
+    from selfcodealign.pipeline import Pipeline
+    from selfcodealign.records import Seed
+
+    tmp = tmp_path_factory.mktemp("grpo-run")
+    seeds = [Seed(id=make_id("seed", i), code=f"def g{i}(x):\n    \"\"\"Doc {i}.\"\"\"\n    return x + {i}\n",
+                  name=f"g{i}", source="test", path=f"m{i}.py", line_start=1, line_end=3) for i in range(8)]
+    write_atomic(tmp / "seeds.jsonl", seeds)
+    cfg = build_config(sets=[f"seeds.source=seeds:{tmp / 'seeds.jsonl'}", "prompts.style=completion",
+                             "responses.n=4", "execute.workers=2",
+                             # the scripted answers are one-line functions: kept here despite that
+                             "select.keep_reasons=[trivial]"])
+    backend = Scripted()
+    Pipeline(cfg, tmp / "run", lambda: LocalExecutor(lambda: backend, 2), quiet=True).run()
+    return tmp / "run"
+
+
+# ---- rewards -------------------------------------------------------------------------
+
+def test_rewards_come_from_the_sandbox_with_the_stated_scores():
+    answers = {
+        "right": fenced("def add(a, b):\n    return a + b\n"),
+        "wrong": fenced("def add(a, b):\n    return a - b\n"),
+        # its own tests pass, the task's do not: the answer's tests are never the reward
+        "wrong_with_own_passing_tests": fenced("def add(a, b):\n    return a * b\n")
+        + "\n### Tests\n```python\nassert add(2, 2) == 4\n```\n",
+        "syntax_error": fenced("def add(a, b)\n    return a + b\n"),
+        "timeout": fenced("def add(a, b):\n    while True:\n        pass\n"),
+        "no_code": "I would add the two numbers.",
+        "raises": fenced("def add(a, b):\n    raise ValueError('no')\n"),
+    }
+    outcomes = dict(zip(answers, score([(t, "stop", ADD) for t in answers.values()], timeout=2, memory_mb=512)))
+    assert outcomes == {"right": "passed", "wrong": "failed", "wrong_with_own_passing_tests": "failed",
+                        "syntax_error": "syntax_error", "timeout": "timeout", "no_code": "no_code",
+                        "raises": "failed"}
+    assert {o: REWARDS[o] for o in outcomes.values()} == {
+        "passed": 1.0, "failed": 0.0, "syntax_error": 0.0, "timeout": 0.0, "no_code": 0.0}
+
+
+def test_tasks_are_the_kept_examples_with_their_tests_and_the_band_counts_drops(run_dir):
+    kept = [json.loads(line) for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
+    every = load_tasks(run_dir, None)
+    assert [t.id for t in every.tasks] == [e["id"] for e in kept]
+    assert [t.tests for t in every.tasks] == [e["tests"] for e in kept]
+    assert all(t.prompt[-1]["role"] == "user" for t in every.tasks)
+    band = load_tasks(run_dir, (0.1, 0.9))
+    rates = [t.pass_rate for t in band.tasks]
+    assert rates and all(0.1 <= a / b <= 0.9 for a, b in rates)
+    assert len(band.tasks) + band.dropped["pass_rate_outside_band"] == len(kept)
+    assert band.sha256 != every.sha256  # the executed results are part of the data
+    with pytest.raises(UserError, match="no dataset.jsonl"):
+        load_tasks(run_dir / "nope", None)
+
+
+# ---- the learning signal -------------------------------------------------------------
+
+def test_advantages_are_relative_to_their_group_and_flat_groups_are_counted():
+    adv, flat = pg.group_advantages([1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1], 4)
+    std = (0.25 * 0.75) ** 0.5
+    assert adv[:4] == pytest.approx([0.75 / std, -0.25 / std, -0.25 / std, -0.25 / std], rel=1e-3)
+    assert adv[4:8] == [0.0] * 4 and flat == 1
+    assert adv[8:] == pytest.approx([-1, -1, 1, 1], rel=1e-3)
+    # Dr. GRPO: centred, not scaled
+    adv, flat = pg.group_advantages([1, 0, 0, 0, 0, 0, 0, 0], 4, scale_std=False)
+    assert adv == [0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0] and flat == 1
+    with pytest.raises(ValueError):
+        pg.group_advantages([1, 0, 1], 2)
+
+
+def test_the_shuffled_control_carries_no_signal():
+    """Over many batches, a batch's shuffled rewards do not correlate with which of its
+    answers passed, and the advantages they give do not depend on it; unshuffled, they
+    do."""
+    rng = random.Random(7)
+    group, n_groups = 8, 8
+    corr_true, corr_shuf, passed, adv_true, adv_shuf = [], [], [], [], []
+    for step in range(1, 1501):
+        rates = [rng.choice([0.0, 0.1, 0.3, 0.5, 0.8, 1.0]) for _ in range(n_groups)]
+        r = [float(rng.random() < p) for p in rates for _ in range(group)]
+        s = pg.shuffled(r, seed=3, step=step)
+        assert sorted(s) == sorted(r)  # the same rewards, moved
+        if 0 < sum(r) < len(r):
+            corr_true.append(statistics.correlation(r, r))
+            corr_shuf.append(statistics.correlation(r, s))
+        passed += r
+        adv_true += pg.group_advantages(r, group)[0]
+        adv_shuf += pg.group_advantages(s, group)[0]
+    assert len(corr_shuf) > 1000
+    assert statistics.fmean(corr_true) == pytest.approx(1.0)
+    # a uniform permutation of n values: expected correlation -1/(n-1), here -0.016
+    assert abs(statistics.fmean(corr_shuf)) < 0.03
+    mean = lambda xs, want: statistics.fmean(a for a, p in zip(xs, passed) if p == want)  # noqa: E731
+    assert mean(adv_true, 1.0) > 0.5 and mean(adv_true, 0.0) < -0.3
+    assert abs(mean(adv_shuf, 1.0)) < 0.03 and abs(mean(adv_shuf, 0.0)) < 0.03
+    # seeded: the same permutation for the same (seed, step), another for the next step
+    r = [float(i % 3 == 0) for i in range(64)]
+    assert pg.shuffled(r, 3, 5) == pg.shuffled(r, 3, 5) != pg.shuffled(r, 3, 6)
+
+
+def _rollout(tok, prompt: str, answer: str) -> Rollout:
+    from selfcodealign.train.format import encode_prompt
+
+    ids = encode_prompt(tok, [{"role": "user", "content": prompt}])
+    return Rollout(0, tuple(ids), tuple(tok(answer, add_special_tokens=False)["input_ids"]), answer, "stop")
+
+
+def test_sampled_logps_are_the_models_token_log_probabilities(tiny_model_dir, qwen_tokenizer):
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rs = [_rollout(qwen_tokenizer, "Write add.", "def add(a, b): return a + b"),
+          _rollout(qwen_tokenizer, "Write a much longer thing, please.", "x = 1")]
+    got = pg.sampled_logps(model, rs, temperature=0.7)
+    for r, lp in zip(rs, got):
+        ids = torch.tensor([list(r.prompt_ids) + list(r.ids)])
+        logits = model(ids).logits[0, len(r.prompt_ids) - 1 : -1].float() / 0.7
+        want = torch.log_softmax(logits, -1).gather(1, torch.tensor(r.ids)[:, None])[:, 0]
+        assert torch.allclose(lp, want, atol=1e-4)
+
+
+def test_a_step_moves_the_policy_towards_the_rewarded_answer(tiny_model_dir, qwen_tokenizer):
+    """Hand-written rollouts, one rewarded and one not: the loss raises the first's
+    probability against the second's; the KL term starts at 0."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    good, bad = (_rollout(qwen_tokenizer, "Write add.", a) for a in ("return a + b", "return a - b"))
+    adv, _ = pg.group_advantages([1.0, 0.0], 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+
+    def gap():
+        with torch.no_grad():
+            g, b = pg.sampled_logps(model, [good, bad], 1.0)
+        return (g.sum() - b.sum()).item(), (g.detach(), b.detach())
+
+    before, (og, ob) = gap()
+    logp = pg.sampled_logps(model, [good, bad], 1.0)
+    a = torch.tensor([adv[0]] * len(good.ids) + [adv[1]] * len(bad.ids))
+    cat = torch.cat(logp)
+    loss, kl, clipped = pg.pg_loss(cat, torch.cat([og, ob]), cat.detach(), a, clip=0.2, kl_coef=0.02)
+    assert kl.item() == pytest.approx(0.0, abs=1e-6) and clipped.item() == 0
+    (loss / len(a)).backward()
+    opt.step()
+    after, _ = gap()
+    assert after > before + 0.01
+
+
+# ---- runs ----------------------------------------------------------------------------
+
+class HandWritten:
+    """A rollout source of hand-written answers (the tiny random model writes no code):
+    for each prompt's `f_NAME`, a right or a wrong solution, picked by a seeded coin."""
+
+    def __init__(self, model, tok, cfg):
+        self.tok = tok
+        self.generated_tokens = 0
+
+    def sync(self, model):
+        return None
+
+    def generate(self, prompts, group, seed):
+        rng = random.Random(seed)
+        out = []
+        for i, p in enumerate(prompts):
+            name = re.search(r"`(f_\w+)`", self.tok.decode(p)).group(1)
+            for _ in range(group):
+                factor = rng.choice([2, 3])
+                text = fenced(f"def {name}(x):\n    return {factor} * x\n")
+                ids = tuple(self.tok(text, add_special_tokens=False)["input_ids"])
+                self.generated_tokens += len(ids)
+                out.append(Rollout(i, tuple(p), ids, text, "stop"))
+        return out
+
+
+def _cfg(tiny_model_dir, **kw):
+    base = dict(model=str(tiny_model_dir), objective="grpo", max_steps=4, grpo_group_size=4,
+                grpo_prompts_per_step=2, grpo_max_new_tokens=24, max_len=512, lr=5e-3, warmup_ratio=0.0,
+                grpo_pass_rate_min=0.0, grpo_pass_rate_max=1.0, grpo_save_every=100)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_path):
+    cfg = _cfg(tiny_model_dir)
+    whole = grpo.train(cfg, run_dir, tmp_path / "whole", source_factory=HandWritten)
+    part = grpo.train(cfg, run_dir, tmp_path / "part", stop_after=2, source_factory=HandWritten)
+    assert [h["step"] for h in part["history"]] == [1, 2]
+    assert not (tmp_path / "part" / "train_config.json").exists()
+    with pytest.raises(UserError, match="--resume"):
+        grpo.train(cfg, run_dir, tmp_path / "part", source_factory=HandWritten)
+    with pytest.raises(UserError, match="other settings"):
+        grpo.train(_cfg(tiny_model_dir, lr=1e-3), run_dir, tmp_path / "part", resume=True,
+                   source_factory=HandWritten)
+    # a run killed after logging a step past its last checkpoint: that step is done again
+    with open(tmp_path / "part" / grpo.STEP_LOG, "a") as f:
+        f.write(json.dumps({"step": 3, "killed": True}) + "\n")
+    done = grpo.train(cfg, run_dir, tmp_path / "part", resume=True, source_factory=HandWritten)
+    assert [h["step"] for h in done["history"]] == [1, 2, 3, 4] == [h["step"] for h in whole["history"]]
+    for key in ("tasks", "rewards", "reward_mean", "groups_flat"):
+        assert [h[key] for h in done["history"]] == [h[key] for h in whole["history"]], key
+    for a, b in zip(done["history"], whole["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    # the answers carried a signal, so the weights moved, and both runs moved them alike
+    assert any(h["signal_fraction"] > 0 for h in whole["history"])
+    start = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    w = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "whole").state_dict()
+    p = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "part").state_dict()
+    moved = max((w[k] - start[k]).abs().max().item() for k in w)
+    assert moved > 1e-3
+    assert all(torch.allclose(w[k], p[k], atol=1e-5) for k in w)
+    lines = (tmp_path / "part" / grpo.STEP_LOG).read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]
+    assert not (tmp_path / "part" / grpo.CHECKPOINT).exists()
+
+
+def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, run_dir, tmp_path, capsys):
+    """The command end to end: LoRA (the reference is the adapter switched off), the
+    tiny model's own samples scored in the sandbox, the step log and the provenance."""
+    from selfcodealign.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["train", "--objective", "grpo", "--data", str(run_dir), "--out", str(out), "--model",
+               str(tiny_model_dir), "--method", "lora", "--max-steps", "2", "--grpo-group-size", "4",
+               "--grpo-prompts-per-step", "2", "--grpo-max-new-tokens", "16", "--grpo-pass-rate", "0,1",
+               "--max-len", "512"])
+    assert rc == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["objective"] == "grpo" and saved["method"] == "lora" and saved["steps_done"] == 2
+    assert saved["data_sha256"] == load_tasks(run_dir, None).sha256 and saved["base_model_sha256"]
+    assert saved["rewards"] == REWARDS and (saved["grpo_pass_rate_min"], saved["grpo_pass_rate_max"]) == (0, 1)
+    assert saved["first_rollout_s"] > 0
+    for h in saved["history"]:
+        assert sum(h["outcomes"].values()) == 8 == h["groups"] * 4
+        parts = h["rollout_s"] + h["reward_s"] + h["update_s"]
+        assert h["update_s"] > 0 and h["reward_s"] >= 0 and 0.8 * h["step_s"] <= parts <= h["step_s"]
+        assert 0 <= h["reward_overlapped_s"] <= h["reward_total_s"]
+        assert h["completion_tokens"] > 0 and h["kl"] >= 0
+    # step 1 sampled step 2's batch while its rewards ran; the last step samples nothing
+    first, last = saved["history"]
+    assert first["rollout_s"] > 0 and first["rollout_tokens"] > 0 and last["rollout_s"] == 0
+    assert len((out / grpo.STEP_LOG).read_text().splitlines()) == 2
+    assert (out / "adapter_config.json").exists()
+    assert main(["train", "--objective", "grpo", "--data", str(tmp_path / "missing"), "--out", str(out)]) != 0
+    assert "run directory not found" in capsys.readouterr().err
