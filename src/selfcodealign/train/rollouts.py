@@ -8,11 +8,20 @@ from the updated weights.
 
 ``GenerateRollouts`` samples with transformers' ``generate`` on the model being trained
 (nothing to sync: it is the same module). The GPU engine (``selfcodealign.gpu.Engine``)
-plugs in as a second source: its ``Runner`` holds the decoder's weights in its own fused
-buffers and replays captured CUDA graphs, so its ``sync`` must copy the policy's
-(LoRA-merged) weights into those buffers in place (``copy_``, never new tensors) for the
-graphs to stay valid; its ``Request`` already carries the prompt ids, temperature, seed
-and token budget that ``generate`` takes here.
+is to plug in as a second source; its ``Request`` already carries the prompt ids,
+temperature, seed and token budget that ``generate`` takes here. What it needs:
+
+- Full fine-tuning: ``gpu.model.Runner`` re-points the model's q/k/v and gate/up weights
+  at slices of fused tensors, so the optimizer's in-place updates (and the bf16 masters'
+  ``copy_`` back) reach the engine's weights with nothing copied and the captured CUDA
+  graphs' pointers stay valid; ``sync`` has nothing to do, as long as no step replaces a
+  parameter tensor (FSDP, ``torch.compile`` of the policy would).
+- LoRA: the runner must be built on the base model's modules, with the adapter merged
+  into their weights in place before sampling (peft's ``merge_adapter``) and unmerged
+  after, so the engine samples from the policy and training sees the base again.
+- To measure once built: after a step, the engine's logits for a prompt equal the
+  policy's (graphs replaying the updated weights), and its tokens/s against the engine
+  standalone in the same run (the issue's goal: at least half).
 """
 
 from __future__ import annotations
