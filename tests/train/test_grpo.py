@@ -272,5 +272,7 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
     assert first["rollout_s"] > 0 and first["rollout_tokens"] > 0 and last["rollout_s"] == 0
     assert len((out / grpo.STEP_LOG).read_text().splitlines()) == 2
     assert (out / "adapter_config.json").exists()
+    card = (out / "README.md").read_text()
+    assert "GRPO (lora)" in card and "grpo_group_size" in card and saved["data_sha256"] in card
     assert main(["train", "--objective", "grpo", "--data", str(tmp_path / "missing"), "--out", str(out)]) != 0
     assert "run directory not found" in capsys.readouterr().err
