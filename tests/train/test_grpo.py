@@ -134,6 +134,23 @@ def test_the_shuffled_control_carries_no_signal():
     assert pg.shuffled(r, 3, 5) == pg.shuffled(r, 3, 5) != pg.shuffled(r, 3, 6)
 
 
+def test_each_epoch_takes_every_task_once_in_a_seeded_order():
+    plan = grpo.task_plan(5, 2, 7, seed=1)
+    flat = sum(plan, [])
+    assert len(plan) == 7 and all(len(s) == 2 for s in plan)
+    assert sorted(flat[:5]) == sorted(flat[5:10]) == list(range(5)) and flat[:5] != flat[5:10]
+    assert plan == grpo.task_plan(5, 2, 7, seed=1) != grpo.task_plan(5, 2, 7, seed=2)
+
+
+def test_micro_batches_keep_order_and_their_padded_size_within_the_budget():
+    rs = [Rollout(0, (1,) * p, (2,) * n, "", "stop") for p, n in [(10, 5), (10, 20), (3, 3), (50, 50), (4, 4)]]
+    mbs = pg.micro_batches(rs, budget=40)
+    assert sum(mbs, []) == list(range(5))
+    for mb in mbs:  # a rollout longer than the budget goes alone
+        width = max(len(rs[i].prompt_ids) + len(rs[i].ids) for i in mb)
+        assert width * len(mb) <= 40 or len(mb) == 1
+
+
 def _rollout(tok, prompt: str, answer: str) -> Rollout:
     from selfcodealign.train.format import encode_prompt
 
