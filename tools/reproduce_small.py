@@ -60,7 +60,7 @@ WHEELS = {  # distribution: import name
 # `datasets`, and its wheel pins pyarrow and huggingface_hub versions that would shadow the
 # image's own. Where it cannot be imported, setup puts this stand-in on the path instead.
 DATASETS_STANDIN = (
-    '"""Stand-in written by benchmarks/reproduce_small.py setup: not the datasets library."""\n'
+    '"""Stand-in written by tools/reproduce_small.py setup: not the datasets library."""\n'
     "def load_dataset(*args, **kwargs):\n"
     "    raise RuntimeError('datasets is not installed on this machine')\n"
 )
