@@ -28,16 +28,25 @@ def run_summary(run: Path) -> dict[str, Any]:
         return {}
 
 
-def _threshold(runs: list[Path]) -> float:
-    """The first run's select.dedup_threshold (the default when it has no config)."""
+def run_config(run: Path) -> dict[str, Any]:
+    """A run directory's resolved config (config.yaml) as a dict; {} where it has none or
+    it cannot be read."""
     import yaml
 
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _threshold(runs: list[Path]) -> float:
+    """The first run's select.dedup_threshold (the default when it has no config)."""
     from selfcodealign.config import SelectConfig
 
     try:
-        cfg = yaml.safe_load((runs[0] / "config.yaml").read_text()) or {}
-        return float(cfg["select"]["dedup_threshold"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return float(run_config(runs[0])["select"]["dedup_threshold"])
+    except (KeyError, TypeError, ValueError):
         return SelectConfig().dedup_threshold
 
 

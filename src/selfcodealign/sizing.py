@@ -48,21 +48,30 @@ class Speed:
         return prompt_tokens / self.prompt_tps + completion_tokens / self.decode_tps
 
 
+NO_COUNTS = ("the engine reports no token counts, so its speed cannot be measured (budget_minutes); "
+             "run without a budget: --set budget_minutes=null, and size it with seeds.max_seeds")
+
+
 def measure(backend, slots: int, *, prompt_lines: int = 30, decode_tokens: int = 48) -> Speed:
     """Aggregate prompt and decode rates of ``backend`` with ``slots`` requests (one per slot).
     Each prompt starts with its own number, so no prefix cache serves it."""
     from selfcodealign.backends import SamplingParams
+    from selfcodealign.errors import UserError
 
     t0 = time.monotonic()
     body = _FILLER * max(1, prompt_lines // 10)
     read = [[{"role": "user", "content": f"Snippet {i}.\n{body}\nName the function above."}] for i in range(slots)]
     dt, prompt_tokens, _ = _timed(backend, read, SamplingParams(max_tokens=1))
+    if prompt_tokens <= 0:
+        raise UserError(NO_COUNTS)
     prompt_tps = prompt_tokens / max(dt, 1e-6)
     write = [[{"role": "user", "content": f"List the integers from {100 * i} upwards, one per line, "
                "as a Python list literal."}] for i in range(slots)]
     dt, prompt_tokens, completion_tokens = _timed(backend, write, SamplingParams(max_tokens=decode_tokens))
+    if completion_tokens <= 0:
+        raise UserError(NO_COUNTS)
     decode_s = max(dt - prompt_tokens / prompt_tps, 1e-3)
-    return Speed(prompt_tps, max(completion_tokens, 1) / decode_s, time.monotonic() - t0)
+    return Speed(prompt_tps, completion_tokens / decode_s, time.monotonic() - t0)
 
 
 def _timed(backend, prompts: list, sp) -> tuple[float, int, int]:

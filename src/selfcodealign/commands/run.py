@@ -103,13 +103,10 @@ def with_max_seeds(cfg, n: int):
 def previous_max_seeds(out: Path, budget: float) -> int | None:
     """The seeds a sized run in ``out`` was given, if it mined any under the same budget:
     a resumed run keeps them, so the seeds stage sees the settings it ran with."""
-    import yaml
+    from selfcodealign.merge import run_config
 
-    try:
-        before = yaml.safe_load((out / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    n = (before.get("seeds") or {}).get("max_seeds") if isinstance(before, dict) else None
+    before = run_config(out)
+    n = (before.get("seeds") or {}).get("max_seeds")
     if (out / "seeds.jsonl").exists() and before.get("budget_minutes") == budget and isinstance(n, int):
         return n
     return None

@@ -121,13 +121,10 @@ def _table(part: Part, records: list[BaseModel], system_prompt: str | None, data
 
 def _system_prompt(run_dir: Path) -> str | None:
     """select.system_prompt of the run (the dataset's messages start with it)."""
-    import yaml
+    from selfcodealign.merge import run_config
 
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        return (cfg.get("select") or {}).get("system_prompt")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
+    select = run_config(run_dir).get("select")
+    return select.get("system_prompt") if isinstance(select, dict) else None
 
 
 def _check_paths(run_dir: Path, out: Path) -> None:

@@ -47,14 +47,12 @@ class Tasks:
 
 
 def _execute_config(run_dir: Path):
-    import yaml
-
     from selfcodealign.config import ExecuteConfig
+    from selfcodealign.merge import run_config
 
     try:
-        section = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("execute") or {}
-        return ExecuteConfig.model_validate(section)
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return ExecuteConfig.model_validate(run_config(run_dir).get("execute") or {})
+    except ValueError:
         return ExecuteConfig()
 
 
