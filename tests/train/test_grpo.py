@@ -293,3 +293,25 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
     assert "GRPO (lora)" in card and "grpo_group_size" in card and saved["data_sha256"] in card
     assert main(["train", "--objective", "grpo", "--data", str(tmp_path / "missing"), "--out", str(out)]) != 0
     assert "run directory not found" in capsys.readouterr().err
+
+
+def test_rollouts_ignore_the_models_generation_config(tiny_model_dir, qwen_tokenizer):
+    """A checkpoint's repetition penalty, top-k or top-p would make the samples come from
+    another distribution than softmax(logits / T) that the loss assumes."""
+    from selfcodealign.train.rollouts import GenerateRollouts
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():  # a model that repeats its last token: a repetition penalty changes every sample
+        model.lm_head.weight.copy_(model.model.embed_tokens.weight * 1000)
+    prompts = [list(_rollout(qwen_tokenizer, "Write add.", "x").prompt_ids)]
+
+    def draw():
+        src = GenerateRollouts(model, qwen_tokenizer, temperature=1.0, max_new_tokens=32)
+        return [r.ids for r in src.generate(prompts, 8, seed=3)]
+
+    plain = draw()
+    assert all(len(set(ids)) < len(ids) for ids in plain)
+    model.generation_config.repetition_penalty = 10.0
+    model.generation_config.top_k = 2
+    model.generation_config.top_p = 0.5
+    assert draw() == plain

@@ -59,7 +59,8 @@ def eos_ids(model, tokenizer) -> list[int]:
 
 class GenerateRollouts:
     """Samples from the model being trained with ``generate``: pure sampling at
-    ``temperature`` (no top-k, no top-p), prompts left-padded into one batch of at most
+    ``temperature`` (no top-k, no top-p, no repetition penalty, whatever the model's
+    generation config says: the loss assumes softmax(logits / T)), prompts left-padded into one batch of at most
     ``batch`` sequences, seeded per call (the same seed gives the same samples)."""
 
     def __init__(self, model, tokenizer, *, temperature: float, max_new_tokens: int, batch: int = 64):
@@ -98,7 +99,7 @@ class GenerateRollouts:
         with torch.no_grad():
             seqs = self.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature, top_k=0,
-                top_p=1.0, max_new_tokens=self.max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
+                top_p=1.0, repetition_penalty=None, max_new_tokens=self.max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
                 use_cache=True,
             )
         out = []
