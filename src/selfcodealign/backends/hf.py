@@ -38,6 +38,19 @@ from selfcodealign.backends.base import (
 
 log = logging.getLogger(__name__)
 
+
+def eos_token_ids(tokenizer, model) -> list[int]:
+    """The tokens that end an answer: the model's generation config's and the tokenizer's
+    (sorted, each once)."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for src in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(src, int):
+            ids.add(src)
+        elif src:
+            ids.update(src)
+    return sorted(ids)
+
 # Share of the GPU memory free after loading the model that the KV cache may take; the
 # rest is for logits, prefill activations and graph buffers.
 CACHE_SHARE = 0.6
@@ -87,7 +100,7 @@ class HFBackend(Backend):
         log.log(logging.WARNING if reason and engine == "auto" else logging.INFO,
                 "hf: %s engine for %s (%s)", self.engine, self._src.name, why)
         self.model = m.to(self.device).eval()
-        self._eos = self._eos_ids()
+        self._eos = eos_token_ids(self.tokenizer, self.model)
         self._engine = None
         if self.engine == "continuous" and self.device.startswith("cuda"):
             # The attention kernels are checked against the reference (and compiled) once
@@ -103,16 +116,6 @@ class HFBackend(Backend):
         from selfcodealign.models.chat import has_chat_template
 
         return has_chat_template(self.tokenizer)
-
-    def _eos_ids(self) -> list[int]:
-        ids = set()
-        gen = getattr(self.model, "generation_config", None)
-        for src in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
-            if isinstance(src, int):
-                ids.add(src)
-            elif src:
-                ids.update(src)
-        return sorted(ids)
 
     def _token_ids(self, prompts: Sequence[Prompt], jobs: list[Job]) -> list[tuple[int, ...]]:
         """Each job's rendered prompt (prefill included) as token ids, each one tokenized once."""

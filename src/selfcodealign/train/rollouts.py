@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from selfcodealign.backends.hf import eos_token_ids
+
 
 @dataclass(frozen=True)
 class Rollout:
@@ -45,28 +47,16 @@ class RolloutSource(Protocol):
     def sync(self, model) -> None: ...
 
 
-def eos_ids(model, tokenizer) -> list[int]:
-    """The tokens that end an answer: the model's generation config's and the tokenizer's."""
-    ids: set[int] = set()
-    gen = getattr(model, "generation_config", None)
-    for src in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(src, int):
-            ids.add(src)
-        elif src:
-            ids.update(src)
-    return sorted(ids)
-
-
 class GenerateRollouts:
     """Samples from the model being trained with ``generate``: pure sampling at
     ``temperature`` (no top-k, no top-p, no repetition penalty, whatever the model's
-    generation config says: the loss assumes softmax(logits / T)), prompts left-padded into one batch of at most
-    ``batch`` sequences, seeded per call (the same seed gives the same samples)."""
+    generation config says: the loss assumes softmax(logits / T)), prompts left-padded
+    into one batch of at most ``batch`` sequences, seeded per call (the same seed gives the same samples)."""
 
     def __init__(self, model, tokenizer, *, temperature: float, max_new_tokens: int, batch: int = 64):
         self.model, self.tokenizer = model, tokenizer
         self.temperature, self.max_new_tokens, self.batch = temperature, max_new_tokens, batch
-        self.eos = eos_ids(model, tokenizer)
+        self.eos = eos_token_ids(tokenizer, model)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
         self.generated_tokens = 0
 
@@ -99,8 +89,8 @@ class GenerateRollouts:
         with torch.no_grad():
             seqs = self.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature, top_k=0,
-                top_p=1.0, repetition_penalty=None, max_new_tokens=self.max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
-                use_cache=True,
+                top_p=1.0, repetition_penalty=None, max_new_tokens=self.max_new_tokens, eos_token_id=self.eos,
+                pad_token_id=self.pad, use_cache=True,
             )
         out = []
         for owner, row, gen in zip(owners, rows, seqs[:, width:].tolist()):
