@@ -104,6 +104,26 @@ def test_advantages_are_relative_to_their_group_and_flat_groups_are_counted():
         pg.group_advantages([1, 0, 1], 2)
 
 
+def test_sandbox_errors_are_masked_out_of_their_group():
+    """A sample the sandbox failed to run is not the model's doing: advantage 0, and its
+    0.0 reward is not part of its group's mean or std."""
+    from selfcodealign.train.tasks import MASKED
+
+    assert MASKED == {"sandbox_error"}
+    rewards = [1, 0, 0, 0, 1, 0, 1, 0]
+    masked = [False, False, True, True, False, True, True, True]
+    adv, flat = pg.group_advantages(rewards, 4, masked=masked)
+    # group 1 is [1, 0] once masked: mean 0.5, std 0.5
+    assert adv[:4] == pytest.approx([0.5 / 0.5, -0.5 / 0.5, 0.0, 0.0], rel=1e-3)
+    # group 2 keeps one reward: nothing to compare it with
+    assert adv[4:] == [0.0] * 4 and flat == 1
+    assert pg.group_advantages(rewards, 4, masked=[False] * 8) == pg.group_advantages(rewards, 4)
+    adv, _ = pg.group_advantages([1, 0, 0, 0], 4, scale_std=False, masked=[False, False, False, True])
+    assert adv == pytest.approx([2 / 3, -1 / 3, -1 / 3, 0.0])
+    with pytest.raises(ValueError):
+        pg.group_advantages(rewards, 4, masked=[False])
+
+
 def test_the_shuffled_control_carries_no_signal():
     """Over many batches, a batch's shuffled rewards do not correlate with which of its
     answers passed, and the advantages they give do not depend on it; unshuffled, they

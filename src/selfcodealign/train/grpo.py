@@ -7,7 +7,9 @@ towards the answers that beat their group:
 
 - advantage of sample i of a group: ``(r_i - mean(r)) / (std(r) + eps)`` (without the
   division with ``grpo_scale_std=false``, as Dr. GRPO); a group whose rewards are all
-  equal has no signal (advantage 0) and is counted;
+  equal has no signal (advantage 0) and is counted; a sample the sandbox failed to run
+  (``sandbox_error``: not the model's doing) gets advantage 0 and is left out of its
+  group's mean and std;
 - loss per sampled token: ``-min(rho * A, clip(rho, 1 - c, 1 + c) * A) + beta * k3``, where
   ``rho`` is the probability ratio of the policy to the weights that sampled the token
   and ``k3 = exp(q - p) - (q - p) - 1`` (Schulman's estimator of KL(policy || start
@@ -52,7 +54,7 @@ from selfcodealign.train.policy_gradient import (
     shuffled,
 )
 from selfcodealign.train.rollouts import GenerateRollouts, Rollout
-from selfcodealign.train.tasks import REWARDS, Tasks, load_tasks, score
+from selfcodealign.train.tasks import MASKED, REWARDS, Tasks, load_tasks, score
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +162,15 @@ def submit_rewards(run: Run, batch: Batch) -> Future:
     return run.pool.submit(job)
 
 
-def update(run: Run, batch: Batch, rewards: list[float]) -> dict:
-    """One optimizer step on the batch; returns its loss, KL and advantage counts."""
+def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | None = None) -> dict:
+    """One optimizer step on the batch; returns its loss, KL and advantage counts
+    (``masked`` rewards: advantage 0, out of their group's statistics)."""
     import torch
 
     from selfcodealign.train.step import optimizer_step
 
     cfg = run.cfg
-    adv, flat = group_advantages(rewards, cfg.grpo_group_size, cfg.grpo_scale_std)
+    adv, flat = group_advantages(rewards, cfg.grpo_group_size, cfg.grpo_scale_std, masked)
     n_tokens = sum(len(r.ids) for r in batch.rollouts)
     dev = run.acc.device
     loss_sum = kl_sum = clipped = 0.0
@@ -218,9 +221,13 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
         scored = pending.result()
         reward_wait = time.perf_counter() - t_wait
         rewards = [REWARDS[o] for o in scored.outcomes]
-        used = shuffled(rewards, cfg.seed, step) if cfg.grpo_shuffle_rewards else rewards
+        masked = [o in MASKED for o in scored.outcomes]
+        if cfg.grpo_shuffle_rewards:  # a reward and its mask move together
+            used, used_mask = map(list, zip(*shuffled(list(zip(rewards, masked)), cfg.seed, step)))
+        else:
+            used, used_mask = rewards, masked
         t_up = time.perf_counter()
-        stats = update(run, batch, used)
+        stats = update(run, batch, used, used_mask)
         update_s = time.perf_counter() - t_up
         if nxt is None and step < total:
             nxt = sample(run, step + 1)

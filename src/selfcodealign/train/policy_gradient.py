@@ -12,22 +12,29 @@ ADV_EPS = 1e-4  # keeps a group of near-equal rewards from exploding
 LOGP_CHUNK = 1024  # sampled tokens whose logits exist at once (152k-word vocabulary)
 
 
-def group_advantages(rewards: list[float], group: int, scale_std: bool = True) -> tuple[list[float], int]:
+def group_advantages(rewards: list[float], group: int, scale_std: bool = True,
+                     masked: list[bool] | None = None) -> tuple[list[float], int]:
     """Each reward minus its group's mean (over its group's std, population, + ADV_EPS,
-    with ``scale_std``); groups are consecutive runs of ``group`` rewards. Returns the
-    advantages and how many groups had all rewards equal (no signal)."""
+    with ``scale_std``); groups are consecutive runs of ``group`` rewards. A ``masked``
+    reward (the sandbox failed: not the model's doing) gets advantage 0 and is left out
+    of its group's mean and std. Returns the advantages and how many groups had all
+    their (unmasked) rewards equal (no signal)."""
     if len(rewards) % group:
         raise ValueError(f"{len(rewards)} rewards do not make groups of {group}")
+    if masked is not None and len(masked) != len(rewards):
+        raise ValueError(f"{len(masked)} mask entries for {len(rewards)} rewards")
     out, flat = [], 0
     for a in range(0, len(rewards), group):
-        g = rewards[a : a + group]
-        mean = sum(g) / group
-        if all(r == g[0] for r in g):
+        keep = [not masked[i] for i in range(a, a + group)] if masked is not None else [True] * group
+        g = [r for r, k in zip(rewards[a : a + group], keep) if k]
+        if len(g) < 2 or all(r == g[0] for r in g):
             flat += 1
             out += [0.0] * group
             continue
-        std = (sum((r - mean) ** 2 for r in g) / group) ** 0.5
-        out += [(r - mean) / (std + ADV_EPS) if scale_std else r - mean for r in g]
+        mean = sum(g) / len(g)
+        std = (sum((r - mean) ** 2 for r in g) / len(g)) ** 0.5
+        out += [0.0 if not k else (r - mean) / (std + ADV_EPS) if scale_std else r - mean
+                for r, k in zip(rewards[a : a + group], keep)]
     return out, flat
 
 

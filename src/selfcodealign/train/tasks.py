@@ -27,6 +27,9 @@ REWARD_NO_CODE = 0.0  # no Python block in the answer (not run)
 REWARD_SANDBOX_ERROR = 0.0  # the sandbox itself failed: counted apart, it is not the model's doing
 REWARDS = {"passed": REWARD_PASSED, "failed": REWARD_FAILED, "syntax_error": REWARD_SYNTAX_ERROR,
            "timeout": REWARD_TIMEOUT, "no_code": REWARD_NO_CODE, "sandbox_error": REWARD_SANDBOX_ERROR}
+# Outcomes that say nothing of the answer: masked in the update (advantage 0, left out of
+# their group's mean and std).
+MASKED = frozenset({"sandbox_error"})
 
 
 @dataclass(frozen=True)
