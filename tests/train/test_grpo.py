@@ -249,6 +249,17 @@ def _cfg(tiny_model_dir, **kw):
     return TrainConfig(**{**base, **kw})
 
 
+def test_resume_without_a_checkpoint_fails_before_the_model_loads(tiny_model_dir, run_dir, tmp_path, monkeypatch):
+    def no_setup(*a, **kw):
+        raise AssertionError("set up before the check")
+
+    monkeypatch.setattr(grpo, "_setup", no_setup)
+    with pytest.raises(UserError, match="nothing to resume: .*state.pt does not exist"):
+        grpo.train(_cfg(tiny_model_dir), run_dir, tmp_path / "empty", resume=True)
+    with pytest.raises(UserError, match="resume needs --out"):
+        grpo.train(_cfg(tiny_model_dir), run_dir, None, resume=True)
+
+
 def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_path):
     cfg = _cfg(tiny_model_dir)
     whole = grpo.train(cfg, run_dir, tmp_path / "whole", source_factory=HandWritten)

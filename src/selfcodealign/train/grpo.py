@@ -371,6 +371,8 @@ def _check_out(out_dir: Path | None, overwrite: bool, resume: bool) -> None:
     held = [n for n in ("config.json", "adapter_config.json", TRAIN_CONFIG) if (out_dir / n).exists()]
     if held and not overwrite:
         raise UserError(f"{out_dir} already holds a model ({held[0]}); choose another --out or pass --overwrite")
+    if resume and not (out_dir / CHECKPOINT / "state.pt").is_file():
+        raise UserError(f"nothing to resume: {out_dir / CHECKPOINT / 'state.pt'} does not exist")
     if not resume and (out_dir / CHECKPOINT).exists():
         if not overwrite:
             raise UserError(f"{out_dir} holds a checkpoint of an unfinished run; pass --resume to go on with "
