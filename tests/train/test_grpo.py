@@ -271,6 +271,12 @@ def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_p
     with pytest.raises(UserError, match="other settings"):
         grpo.train(_cfg(tiny_model_dir, lr=1e-3), run_dir, tmp_path / "part", resume=True,
                    source_factory=HandWritten)
+    # a checkpoint of an older version, which had no grpo_scale_std setting: resumes, as
+    # the setting is at its default
+    state_pt = tmp_path / "part" / grpo.CHECKPOINT / "state.pt"
+    state = torch.load(state_pt, weights_only=False)
+    assert state["config"].pop("grpo_scale_std") is TrainConfig().grpo_scale_std
+    torch.save(state, state_pt)
     # a run killed after logging a step past its last checkpoint: that step is done again
     with open(tmp_path / "part" / grpo.STEP_LOG, "a") as f:
         f.write(json.dumps({"step": 3, "killed": True}) + "\n")

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from selfcodealign.errors import UserError
 from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, save, source_hash
+from selfcodealign.settings_diff import changed_keys
 from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, TrainConfig
 from selfcodealign.train.policy_gradient import (
     group_advantages,
@@ -313,8 +314,8 @@ def load_checkpoint(run: Run) -> Batch:
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    now = run.cfg.model_dump(mode="json")
-    changed = sorted(k for k in now if now[k] != state["config"].get(k))
+    # settings added since the checkpoint was made count as unchanged at their default
+    changed = changed_keys(state["config"], run.cfg.model_dump(mode="json"), TrainConfig().model_dump(mode="json"))
     if changed:
         raise UserError(f"the checkpoint in {run.out_dir} was made with other settings ({', '.join(changed)})")
     if state["tasks_sha256"] != run.tasks.sha256:
