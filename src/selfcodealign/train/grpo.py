@@ -236,12 +236,12 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
         _log(run, rec, total)
         if nxt is None:
             return None
+        if step == stop_after:  # its rewards are computed after the resume
+            save_checkpoint(run, nxt)
+            return nxt
         batch, pending = nxt, submit_rewards(run, nxt)
-        if step == stop_after or step % cfg.grpo_save_every == 0:
+        if step % cfg.grpo_save_every == 0:
             save_checkpoint(run, batch)
-        if step == stop_after:
-            pending.cancel()
-            return batch
     return None
 
 
