@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from selfcodealign.errors import UserError
-from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, save, source_hash
+from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, source_hash
 from selfcodealign.settings_diff import changed_keys
 from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, TrainConfig
 from selfcodealign.train.policy_gradient import (
@@ -383,24 +383,10 @@ def _check_out(out_dir: Path | None, overwrite: bool, resume: bool) -> None:
 
 
 def _save(run: Run, tok, precision: str, summary: dict) -> None:
-    """The policy through ``models.save`` (as SFT's: the fp32 masters when saving fp32),
-    with its card; the checkpoint goes."""
-    import torch
+    """The policy saved as SFT saves (``loop.save_trained``); the checkpoint goes."""
+    from selfcodealign.train.loop import save_trained
 
-    from selfcodealign.models.card import write_model_card
-
-    cfg, model = run.cfg, run.unwrapped
-    save_dtype = cfg.save_dtype if cfg.save_dtype != "auto" else ("bf16" if precision.startswith("bf16") else "fp32")
-    dtype = torch.bfloat16 if save_dtype == "bf16" else torch.float32
-    if run.master is not None:
-        model.to(dtype)
-        with torch.no_grad():
-            torch._foreach_copy_(run.master.params, run.master.master)
-    if cfg.method == "lora" and cfg.merge_lora:
-        model = model.merge_and_unload()
-    summary.update(saved_dtype=save_dtype, merged=bool(cfg.method == "lora" and cfg.merge_lora))
-    save(model, tok, run.out_dir, dtype, train_config=summary)
-    write_model_card(run.out_dir)
+    save_trained(run.acc, run.model, tok, run.cfg, precision, run.out_dir, summary, run.master)
     shutil.rmtree(run.out_dir / CHECKPOINT, ignore_errors=True)
 
 

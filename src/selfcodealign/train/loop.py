@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     elapsed = time.perf_counter() - t_start
     summary = _summary(cfg, run, src, data_path, data, kernels, budget, total, steps_per_epoch, history, elapsed)
     if out_dir is not None:
-        _save(run.acc, model, tok, cfg, run.precision, out_dir, summary, master)
+        save_trained(run.acc, model, tok, cfg, run.precision, out_dir, summary, master)
     if run.trackers:
         run.acc.end_training()
     return summary
@@ -434,8 +434,10 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
     return history
 
 
-def _save(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict, master=None) -> None:
-    """The trained weights, gathered onto the main process, saved through ``models.save``."""
+def save_trained(acc, model, tok, cfg: TrainConfig, precision: str, out_dir: Path, summary: dict,
+                 master=None) -> None:
+    """The trained weights, gathered onto the main process, saved through ``models.save``
+    with the summary and the model card (SFT, DPO and GRPO)."""
     import torch
 
     acc.wait_for_everyone()
