@@ -44,9 +44,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from selfcodealign.errors import UserError
-from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, source_hash
+from selfcodealign.models import load_model, load_tokenizer, require, resolve_source, source_hash
 from selfcodealign.settings_diff import changed_keys
 from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, TrainConfig
+from selfcodealign.train.loop import (
+    check_out,
+    make_optimizer,
+    prepare_for_training,
+    resolve_precision,
+    save_trained,
+)
 from selfcodealign.train.policy_gradient import (
     group_advantages,
     micro_batches,
@@ -336,30 +343,13 @@ def load_checkpoint(run: Run) -> Batch:
 
 # ---- setup and saving ----------------------------------------------------------------
 
-def _precision(cfg: TrainConfig, cuda: bool) -> str:
-    if cfg.precision == "auto":
-        return "bf16-master" if cuda else "fp32"
-    return cfg.precision
-
-
 def _policy(cfg: TrainConfig, src, precision: str):
     """The model to train (LoRA-wrapped or whole) and, for full fine-tuning with a KL
     term, a frozen copy of the start model."""
-    import torch
-
     dtype = "bfloat16" if precision in ("bf16", "bf16-master") else "float32"
-    model = load_model(src, dtype=dtype, attn="sdpa")
-    for m in model.modules():  # as SFT: no dropout
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
+    model = prepare_for_training(cfg, load_model(src, dtype=dtype, attn="sdpa"))  # as SFT: no dropout
     ref = None
-    if cfg.method == "lora":
-        peft = require("peft")
-        targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        model = peft.get_peft_model(model, peft.LoraConfig(
-            task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            target_modules=targets))
-    elif cfg.grpo_kl_coef > 0:
+    if cfg.method != "lora" and cfg.grpo_kl_coef > 0:
         ref = load_model(src, dtype=dtype, attn="sdpa").eval().requires_grad_(False)
     return model, ref
 
@@ -369,9 +359,7 @@ def _check_out(out_dir: Path | None, overwrite: bool, resume: bool) -> None:
         if resume:
             raise UserError("resume needs --out (where the checkpoint is)")
         return
-    held = [n for n in ("config.json", "adapter_config.json", TRAIN_CONFIG) if (out_dir / n).exists()]
-    if held and not overwrite:
-        raise UserError(f"{out_dir} already holds a model ({held[0]}); choose another --out or pass --overwrite")
+    check_out(out_dir, overwrite)
     if resume and not (out_dir / CHECKPOINT / "state.pt").is_file():
         raise UserError(f"nothing to resume: {out_dir / CHECKPOINT / 'state.pt'} does not exist")
     if not resume and (out_dir / CHECKPOINT).exists():
@@ -384,8 +372,6 @@ def _check_out(out_dir: Path | None, overwrite: bool, resume: bool) -> None:
 
 def _save(run: Run, tok, precision: str, summary: dict) -> None:
     """The policy saved as SFT saves (``loop.save_trained``); the checkpoint goes."""
-    from selfcodealign.train.loop import save_trained
-
     save_trained(run.acc, run.model, tok, run.cfg, precision, run.out_dir, summary, run.master)
     shutil.rmtree(run.out_dir / CHECKPOINT, ignore_errors=True)
 
@@ -394,7 +380,7 @@ def _setup(cfg: TrainConfig, run_dir, out_dir: Path | None, source_factory):
     """Everything a run needs, before its first step."""
     torch, transformers, accelerate = require("torch"), require("transformers"), require("accelerate")
     cuda = torch.cuda.is_available()
-    precision = _precision(cfg, cuda)
+    precision = resolve_precision(cfg, cuda)
     if precision == "bf16-mixed" and not cuda:
         raise UserError("precision bf16-mixed needs a CUDA GPU")
     trackers = None
@@ -423,13 +409,7 @@ def _setup(cfg: TrainConfig, run_dir, out_dir: Path | None, source_factory):
 
     master = MasterWeights(trainable) if precision == "bf16-master" else None
     total = cfg.max_steps or max(1, round(cfg.epochs * len(tasks.tasks) / cfg.grpo_prompts_per_step))
-    opt = torch.optim.AdamW(master.master if master is not None else trainable, lr=cfg.peak_lr,
-                            weight_decay=cfg.weight_decay, fused=cuda)
-    sched = transformers.get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
-                                       opt, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
-    model, opt = acc.prepare(model, opt)
-    if trackers:
-        acc.init_trackers("train", config={k: v for k, v in cfg.model_dump().items() if v is not None})
+    model, opt, sched = make_optimizer(cfg, acc, trackers, model, trainable, master, total)
     unwrapped = acc.unwrap_model(model)
     source = (source_factory or _generate_source)(unwrapped, tok, cfg)
     budget = cfg.token_budget if cfg.token_budget != "auto" else AUTO_BUDGET_FALLBACK

@@ -38,7 +38,8 @@ from selfcodealign.train.step import model_inputs, optimizer_step
 log = logging.getLogger(__name__)
 
 
-def _resolve_precision(cfg: TrainConfig, cuda: bool, fsdp: bool) -> str:
+def resolve_precision(cfg: TrainConfig, cuda: bool, fsdp: bool = False) -> str:
+    """The precision ``auto`` stands for here (SFT, DPO and GRPO)."""
     if cfg.precision == "auto":
         # FSDP keeps its own fp32 shards and casts them (accelerate's bf16 policy)
         return ("bf16-mixed" if fsdp else "bf16-master") if cuda else "fp32"
@@ -121,7 +122,8 @@ def _apply_liger(model) -> None:
                                     cross_entropy=False, fused_linear_cross_entropy=False)
 
 
-def _check_out(out_dir: Path | None, overwrite: bool) -> None:
+def check_out(out_dir: Path | None, overwrite: bool) -> None:
+    """Refuses an output directory that already holds a model, unless ``overwrite``."""
     if out_dir is None:
         return
     held = [n for n in ("config.json", "adapter_config.json", TRAIN_CONFIG) if (out_dir / n).exists()]
@@ -152,7 +154,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
 
         return grpo.train(cfg, data_path, out_dir, overwrite=overwrite)
     out_dir = Path(out_dir) if out_dir else None
-    _check_out(out_dir, overwrite)
+    check_out(out_dir, overwrite)
     run = _setup(cfg, out_dir)
     src = resolve_source(cfg.model)
     if src.adapter:
@@ -166,7 +168,7 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
     budget = max(_token_budget(cfg, run.acc, model, run.precision, kernels, run.fsdp, trainable),
                  2 * cfg.max_len if run.dpo else cfg.max_len)
     plan, total, steps_per_epoch = _plan(cfg, run, data, budget)
-    model, opt, sched = _optimizer(cfg, run, model, trainable, master, total)
+    model, opt, sched = make_optimizer(cfg, run.acc, run.trackers, model, trainable, master, total)
     if run.acc.is_main_process:
         log.info(
             "training %s (%s, %s, attention %s) on %d examples (%s dropped), %d steps, %d GPU(s)/process(es)",
@@ -192,7 +194,7 @@ def _setup(cfg: TrainConfig, out_dir: Path | None) -> _Setup:
     # accelerate's own test (`accelerate launch` with an FSDP config sets it; we never pass
     # a plugin): known here, before the Accelerator, because precision depends on it
     fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
-    precision = _resolve_precision(cfg, cuda, fsdp)
+    precision = resolve_precision(cfg, cuda, fsdp)
     trackers = None
     if out_dir is not None:
         try:
@@ -222,7 +224,6 @@ def _load_data(cfg: TrainConfig, run: _Setup, data_path: str | Path, tok):
 
 def _load_model(cfg: TrainConfig, run: _Setup, src):
     """The model, ready to train on the run's device, and the loss kernels it uses."""
-    torch = require("torch")
     dtype = "bfloat16" if run.precision in ("bf16", "bf16-master") else "float32"
     model = load_model(src, dtype=dtype, attn=run.attn)
     model.config.use_cache = False
@@ -230,7 +231,24 @@ def _load_model(cfg: TrainConfig, run: _Setup, src):
     kernels = "none" if run.dpo else _resolve_kernels(cfg, run.acc.device.type == "cuda", run.fsdp)
     if kernels == "liger":
         _apply_liger(model)
-    for m in model.modules():  # the paper trains without dropout
+    model = prepare_for_training(cfg, model)
+    model.to(run.acc.device)
+    if cfg.compile:
+        # Regional compilation: one graph for the decoder layer, reused by every layer,
+        # fuses the norm / rotary / SwiGLU / residual element-wise work that dominates a
+        # small model. Packed rows are padded to a multiple of 256 and attention gets
+        # a fixed max length so that shapes rarely change.
+        for m in model.modules():
+            if type(m).__name__.endswith("DecoderLayer"):
+                m.compile(dynamic=True)
+    return model, kernels
+
+
+def prepare_for_training(cfg: TrainConfig, model):
+    """The loaded model without dropout (the paper trains without it), LoRA-wrapped for
+    ``method: lora`` (SFT, DPO and GRPO)."""
+    torch = require("torch")
+    for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     if cfg.method == "lora":
@@ -243,16 +261,7 @@ def _load_model(cfg: TrainConfig, run: _Setup, src):
                 lora_dropout=cfg.lora_dropout, target_modules=targets,
             ),
         )
-    model.to(run.acc.device)
-    if cfg.compile:
-        # Regional compilation: one graph for the decoder layer, reused by every layer,
-        # fuses the norm / rotary / SwiGLU / residual element-wise work that dominates a
-        # small model. Packed rows are padded to a multiple of 256 and attention gets
-        # a fixed max length so that shapes rarely change.
-        for m in model.modules():
-            if type(m).__name__.endswith("DecoderLayer"):
-                m.compile(dynamic=True)
-    return model, kernels
+    return model
 
 
 def _plan(cfg: TrainConfig, run: _Setup, data, budget: int):
@@ -277,11 +286,11 @@ def _plan(cfg: TrainConfig, run: _Setup, data, budget: int):
     return plan[:total], total, steps_per_epoch
 
 
-def _optimizer(cfg: TrainConfig, run: _Setup, model, trainable, master, total: int):
-    """(the prepared model, its optimizer, the learning-rate schedule)."""
+def make_optimizer(cfg: TrainConfig, acc, trackers: str | None, model, trainable, master, total: int):
+    """(the prepared model, its optimizer, the learning-rate schedule), trackers started
+    (SFT, DPO and GRPO)."""
     torch = require("torch")
     transformers = require("transformers")
-    acc = run.acc
     opt = torch.optim.AdamW(
         master.master if master is not None else trainable, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
         fused=acc.device.type == "cuda",
@@ -291,7 +300,7 @@ def _optimizer(cfg: TrainConfig, run: _Setup, model, trainable, master, total: i
         opt, num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total,
     )
     model, opt = acc.prepare(model, opt)
-    if run.trackers:
+    if trackers:
         acc.init_trackers("train", config={k: v for k, v in cfg.model_dump().items() if v is not None})
     return model, opt, sched
 
