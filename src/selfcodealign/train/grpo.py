@@ -32,7 +32,6 @@ samples as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
@@ -44,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from selfcodealign.errors import UserError
+from selfcodealign.jsonl import Appender, write_atomic
 from selfcodealign.models import load_model, load_tokenizer, require, resolve_source, source_hash
 from selfcodealign.settings_diff import changed_keys
 from selfcodealign.train.config import AUTO_BUDGET_FALLBACK, TrainConfig
@@ -273,9 +273,8 @@ def _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, step
 def _log(run: Run, rec: dict, total: int) -> None:
     run.history.append(rec)
     if run.out_dir is not None:
-        run.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(run.out_dir / STEP_LOG, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        with Appender(run.out_dir / STEP_LOG) as f:  # durable line by line; a torn last line is cut
+            f.write(rec)
     if run.trackers:
         run.acc.log({f"grpo/{k}": rec[k] for k in ("reward_mean", "signal_fraction", "kl", "loss", "rollout_s",
                                                    "reward_s", "update_s", "rollout_tokens_per_s")}, step=rec["step"])
@@ -336,7 +335,7 @@ def load_checkpoint(run: Run) -> Batch:
     run.sched.load_state_dict(state["scheduler"])
     run.history = state["history"]
     # the step log as of the checkpoint: steps logged after it are done again
-    (run.out_dir / STEP_LOG).write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    write_atomic(run.out_dir / STEP_LOG, run.history)
     log.info("resuming after step %d", state["step"])
     return Batch.from_state(state["next"])
 
