@@ -328,6 +328,17 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
     assert (out / "adapter_config.json").exists()
     card = (out / "README.md").read_text()
     assert "GRPO (lora)" in card and "grpo_group_size" in card and saved["data_sha256"] in card
+    kept = (run_dir / "dataset.jsonl").read_text().splitlines()
+    assert saved["data_lines"] == len(kept) and f"| {len(kept)} |" in card and "None" not in card
+    assert saved["peak_lr"] == TrainConfig(objective="grpo", method="lora").peak_lr
+    assert f"| peak lr | `{saved['peak_lr']}` |" in card
+    # an older summary: no peak_lr recorded, no data_lines, and a setting no longer valid
+    from selfcodealign.models.card import model_card
+
+    old = {k: v for k, v in saved.items() if k not in ("peak_lr", "data_lines")}
+    (out / "train_config.json").write_text(json.dumps({**old, "grpo_group_size": "many"}))
+    text = str(model_card(out))
+    assert "peak lr" not in text and "None" not in text and "| lines |" not in text
     assert main(["train", "--objective", "grpo", "--data", str(tmp_path / "missing"), "--out", str(out)]) != 0
     assert "run directory not found" in capsys.readouterr().err
 

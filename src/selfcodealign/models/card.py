@@ -37,11 +37,18 @@ def _is_hub_id(spec: str | None) -> bool:
     return bool(spec) and spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
 
 
-def _peak_lr(t: dict[str, Any]) -> float:
-    """The learning rate training used: the setting, or its default for the method and objective."""
+def _peak_lr(t: dict[str, Any]) -> float | None:
+    """The learning rate training used, as recorded at train time; for a summary older
+    than that record, the setting or its default for the method and objective (None when
+    those settings no longer make a valid config)."""
+    if t.get("peak_lr") is not None:
+        return t["peak_lr"]
     from selfcodealign.train.config import TrainConfig
 
-    return TrainConfig(**{k: t[k] for k in TrainConfig.model_fields if k in t}).peak_lr
+    try:
+        return TrainConfig(**{k: t[k] for k in TrainConfig.model_fields if k in t}).peak_lr
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def eval_results(report: dict[str, Any]) -> list:
@@ -82,7 +89,9 @@ def model_card(out_dir: Path, results: list | None = None):
     objective = {"dpo": ["dpo_beta"], "grpo": RECIPE_GRPO}.get(t.get("objective"), [])
     keys = RECIPE + (RECIPE_LORA if lora else []) + objective
     recipe = [[k, f"`{t[k]}`"] for k in keys if t.get(k) is not None]
-    recipe.insert(2, ["peak lr", f"`{_peak_lr(t)}`"])
+    peak_lr = _peak_lr(t)
+    if peak_lr is not None:
+        recipe.insert(2, ["peak lr", f"`{peak_lr}`"])
     if results:
         scores = markdown_table(["benchmark", "tests", "metric", "value", "tasks", "settings"], [
             [r.dataset_name, r.metric_config, r.metric_type, r.metric_value, (r.metric_args or {}).get("tasks", ""),
@@ -93,6 +102,12 @@ def model_card(out_dir: Path, results: list | None = None):
     dropped = ", ".join(f"{k} {v}" for k, v in (t.get("dropped") or {}).items()) or "none"
     versions = ", ".join(f"{k} {v}" for k, v in (t.get("versions") or {}).items())
     adapter = " A LoRA adapter: load it on the base model." if data.library_name == "peft" else ""
+    # the data's line count, where the summary has one
+    lines = t.get("data_lines") is not None
+    data_table = markdown_table(
+        ["file", "SHA-256"] + (["lines"] if lines else []) + ["examples trained on", "dropped"],
+        [[f"`{t.get('data')}`", f"`{t.get('data_sha256')}`"] + ([t["data_lines"]] if lines else [])
+         + [t.get("examples"), dropped]])
     body = f"""# {data.model_name}
 
 {t.get('objective', 'sft').upper()} ({t.get('method')}) of `{t['base_model']}` with `selfcodealign train`
@@ -106,9 +121,7 @@ def model_card(out_dir: Path, results: list | None = None):
 
 ## Data
 
-| file | SHA-256 | lines | examples trained on | dropped |
-| --- | --- | --- | --- | --- |
-| `{t.get('data')}` | `{t.get('data_sha256')}` | {t.get('data_lines')} | {t.get('examples')} | {dropped} |
+{data_table}
 
 ## Recipe
 

@@ -464,6 +464,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, 
     summary = {
         **cfg.model_dump(), "base_model": src.name, "base_model_sha256": source_hash(src).sha256,
         "precision": precision, "data": str(Path(run_dir).resolve()), "data_sha256": run.tasks.sha256,
+        "data_lines": run.tasks.lines, "peak_lr": cfg.peak_lr,
         "examples": len(run.tasks.tasks), "dropped": dict(run.tasks.dropped), "steps": total,
         "steps_done": run.history[-1]["step"] if run.history else 0, "rewards": REWARDS,
         "final_loss": run.history[-1]["loss"] if run.history else None,

@@ -47,6 +47,7 @@ class Tasks:
     timeout: float  # the run's execute settings: how long and how much memory a program gets
     memory_mb: int
     dropped: Counter = field(default_factory=Counter)
+    lines: int = 0  # examples in dataset.jsonl, before any were dropped
 
 
 def _execute_config(run_dir: Path):
@@ -101,8 +102,9 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
                             "to keep every kept task")
         rates, parent = _pass_rates(executed, execute_cfg)
         h.update(file_sha256(executed).encode())
-    tasks, dropped = [], Counter()
+    tasks, dropped, lines = [], Counter(), 0
     for ex in read_records(dataset, Example):
+        lines += 1
         rate = rates.get(parent.get(ex.parent_id, ""))
         if band is not None:
             if rate is None:
@@ -119,7 +121,7 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
     if not tasks:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "dataset.jsonl is empty"
         raise UserError(f"{run_dir}: no tasks to train on ({why})")
-    return Tasks(tasks, h.hexdigest(), execute_cfg.timeout, execute_cfg.memory_mb, dropped)
+    return Tasks(tasks, h.hexdigest(), execute_cfg.timeout, execute_cfg.memory_mb, dropped, lines)
 
 
 def runnable_code(text: str, finish_reason: str) -> tuple[str | None, str | None]:
