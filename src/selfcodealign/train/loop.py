@@ -149,10 +149,8 @@ class _Setup:
 
 def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *, overwrite: bool = False) -> dict:
     """Fine-tune; returns a summary (also saved as ``train_config.json`` beside the model)."""
-    if cfg.objective == "grpo":  # online: its own loop (data_path is a run directory)
-        from selfcodealign.train import grpo
-
-        return grpo.train(cfg, data_path, out_dir, overwrite=overwrite)
+    if cfg.objective == "grpo":  # online, with its own loop: train.grpo.train (it imports this module)
+        raise ValueError("objective grpo trains with selfcodealign.train.grpo.train")
     out_dir = Path(out_dir) if out_dir else None
     check_out(out_dir, overwrite)
     run = _setup(cfg, out_dir)
