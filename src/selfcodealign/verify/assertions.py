@@ -22,6 +22,12 @@ _BROAD = {"Exception", "BaseException", "AssertionError"}
 _FAILS = {"fail"}  # pytest.fail, self.fail
 
 
+def _nodes(src: str) -> list[ast.AST]:
+    """Every node of ``src``'s syntax tree; none where it does not parse."""
+    tree = parse_tree(src)
+    return [] if tree is None else list(ast.walk(tree))
+
+
 def _fails_if_reached(stmts: list[ast.stmt]) -> bool:
     for s in stmts:
         for n in ast.walk(s):
@@ -33,11 +39,8 @@ def _fails_if_reached(stmts: list[ast.stmt]) -> bool:
 
 
 def self_raised(tests: str) -> list[str]:
-    tree = parse_tree(tests)
-    if tree is None:
-        return []
     out = []
-    for n in ast.walk(tree):
+    for n in _nodes(tests):
         if isinstance(n, (ast.With, ast.AsyncWith)):
             expected = set().union(*(exception_names(expected_raise(i)) for i in n.items))
             hit = expected & set().union(*(raised_names(s) for s in n.body)) if expected else set()
@@ -52,11 +55,8 @@ def self_raised(tests: str) -> list[str]:
 
 
 def swallowed(tests: str) -> list[str]:
-    tree = parse_tree(tests)
-    if tree is None:
-        return []
     out = []
-    for n in ast.walk(tree):
+    for n in _nodes(tests):
         if not isinstance(n, ast.Try) or not any(isinstance(s, ast.Assert) for b in n.body for s in ast.walk(b)):
             continue
         for h in n.handlers:
@@ -68,11 +68,8 @@ def swallowed(tests: str) -> list[str]:
 
 
 def no_fail_expectation(tests: str) -> list[str]:
-    tree = parse_tree(tests)
-    if tree is None:
-        return []
     out = []
-    for n in ast.walk(tree):
+    for n in _nodes(tests):
         if not isinstance(n, ast.Try) or not n.handlers:
             continue
         caught = set().union(*(exception_names(h.type) for h in n.handlers))
@@ -92,10 +89,7 @@ def _example_snippets(instruction: str) -> list[str]:
 
 
 def _literals(src: str) -> set:
-    tree = parse_tree(src)
-    if tree is None:
-        return set()
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+    return {n.value for n in _nodes(src) if isinstance(n, ast.Constant)
             and not isinstance(n.value, bool) and _distinctive(n.value)}
 
 
@@ -115,11 +109,8 @@ def special_cases(instruction: str, code: str) -> list[str]:
     example: set = set().union(*map(_literals, _example_snippets(instruction)))
     if not example:
         return []
-    tree = parse_tree(code)
-    if tree is None:
-        return []
     out = []
-    for n in ast.walk(tree):
+    for n in _nodes(code):
         if isinstance(n, ast.Compare) and all(isinstance(op, (ast.Eq, ast.Is)) for op in n.ops):
             for side in [n.left, *n.comparators]:
                 if isinstance(side, ast.Constant) and not isinstance(side.value, bool) and side.value in example:
@@ -128,10 +119,7 @@ def special_cases(instruction: str, code: str) -> list[str]:
 
 
 def _asserts(src: str) -> list[str]:
-    tree = parse_tree(src)
-    if tree is None:
-        return []
-    return [ast.dump(n.test) for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+    return [ast.dump(n.test) for n in _nodes(src) if isinstance(n, ast.Assert)]
 
 
 def only_the_example(instruction: str, tests: str) -> list[str]:
