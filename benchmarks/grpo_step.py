@@ -8,16 +8,14 @@ Runs ``selfcodealign.train.grpo.train`` for ``--steps`` steps on synthetic tasks
 function to write and its tests, written as a run's dataset.jsonl) and prints, per step
 and on average over the steps after the first: rollout seconds, reward seconds not
 overlapped with sampling (and those overlapped), update seconds, and the rollout tokens/s.
-Then it samples the same prompts with the same sampler (``GenerateRollouts``: transformers'
-``generate``) outside the loop, on a fresh copy of the start model, and prints the ratio
-of the loop's tokens/s to that. The loop's rollout time includes what sampling costs it
-besides ``generate``: the sampling weights' log-probabilities of the samples (one
-forward pass) and sharing the CPU with the sandbox scoring the previous batch.
-
-What this measures on the CPU: that the loop adds little around ``generate`` (the ratio
-should be near 1) and how a step's time divides. It says nothing about the GPU engine:
-the issue's goal (rollouts at least half of the engine's standalone tokens/s) applies to
-the engine source, which this loop does not have yet (``train.rollouts``).
+Then it samples the same prompts with the same kind of sampler (the loop's
+``grpo.rollout_source``: our engine where it runs the model, else transformers'
+``generate``; ``--rollouts`` picks) outside the loop, on a fresh copy of the start model,
+and prints the ratio of the loop's tokens/s to that: the issue's goal is at least 0.5 for
+the engine on the GPU. The loop's rollout time includes what sampling costs it besides
+the sampler: the sampling weights' log-probabilities of the samples (one forward pass),
+forgetting the engine's cached prefixes after each update, and sharing the machine with
+the sandbox scoring the previous batch.
 
 By default the rollouts' text is replaced, after sampling, by a right or a wrong solution
 of its task (seeded), so that the sandbox has programs to run and the reward time and
@@ -73,44 +71,67 @@ def tiny_model(path: Path, hidden: int, layers: int, tokenizer: str | None) -> P
     return path
 
 
-def runnable_source(model, tok, cfg):
+class Runnable:
     """The loop's own sampler, its samples' text then swapped for a right or wrong
     solution of the task (the prompt names the function)."""
-    import re
 
-    from selfcodealign.train.rollouts import GenerateRollouts, Rollout
+    def __init__(self, inner, tokenizer):
+        self.inner, self.tokenizer, self.name = inner, tokenizer, inner.name
 
-    class Runnable(GenerateRollouts):
-        def generate(self, prompts, group, seed):
-            rng = random.Random(seed)
-            out = []
-            for r in super().generate(prompts, group, seed):
-                name, k = re.search(r"`(add_(\d+))\(x\)`", self.tokenizer.decode(r.prompt_ids)).groups()
-                text = f"```python\ndef {name}(x):\n    return x + {int(k) + rng.choice([0, 1])}\n```"
-                ids = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-                out.append(Rollout(r.prompt, r.prompt_ids, ids, text, "stop"))
-            return out
+    @property
+    def generated_tokens(self) -> int:
+        return self.inner.generated_tokens
 
-    return Runnable(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens)
+    def sync(self, model) -> None:
+        self.inner.sync(model)
+
+    def generate(self, prompts, group, seed):
+        import re
+
+        from selfcodealign.train.rollouts import Rollout
+
+        rng = random.Random(seed)
+        out = []
+        for r in self.inner.generate(prompts, group, seed):
+            name, k = re.search(r"`(add_(\d+))\(x\)`", self.tokenizer.decode(r.prompt_ids)).groups()
+            text = f"```python\ndef {name}(x):\n    return x + {int(k) + rng.choice([0, 1])}\n```"
+            ids = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            out.append(Rollout(r.prompt, r.prompt_ids, ids, text, "stop"))
+        return out
 
 
-def standalone(cfg, model_dir: str, plan: list[list[int]], prompts: list[list[int]]) -> tuple[float, int]:
-    """Seconds and tokens of ``generate`` on the same prompts, outside the loop."""
+def loop_source(prompts: list[list[int]], runnable: bool):
+    """The source the loop builds (``grpo.rollout_source``), optionally ``Runnable``."""
+    from selfcodealign.train import grpo
+
+    def make(model, tok, cfg):
+        src = grpo.rollout_source(model, tok, cfg, max(map(len, prompts)))
+        return Runnable(src, tok) if runnable else src
+
+    return make
+
+
+def standalone(cfg, model_dir: str, plan: list[list[int]], prompts: list[list[int]], warm: list[int]) -> tuple[float, int, str]:
+    """Seconds and tokens of the loop's kind of sampler on the same prompts, outside the
+    loop, on a fresh copy of the start model (after one untimed batch, ``warm``, as the
+    loop samples its first batch before step 1)."""
     import torch
 
     from selfcodealign.models import load_model, load_tokenizer, resolve_source
-    from selfcodealign.train.rollouts import GenerateRollouts
+    from selfcodealign.train import grpo
 
     src = resolve_source(model_dir)
     cuda = torch.cuda.is_available()
     # the dtype the loop trains in (bf16-master on a GPU, fp32 on the CPU)
     model = load_model(src, dtype="bfloat16" if cuda else "float32", attn="sdpa").to("cuda" if cuda else "cpu")
     tok = load_tokenizer(src)
-    gen = GenerateRollouts(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens)
+    gen = grpo.rollout_source(model, tok, cfg.model_copy(update={"method": "full"}), max(map(len, prompts)))
+    gen.generate([prompts[i] for i in warm], cfg.grpo_group_size, seed=cfg.seed * 1_000_003 + 1)
+    before = gen.generated_tokens
     t0 = time.perf_counter()
-    for step, idx in enumerate(plan, 1):
+    for step, idx in enumerate(plan, 2):
         gen.generate([prompts[i] for i in idx], cfg.grpo_group_size, seed=cfg.seed * 1_000_003 + step)
-    return time.perf_counter() - t0, gen.generated_tokens
+    return time.perf_counter() - t0, gen.generated_tokens - before, gen.name
 
 
 def main() -> int:
@@ -126,6 +147,8 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--method", choices=["full", "lora"], default="full")
     ap.add_argument("--model-text", action="store_true", help="score the model's own text (see above)")
+    ap.add_argument("--rollouts", choices=["auto", "engine", "generate"], default="auto",
+                    help="the loop's sampler (grpo_rollouts; auto: the engine where it runs the model)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -138,8 +161,16 @@ def main() -> int:
         write_tasks(tmp / "run", max(16, args.prompts * args.steps))
         cfg = TrainConfig(model=model_dir, objective="grpo", method=args.method, max_steps=args.steps,
                           grpo_group_size=args.group, grpo_prompts_per_step=args.prompts,
-                          grpo_max_new_tokens=args.max_new_tokens, grpo_pass_rate_min=0.0, grpo_pass_rate_max=1.0, max_len=4096)
-        source = None if args.model_text else runnable_source
+                          grpo_max_new_tokens=args.max_new_tokens, grpo_pass_rate_min=0.0, grpo_pass_rate_max=1.0, max_len=4096,
+                          grpo_rollouts=args.rollouts)
+        from selfcodealign.models import load_tokenizer, resolve_source
+        from selfcodealign.train.format import encode_prompt
+        from selfcodealign.train.tasks import load_tasks
+
+        tok = load_tokenizer(resolve_source(model_dir))
+        tasks = load_tasks(tmp / "run", None)
+        prompts = [encode_prompt(tok, list(t.prompt)) for t in tasks.tasks]
+        source = loop_source(prompts, runnable=not args.model_text)
         t0 = time.perf_counter()
         s = grpo.train(cfg, tmp / "run", None, source_factory=source)
         wall = time.perf_counter() - t0
@@ -154,19 +185,13 @@ def main() -> int:
         loop_tokens = sum(h["rollout_tokens"] for h in s["history"])
         loop_s = sum(h["rollout_s"] for h in s["history"])
         # the standalone sampler: the same prompts (the plan's steps 2..n: those sampled inside steps)
-        from selfcodealign.models import load_tokenizer, resolve_source
-        from selfcodealign.train.format import encode_prompt
-        from selfcodealign.train.tasks import load_tasks
-
-        tok = load_tokenizer(resolve_source(model_dir))
-        tasks = load_tasks(tmp / "run", None)
-        prompts = [encode_prompt(tok, list(t.prompt)) for t in tasks.tasks]
-        plan = grpo.task_plan(len(prompts), args.prompts, args.steps, cfg.seed)[1:]
-        alone_s, alone_tokens = standalone(cfg, model_dir, plan, prompts)
+        plan = grpo.task_plan(len(prompts), args.prompts, args.steps, cfg.seed)
+        alone_s, alone_tokens, kind = standalone(cfg, model_dir, plan[1:], prompts, plan[0])
     loop_tps, alone_tps = loop_tokens / loop_s, alone_tokens / alone_s
     print(f"rollout throughput: in the loop {loop_tps:,.0f} tokens/s ({loop_tokens} tokens, {loop_s:.2f} s); "
-          f"standalone generate {alone_tps:,.0f} tokens/s ({alone_tokens} tokens, {alone_s:.2f} s); "
+          f"standalone {kind} {alone_tps:,.0f} tokens/s ({alone_tokens} tokens, {alone_s:.2f} s); "
           f"ratio {loop_tps / alone_tps:.2f}")
+    print(f"sampler: {s['rollouts']}")
     print(f"run: {wall:.1f} s for {args.steps} steps (first batch sampled before step 1: "
           f"{s['first_rollout_s']:.2f} s)")
     return 0

@@ -314,7 +314,7 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
     assert saved["objective"] == "grpo" and saved["method"] == "lora" and saved["steps_done"] == 2
     assert saved["data_sha256"] == load_tasks(run_dir, None).sha256 and saved["base_model_sha256"]
     assert saved["rewards"] == REWARDS and (saved["grpo_pass_rate_min"], saved["grpo_pass_rate_max"]) == (0, 1)
-    assert saved["first_rollout_s"] > 0
+    assert saved["first_rollout_s"] > 0 and saved["rollouts"] == "engine"
     for h in saved["history"]:
         assert sum(h["outcomes"].values()) == 8 == h["groups"] * 4
         parts = h["rollout_s"] + h["reward_s"] + h["update_s"]

@@ -59,6 +59,7 @@ class Result:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # of the prompt, found in a slot's cache (not computed)
+    eos_id: int | None = None  # the end-of-sequence token that ended it (not in token_ids)
 
 
 @dataclass
@@ -319,12 +320,13 @@ class Engine:
     def _finish(self, st: _Slot, n: int, reason: str) -> Result:
         st.done = True
         ids = st.ids[:n]
+        eos_id = st.ids[n] if reason == "stop" and n < len(st.ids) and st.ids[n] in self.eos else None
         text = self._decode_text(ids)
         if st.req.stop:
             text, hit = cut_at_stop(text, st.req.stop)
             reason = "stop" if hit else reason
         self.stats.generated_tokens += n
-        return Result(st.req.tag, text, tuple(ids), reason, len(st.req.prompt_ids), n, st.cached)
+        return Result(st.req.tag, text, tuple(ids), reason, len(st.req.prompt_ids), n, st.cached, eos_id)
 
     def _check_all(self, sts: list[_Slot]) -> list[Result | None]:
         """End check for the slots that got tokens; the stop-string windows of all of them
@@ -346,6 +348,12 @@ class Engine:
             st.checked = len(st.ids)
             out.append(None if end is None else self._finish(st, end.tokens, end.reason))
         return out
+
+    def forget_prefixes(self) -> None:
+        """Reuse no cached prefix from before this call: after the model's weights have
+        changed, the K/V its cache holds are another model's."""
+        if self.index is not None:
+            self.index = PrefixIndex(self.index.block)
 
     def run(
         self, requests: Sequence[Request], feed: deque[Request] | None = None

@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     grpo_pass_rate_max: float = Field(0.9, ge=0, le=1, description="grpo: ... and at most this")
     grpo_overlap: bool = Field(True, description="grpo: score step t's rollouts while step t+1's are "
                                "generated (those then come from the weights before step t's update)")
+    grpo_rollouts: Literal["auto", "engine", "generate"] = Field(
+        "auto", description="grpo: what samples the rollouts: our engine on the policy (auto: where it runs "
+        "the model) or transformers' generate")
     grpo_save_every: int = Field(25, ge=1, description="grpo: write a checkpoint every this many steps")
     epochs: float = Field(4, gt=0, description="passes over the data (StarCoder2-Instruct ran 4)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")

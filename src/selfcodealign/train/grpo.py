@@ -61,7 +61,7 @@ from selfcodealign.train.policy_gradient import (
     sampled_logps,
     shuffled,
 )
-from selfcodealign.train.rollouts import GenerateRollouts, Rollout
+from selfcodealign.train.rollouts import EngineRollouts, GenerateRollouts, Rollout
 from selfcodealign.train.tasks import MASKED, REWARDS, Tasks, load_tasks, score
 
 log = logging.getLogger(__name__)
@@ -410,15 +410,34 @@ def _setup(cfg: TrainConfig, run_dir, out_dir: Path | None, source_factory):
     total = cfg.max_steps or max(1, round(cfg.epochs * len(tasks.tasks) / cfg.grpo_prompts_per_step))
     model, opt, sched = make_optimizer(cfg, acc, trackers, model, trainable, master, total)
     unwrapped = acc.unwrap_model(model)
-    source = (source_factory or _generate_source)(unwrapped, tok, cfg)
+    source = (source_factory(unwrapped, tok, cfg) if source_factory
+              else rollout_source(unwrapped, tok, cfg, max(map(len, prompts))))
     budget = cfg.token_budget if cfg.token_budget != "auto" else AUTO_BUDGET_FALLBACK
     plan = task_plan(len(tasks.tasks), cfg.grpo_prompts_per_step, total, cfg.seed)
     run = Run(cfg, acc, model, ref, opt, sched, master, tasks, prompts, plan, source, budget, out_dir, trackers)
     return run, src, tok, precision, total
 
 
-def _generate_source(model, tok, cfg: TrainConfig) -> GenerateRollouts:
-    return GenerateRollouts(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens)
+MAX_SLOTS = 512  # sequences the engine decodes at once; a step's samples beyond it queue
+
+
+def rollout_source(model, tok, cfg: TrainConfig, longest_prompt: int):
+    """The engine on the policy (``train.rollouts``) where it runs the model and
+    ``grpo_rollouts`` allows it, else ``generate``."""
+    from selfcodealign.gpu.model import unsupported_reason
+
+    base = model.get_base_model() if cfg.method == "lora" else model
+    reason = unsupported_reason(base.config)
+    if cfg.grpo_rollouts == "engine" and reason:
+        raise UserError(f"grpo_rollouts engine: the engine does not run this model ({reason}); "
+                        "use --set grpo_rollouts=generate")
+    if cfg.grpo_rollouts == "generate" or reason:
+        if reason:
+            log.info("rollouts with transformers' generate: the engine does not run this model (%s)", reason)
+        return GenerateRollouts(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens)
+    return EngineRollouts(model, tok, temperature=cfg.grpo_temperature, max_new_tokens=cfg.grpo_max_new_tokens,
+                          slots=min(MAX_SLOTS, cfg.grpo_prompts_per_step * cfg.grpo_group_size),
+                          max_len=longest_prompt + cfg.grpo_max_new_tokens + 1, lora=cfg.method == "lora")
 
 
 def _prompts(tok, tasks: Tasks, cfg: TrainConfig) -> list[list[int]]:
@@ -446,7 +465,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, 
     """GRPO on the kept tasks of the run in ``run_dir``; returns a summary (also saved as
     ``train_config.json`` beside the model). ``stop_after``: stop after that step, with a
     checkpoint and no model saved (``resume`` goes on from it). ``source_factory(model,
-    tokenizer, cfg)`` makes the rollout source (default: ``generate``)."""
+    tokenizer, cfg)`` makes the rollout source (default: ``rollout_source``)."""
     import torch
     import transformers
 
@@ -464,7 +483,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, 
     summary = {
         **cfg.model_dump(), "base_model": src.name, "base_model_sha256": source_hash(src).sha256,
         "precision": precision, "data": str(Path(run_dir).resolve()), "data_sha256": run.tasks.sha256,
-        "data_lines": run.tasks.lines, "peak_lr": cfg.peak_lr,
+        "data_lines": run.tasks.lines, "peak_lr": cfg.peak_lr, "rollouts": getattr(run.source, "name", None),
         "examples": len(run.tasks.tasks), "dropped": dict(run.tasks.dropped), "steps": total,
         "steps_done": run.history[-1]["step"] if run.history else 0, "rewards": REWARDS,
         "final_loss": run.history[-1]["loss"] if run.history else None,

@@ -1,0 +1,97 @@
+"""The engine as GRPO's rollout source, on CPU: it samples from the policy as it trains
+(in-place updates reach its weights, cached prefixes of old weights are not reused), with
+full fine-tuning and with LoRA."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from selfcodealign.gpu.engine import Request
+from selfcodealign.train.rollouts import EngineRollouts
+
+
+def greedy(model, prompt, n):
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
+                             min_new_tokens=n, eos_token_id=None, pad_token_id=0, top_k=None, top_p=None)
+    return list(out[0, len(prompt):].tolist())
+
+
+def engine_greedy(src, prompt, n):
+    [r] = src.engine.generate([Request(tuple(prompt), n)])
+    return list(r.token_ids), r.cached_tokens
+
+
+def step(model, prompt):
+    """One AdamW step that changes every trainable weight (a large learning rate)."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    ids = torch.tensor([prompt])
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    opt.zero_grad()
+
+
+@pytest.fixture
+def prompt(qwen_tokenizer):
+    # longer than two prefix blocks (64 tokens), so the engine would reuse a cached prefix
+    text = "Write a function that adds two numbers and explains each step of the addition. " * 6
+    return qwen_tokenizer(text)["input_ids"][:150]
+
+
+def test_full_fine_tuning_updates_reach_the_engine(tiny_model_dir, qwen_tokenizer, prompt):
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    src = EngineRollouts(model, qwen_tokenizer, temperature=1.0, max_new_tokens=12, slots=4, max_len=200)
+    assert src.engine.runner.fused  # the optimizer will write into the engine's fused weights
+    before, _ = engine_greedy(src, prompt, 12)
+    assert before == greedy(model, prompt, 12)
+    step(model, prompt)
+    src.sync(model)
+    after, cached = engine_greedy(src, prompt, 12)
+    assert cached == 0  # the prompt's K/V from the old weights were not reused
+    assert after == greedy(model, prompt, 12) != before
+    # Without the sync, the prompt's cached K/V (the weights before the step) are reused.
+    step(model, prompt)
+    _, cached = engine_greedy(src, prompt, 12)
+    assert cached > 0
+
+
+def test_lora_samples_come_from_the_adapter(tiny_model_dir, qwen_tokenizer, prompt):
+    peft = pytest.importorskip("peft")
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = peft.get_peft_model(base, peft.LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    src = EngineRollouts(model, qwen_tokenizer, temperature=1.0, max_new_tokens=12, slots=4, max_len=200, lora=True)
+    assert not src.engine.runner.fused  # the plain path calls the adapter-wrapped projections
+    before, _ = engine_greedy(src, prompt, 12)
+    step(model, prompt)  # lora_B leaves zero: the adapter now changes the outputs
+    src.sync(model)
+    after, _ = engine_greedy(src, prompt, 12)
+    assert after == greedy(model, prompt, 12) != before
+    with model.disable_adapter():
+        assert greedy(model, prompt, 12) == before
+
+
+def test_rollouts_end_with_the_sampled_end_token_and_are_seeded(tiny_model_dir, qwen_tokenizer, prompt):
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    src = EngineRollouts(model, qwen_tokenizer, temperature=1.0, max_new_tokens=8, slots=8, max_len=200)
+    rs = src.generate([prompt, prompt[:40]], group=3, seed=5)
+    assert [r.prompt for r in rs] == [0, 0, 0, 1, 1, 1] and rs[3].prompt_ids == tuple(prompt[:40])
+    assert len({r.ids for r in rs[:3]}) > 1  # a group's samples differ
+    assert [r.ids for r in src.generate([prompt, prompt[:40]], group=3, seed=5)] == [r.ids for r in rs]
+    assert src.generated_tokens == 2 * sum(len(r.ids) for r in rs)
+    # A model whose most likely first token is an end token: the rollout holds it, its text does not.
+    [first], _ = engine_greedy(src, prompt, 1)
+    model.generation_config.eos_token_id = [qwen_tokenizer.eos_token_id, first]
+    src = EngineRollouts(model, qwen_tokenizer, temperature=1e-4, max_new_tokens=8, slots=8, max_len=200)
+    [r] = src.generate([prompt], group=1, seed=0)
+    assert first in src.eos and (r.ids, r.text, r.finish_reason) == ((first,), "", "stop")
+
+
+def test_a_replaced_weight_stops_the_run(tiny_model_dir, qwen_tokenizer):
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    src = EngineRollouts(model, qwen_tokenizer, temperature=1.0, max_new_tokens=4, slots=2, max_len=64)
+    model.lm_head.weight.data = model.lm_head.weight.data.clone()
+    with pytest.raises(RuntimeError, match="replaced the policy's weight tensors"):
+        src.sync(model)
