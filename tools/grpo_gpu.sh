@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# On the lent GPU machine, after tools/reproduce_small.sh's ferry and setup and
+# tools/noise_floor_gpu.sh (whose seed-0 evaluation is the start model's): the
+# pre-registered GRPO experiment (docs/results.md). The run of the ferried seeds (the
+# same command as tools/groundtruth_gpu.sh's, so either makes it), then for each training
+# seed: GRPO, the shuffled control and SFT on the same run, each evaluated with the
+# protocol and compared with the start model and with the control. Every step resumes or
+# skips what is done, so the job can be started again after the machine went back.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+W=/tmp/w
+export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+cli() { python3 -m selfcodealign.cli "$@"; }
+gen=(--backend hf --model $W/model --set backend.batch_size=1024 --set execute.workers=15 --quiet)
+cli run --out $W/run --set seeds.source=seeds:$W/seeds.jsonl --set responses.n=10 "${gen[@]}" || exit 1
+train() {  # NAME ARGS...: train into $W/arms/NAME unless it is there, resuming a checkpoint
+    local out=$W/arms/$1; shift
+    [ -f $out/train_config.json ] && return 0
+    local resume=(); [ -f $out/checkpoint/state.pt ] && resume=(--resume)
+    cli train --model $W/model --out $out --method lora --overwrite "${resume[@]}" "$@"
+}
+evaluate() {  # NAME: the protocol's evaluation of $W/arms/NAME
+    cli eval --backend hf --model $W/arms/$1 --batch-size 1024 --n 10 --temperature 0.2 --seed 0 \
+        --workers 15 --out $W/evals/$1
+}
+for seed in ${SEEDS:-0 1 2}; do
+    grpo=(--objective grpo --data $W/run --max-steps 100 --seed $seed)
+    train grpo-s$seed "${grpo[@]}" && evaluate grpo-s$seed
+    train shuffled-s$seed "${grpo[@]}" --grpo-shuffle-rewards && evaluate shuffled-s$seed
+    for arm in grpo shuffled; do
+        cli compare $W/noise/seed0 $W/evals/$arm-s$seed > $W/evals/$arm-s$seed-vs-start.txt
+    done
+    cli compare $W/evals/shuffled-s$seed $W/evals/grpo-s$seed > $W/evals/grpo-s$seed-vs-shuffled.txt
+    train sft-s$seed --data $W/run/dataset.jsonl --seed $seed && evaluate sft-s$seed \
+        && cli compare $W/noise/seed0 $W/evals/sft-s$seed > $W/evals/sft-s$seed-vs-start.txt
+done
