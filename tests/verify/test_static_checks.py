@@ -66,6 +66,10 @@ def test_errors_to_raise_and_literal_results():
     ("Implement it as a context manager.", "class T:\n    def __enter__(self):\n        return self\n"
      "    def __exit__(self, *a):\n        pass\n", []),
     ("Use a `dataclass`.", "class P:\n    pass\n", ["structure dataclass"]),
+    ("Use NumPy for vectorized operations.", "import numpy as np\ndef f(a):\n    return any(np.isfinite(x) for x in a)\n",
+     ["structure vectorised"]),
+    ("Use NumPy for vectorized operations.", "import numpy as np\ndef f(a):\n    return np.isfinite(a).any()\n", []),
+    ("Do not vectorize it.", "def f(a):\n    return [x for x in a]\n", []),
 ])
 def test_named_structures(instruction, code, unmet):
     assert requirements.unmet(instruction, code) == unmet

@@ -14,7 +14,7 @@ negates: "without recursion" asks for nothing) and checked on the code:
 - errors to raise: ``raise ValueError`` (or a subclass the code defines) for each error
   the instruction says to raise;
 - structures: ``namedtuple``, ``dataclass``, generator (``yield``), context manager,
-  ``lambda``, list comprehension;
+  ``lambda``, list comprehension; "vectorized" code has no Python loop or comprehension;
 - complexity claims (``O(1)``, "constant time") are flagged: nothing static can check them,
   and at this model size they mostly come with instructions no answer can meet.
 """
@@ -206,6 +206,7 @@ _COMPLEXITY = re.compile(r"\bO\((?:[^()]|\([^()]*\)){1,30}\)|\b(constant|linear|
 # "return `None` if n <= 1": a stated result for a stated case; the code must return it.
 _RETURNS_LITERAL = re.compile(r"\breturns?\s+`?(None|True|False|-?\d+(?:\.\d+)?|\[\]|\{\}|''|\"\")`?"
                               r"\s+(?:if|when|for)\b", re.I)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _STRUCTURES = {
     "namedtuple": (r"\bnamed ?tuples?\b", lambda t, names: bool({"namedtuple", "NamedTuple"} & names)),
     "dataclass": (r"\bdata ?class(es)?\b", lambda t, names: "dataclass" in names),
@@ -217,6 +218,9 @@ _STRUCTURES = {
     "lambda": (r"\blambda\b", lambda t, names: any(isinstance(n, ast.Lambda) for n in ast.walk(t))),
     "list comprehension": (r"\blist comprehensions?\b",
                            lambda t, names: any(isinstance(n, ast.ListComp) for n in ast.walk(t))),
+    # "vectorized" asks for array operations: a Python loop over the elements is not one.
+    "vectorised": (r"\bvectori[sz](ed|ation|e|ing)\b",
+                   lambda t, names: not any(isinstance(n, _LOOPS) for n in ast.walk(t))),
 }
 
 
