@@ -165,6 +165,9 @@ def test_a_solution_of_small_one_line_functions_is_trivial():
         ["1 function(s), each one return, 7 AST nodes"]
     assert one_liner("def f(n):\n    if n < 2:\n        return n\n    return f(n - 1) + f(n - 2)\n") == []
     assert one_liner("class A:\n    def f(self):\n        return 1\n") == []
+    # a value named only to be returned is the same one line
+    assert one_liner("def merge(a, b):\n    merged = {**a, **b}\n    return merged\n") != []
+    assert one_liner("def merge(a, b):\n    merged = {**a, **b}\n    return a\n") == []
     big = "def f(xs):\n    return sorted({x * x for x in xs if x % 2 == 0 and x > 0}, key=lambda v: -v)[:3]\n"
     assert one_liner(big) == []
 

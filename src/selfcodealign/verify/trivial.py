@@ -1,5 +1,5 @@
 """Answers that teach nothing: every function of the solution is one ``return`` of a small
-expression (``return a + b``, ``return text.split(' ')``). Correct or not, such an example
+expression (``return a + b``, ``return text.split(' ')``, or ``x = a + b`` then ``return x``). Correct or not, such an example
 shows the model what it already does. The size bound was chosen on the labelled
 responses' development half (docs/verification.md)."""
 
@@ -10,6 +10,17 @@ import ast
 from selfcodealign.checks import parse_tree
 
 MAX_NODES = 15  # AST nodes of the returned expressions, all functions together
+
+
+def _returned(body: list[ast.stmt]) -> ast.expr | None:
+    """The expression a body only returns: ``return e``, or ``x = e`` then ``return x``."""
+    if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+        return body[0].value
+    if (len(body) == 2 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1
+            and isinstance(body[0].targets[0], ast.Name) and isinstance(body[1], ast.Return)
+            and isinstance(body[1].value, ast.Name) and body[1].value.id == body[0].targets[0].id):
+        return body[0].value
+    return None
 
 
 def one_liner(code: str, max_nodes: int = MAX_NODES) -> list[str]:
@@ -25,7 +36,8 @@ def one_liner(code: str, max_nodes: int = MAX_NODES) -> list[str]:
     nodes = 0
     for fn in functions:
         body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        if len(body) != 1 or not isinstance(body[0], ast.Return):
+        returned = _returned(body)
+        if returned is None:
             return []
-        nodes += sum(1 for _ in ast.walk(body[0]))
+        nodes += 1 + sum(1 for _ in ast.walk(returned))
     return [f"{len(functions)} function(s), each one return, {nodes} AST nodes"] if nodes <= max_nodes else []
