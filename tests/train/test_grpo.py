@@ -1,6 +1,7 @@
 """GRPO on CPU: rewards from the real sandbox, group-relative advantages, the shuffled
 control, resume, and a short run from a real run directory on a tiny model."""
 
+import hashlib
 import json
 import random
 import re
@@ -84,9 +85,34 @@ def test_tasks_are_the_kept_examples_with_their_tests_and_the_band_counts_drops(
     rates = [t.pass_rate for t in band.tasks]
     assert rates and all(0.1 <= a / b <= 0.9 for a, b in rates)
     assert len(band.tasks) + band.dropped["pass_rate_outside_band"] == len(kept)
-    assert band.sha256 != every.sha256  # the executed results are part of the data
+    # the pass rate each example records is its instruction's count in executed.jsonl
+    from selfcodealign.config import ExecuteConfig
+    from selfcodealign.jsonl import read_records
+    from selfcodealign.records import Executed
+    from selfcodealign.stages.execute import ExecuteStage
+
+    passes = ExecuteStage(ExecuteConfig(workers=2)).counts_as_pass
+    executed = list(read_records(run_dir / "executed.jsonl", Executed))
+    instruction = {e.id: e.response.parent_id for e in executed}
+    for t, e in zip(every.tasks, kept):
+        group = [x for x in executed if x.response.parent_id == instruction[e["parent_id"]]]
+        assert t.pass_rate == (sum(map(passes, group)), len(group))
+    # the hash is the dataset file's: the band is a setting, the rates are in the file
+    assert band.sha256 == every.sha256 == hashlib.sha256((run_dir / "dataset.jsonl").read_bytes()).hexdigest()
     with pytest.raises(UserError, match="no dataset.jsonl"):
         load_tasks(run_dir / "nope", None)
+
+
+def test_examples_without_a_recorded_pass_rate_are_dropped_by_the_band(run_dir, tmp_path):
+    lines = (run_dir / "dataset.jsonl").read_text().splitlines()
+    bare = [json.dumps({**json.loads(x), "quality": None}) for x in lines]
+    (tmp_path / "dataset.jsonl").write_text("\n".join(bare[:2] + lines[2:]) + "\n")
+    some = load_tasks(tmp_path, (0.0, 0.99))
+    assert some.dropped["no_pass_rate"] == 2 and len(some.tasks) + sum(some.dropped.values()) == len(lines)
+    (tmp_path / "dataset.jsonl").write_text("\n".join(bare) + "\n")
+    assert len(load_tasks(tmp_path, None).tasks) == len(lines)
+    with pytest.raises(UserError, match="records no pass rates.*--grpo-pass-rate 0,1"):
+        load_tasks(tmp_path, (0.1, 0.9))
 
 
 # ---- the learning signal -------------------------------------------------------------

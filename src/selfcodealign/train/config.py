@@ -44,9 +44,9 @@ class TrainConfig(BaseModel):
     grpo_shuffle_rewards: bool = Field(False, description="grpo: permute rewards within each batch "
                                        "(seeded): the control arm with no signal")
     # The band keeps tasks the model sometimes fails: an always-passed task gives its
-    # groups no signal. 0 and 1: every kept task (the run's executed.jsonl is not read).
+    # groups no signal. 0 and 1: every kept task, with or without a recorded pass rate.
     grpo_pass_rate_min: float = Field(0.1, ge=0, le=1, description="grpo: keep tasks whose pass rate in the "
-                                      "run's execute results is at least this")
+                                      "run (recorded in dataset.jsonl's quality.pass_rate) is at least this")
     grpo_pass_rate_max: float = Field(0.9, ge=0, le=1, description="grpo: ... and at most this")
     grpo_overlap: bool = Field(True, description="grpo: score step t's rollouts while step t+1's are "
                                "generated (those then come from the weights before step t's update)")

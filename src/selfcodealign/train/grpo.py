@@ -325,7 +325,7 @@ def load_checkpoint(run: Run) -> Batch:
     if changed:
         raise UserError(f"the checkpoint in {run.out_dir} was made with other settings ({', '.join(changed)})")
     if state["tasks_sha256"] != run.tasks.sha256:
-        raise UserError(f"the checkpoint in {run.out_dir} was made from other tasks (the run's files changed)")
+        raise UserError(f"the checkpoint in {run.out_dir} was made from other tasks (dataset.jsonl changed)")
     with torch.no_grad():
         for n, p in _trainable(run).items():
             p.copy_(state["params"][n])

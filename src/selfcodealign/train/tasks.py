@@ -4,12 +4,12 @@ against the tests verification trusted.
 A task is an instruction for which selection kept a response (a line of the run's
 ``dataset.jsonl``); its reward tests are that kept response's tests, never the tests a
 rollout writes for itself. Optionally only tasks the model sometimes fails are kept: a
-band of pass rates from the run's execute results (``executed.jsonl``).
+band of the pass rates each kept example records (``quality.pass_rate``: its
+instruction's passing and executed responses, counted by verify).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +37,13 @@ class Task:
     id: str  # the kept example's id
     prompt: tuple[dict, ...]  # system (if any) and user turns, as training formats them
     tests: str  # the kept response's tests
-    pass_rate: tuple[int, int] | None = None  # (passing, executed) responses in the run
+    pass_rate: tuple[int, int] | None = None  # (passing, executed) responses in the run, as recorded
 
 
 @dataclass
 class Tasks:
     tasks: list[Task]
-    sha256: str  # of dataset.jsonl (and executed.jsonl when a band is applied)
+    sha256: str  # of dataset.jsonl: the tasks, their tests and pass rates (the band is a setting)
     timeout: float  # the run's execute settings: how long and how much memory a program gets
     memory_mb: int
     dropped: Counter = field(default_factory=Counter)
@@ -60,27 +60,9 @@ def _execute_config(run_dir: Path):
         return ExecuteConfig()
 
 
-def _pass_rates(executed: Path, execute_cfg) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
-    """(instruction id -> (passing, executed)), (executed id -> instruction id)."""
-    from selfcodealign.jsonl import read_records
-    from selfcodealign.records import Executed
-    from selfcodealign.stages.execute import ExecuteStage
-
-    passes = ExecuteStage(execute_cfg).counts_as_pass
-    counts: dict[str, list[int]] = {}
-    parent: dict[str, str] = {}
-    for ex in read_records(executed, Executed):
-        ins = ex.response.parent_id
-        parent[ex.id] = ins
-        c = counts.setdefault(ins, [0, 0])
-        c[0] += passes(ex)
-        c[1] += 1
-    return {k: (a, b) for k, (a, b) in counts.items()}, parent
-
-
 def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
     """The run's kept instructions as tasks; with ``band`` (lo, hi), only those whose
-    pass rate in the run lies in [lo, hi]."""
+    recorded pass rate lies in [lo, hi]."""
     from selfcodealign.jsonl import read_records
     from selfcodealign.records import Example
     from selfcodealign.train.data import file_sha256
@@ -91,24 +73,13 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
         raise UserError(f"{run_dir}: no dataset.jsonl (give the directory of a run that reached select)")
     if band is not None and band[0] > band[1]:
         raise UserError(f"the pass-rate band {band[0]},{band[1]} is empty (its low end is above its high end)")
-    execute_cfg = _execute_config(run_dir)
-    h = hashlib.sha256(file_sha256(dataset).encode())
-    rates: dict[str, tuple[int, int]] = {}
-    parent: dict[str, str] = {}
-    executed = run_dir / "executed.jsonl"
-    if band is not None:
-        if not executed.is_file():
-            raise UserError(f"{run_dir}: no executed.jsonl for the pass-rate band; give --grpo-pass-rate 0,1 "
-                            "to keep every kept task")
-        rates, parent = _pass_rates(executed, execute_cfg)
-        h.update(file_sha256(executed).encode())
     tasks, dropped, lines = [], Counter(), 0
     for ex in read_records(dataset, Example):
         lines += 1
-        rate = rates.get(parent.get(ex.parent_id, ""))
+        rate = ex.quality.pass_rate if ex.quality is not None else None
         if band is not None:
             if rate is None:
-                dropped["not_executed"] += 1
+                dropped["no_pass_rate"] += 1
                 continue
             if not band[0] <= rate[0] / rate[1] <= band[1]:
                 dropped["pass_rate_outside_band"] += 1
@@ -119,9 +90,14 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
         prompt = tuple(m.model_dump() for m in ex.messages[:-1])
         tasks.append(Task(id=ex.id, prompt=prompt, tests=ex.tests, pass_rate=rate))
     if not tasks:
+        if lines and dropped["no_pass_rate"] == lines:
+            raise UserError(f"{run_dir}: dataset.jsonl records no pass rates (select made it without verify's "
+                            "results): run the pipeline on it again, or give --grpo-pass-rate 0,1 to keep every "
+                            "kept task")
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "dataset.jsonl is empty"
         raise UserError(f"{run_dir}: no tasks to train on ({why})")
-    return Tasks(tasks, h.hexdigest(), execute_cfg.timeout, execute_cfg.memory_mb, dropped, lines)
+    execute_cfg = _execute_config(run_dir)
+    return Tasks(tasks, file_sha256(dataset), execute_cfg.timeout, execute_cfg.memory_mb, dropped, lines)
 
 
 def runnable_code(text: str, finish_reason: str) -> tuple[str | None, str | None]:
