@@ -197,6 +197,13 @@ def test_micro_batches_keep_order_and_their_padded_size_within_the_budget():
         assert width * len(mb) <= 40 or len(mb) == 1
 
 
+def test_a_batch_keeps_its_log_probabilities_on_the_device_and_checkpoints_them_on_the_cpu():
+    rs = [Rollout(0, (1, 2), (3, 4, 5), "x", "stop")]
+    state = grpo.Batch(2, [0], rs, [torch.tensor([-0.1, -0.2, -0.3])], 1.5, 3).state()
+    assert state["old_logps"][0].device.type == "cpu"
+    back = grpo.Batch.from_state(state, "meta")
+    assert back.old_logps[0].device.type == "meta" and back.rollouts == rs and back.step == 2
+
 def _rollout(tok, prompt: str, answer: str) -> Rollout:
     from selfcodealign.train.format import encode_prompt
 

@@ -95,19 +95,21 @@ class Batch:
     step: int
     tasks: list[int]
     rollouts: list[Rollout]
-    old_logps: list  # tensors (CPU)
+    old_logps: list  # tensors on the run's device (CPU in a checkpoint)
     rollout_s: float
     tokens: int
 
     def state(self) -> dict:
         return {"step": self.step, "tasks": self.tasks, "rollouts": [asdict(r) for r in self.rollouts],
-                "old_logps": self.old_logps, "rollout_s": self.rollout_s, "tokens": self.tokens}
+                "old_logps": [x.cpu() for x in self.old_logps], "rollout_s": self.rollout_s,
+                "tokens": self.tokens}
 
     @classmethod
-    def from_state(cls, s: dict) -> Batch:
+    def from_state(cls, s: dict, device) -> Batch:
         rs = [Rollout(r["prompt"], tuple(r["prompt_ids"]), tuple(r["ids"]), r["text"], r["finish_reason"])
               for r in s["rollouts"]]
-        return cls(s["step"], s["tasks"], rs, s["old_logps"], s["rollout_s"], s["tokens"])
+        old = [x.to(device) for x in s["old_logps"]]
+        return cls(s["step"], s["tasks"], rs, old, s["rollout_s"], s["tokens"])
 
 
 @dataclass
@@ -154,8 +156,7 @@ def sample(run: Run, step: int) -> Batch:
     old = []
     with torch.no_grad(), run.acc.autocast():
         for mb in micro_batches(rollouts, run.budget):
-            old += [x.float().cpu() for x in sampled_logps(run.unwrapped, [rollouts[i] for i in mb],
-                                                           run.cfg.grpo_temperature)]
+            old += sampled_logps(run.unwrapped, [rollouts[i] for i in mb], run.cfg.grpo_temperature)
     return Batch(step, idx, rollouts, old, time.perf_counter() - t0, run.source.generated_tokens - before)
 
 
@@ -185,7 +186,7 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
     for mb in micro_batches(batch.rollouts, run.budget):
         rs = [batch.rollouts[i] for i in mb]
         a = torch.tensor([adv[i] for i in mb for _ in batch.rollouts[i].ids], device=dev)
-        old = torch.cat([batch.old_logps[i] for i in mb]).to(dev)
+        old = torch.cat([batch.old_logps[i] for i in mb])
         with run.acc.autocast():
             ref = reference_logps(run, rs) if cfg.grpo_kl_coef > 0 else None
             logp = torch.cat(sampled_logps(run.unwrapped, rs, cfg.grpo_temperature))
@@ -337,7 +338,7 @@ def load_checkpoint(run: Run) -> Batch:
     # the step log as of the checkpoint: steps logged after it are done again
     write_atomic(run.out_dir / STEP_LOG, run.history)
     log.info("resuming after step %d", state["step"])
-    return Batch.from_state(state["next"])
+    return Batch.from_state(state["next"], run.acc.device)
 
 
 # ---- setup and saving ----------------------------------------------------------------
