@@ -332,6 +332,35 @@ def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_p
     assert not (tmp_path / "part" / grpo.CHECKPOINT).exists()
 
 
+def test_without_overlap_the_update_takes_its_own_log_probabilities_as_the_old_ones(
+        tiny_model_dir, run_dir, tmp_path, monkeypatch):
+    """Sampled after the previous update, a batch comes from the weights its update starts
+    from: no forward pass is spent on their log-probabilities, and the run is the one that
+    computes them first."""
+    cfg = _cfg(tiny_model_dir, grpo_overlap=False, grpo_kl_coef=0.0)
+    assert not any(grpo.sampled_behind(cfg, step) for step in range(1, 5))
+    assert grpo.sampled_behind(_cfg(tiny_model_dir), 2) and not grpo.sampled_behind(_cfg(tiny_model_dir), 1)
+    calls = {"no_grad": 0}
+    real = pg.sampled_logps
+
+    def counted(*a, **kw):
+        calls["no_grad"] += not torch.is_grad_enabled()
+        return real(*a, **kw)
+
+    monkeypatch.setattr(grpo, "sampled_logps", counted)
+    lean = grpo.train(cfg, run_dir, tmp_path / "lean", source_factory=HandWritten)
+    assert calls["no_grad"] == 0
+    monkeypatch.setattr(grpo, "sampled_behind", lambda cfg, step: True)  # the forward pass before each update
+    full = grpo.train(cfg, run_dir, tmp_path / "full", source_factory=HandWritten)
+    assert calls["no_grad"] >= cfg.max_steps
+    assert any(h["signal_fraction"] > 0 for h in lean["history"])
+    for a, b in zip(lean["history"], full["history"], strict=True):
+        assert a["rewards"] == b["rewards"] and a["clip_fraction"] == b["clip_fraction"] == 0
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    w = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lean").state_dict()
+    f = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "full").state_dict()
+    assert all(torch.allclose(w[k], f[k], atol=1e-6) for k in w)
+
 def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, run_dir, tmp_path, capsys):
     """The command end to end: LoRA (the reference is the adapter switched off), the
     tiny model's own samples scored in the sandbox, the step log and the provenance."""

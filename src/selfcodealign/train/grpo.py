@@ -20,7 +20,8 @@ towards the answers that beat their group:
 Rewards of step t are computed (a background thread; the sandbox's own processes do the
 work) while step t+1's answers are generated. Those answers then come from the weights
 before step t's update, one step behind the policy: that is what the ratio ``rho``
-corrects, clipped as in PPO (``grpo_overlap=false`` samples after the update: rho = 1).
+corrects, clipped as in PPO (``grpo_overlap=false`` samples after the update: rho = 1, and
+the update's own log-probabilities, detached, stand for the sampling weights').
 
 Log-probabilities use the logits divided by the sampling temperature, the distribution
 the answers were drawn from. A checkpoint (``OUT/checkpoint/state.pt``: trainable
@@ -95,20 +96,20 @@ class Batch:
     step: int
     tasks: list[int]
     rollouts: list[Rollout]
-    old_logps: list  # tensors on the run's device (CPU in a checkpoint)
+    old_logps: list | None  # tensors on the run's device (CPU in a checkpoint); None: see sampled_behind
     rollout_s: float
     tokens: int
 
     def state(self) -> dict:
         return {"step": self.step, "tasks": self.tasks, "rollouts": [asdict(r) for r in self.rollouts],
-                "old_logps": [x.cpu() for x in self.old_logps], "rollout_s": self.rollout_s,
-                "tokens": self.tokens}
+                "old_logps": None if self.old_logps is None else [x.cpu() for x in self.old_logps],
+                "rollout_s": self.rollout_s, "tokens": self.tokens}
 
     @classmethod
     def from_state(cls, s: dict, device) -> Batch:
         rs = [Rollout(r["prompt"], tuple(r["prompt_ids"]), tuple(r["ids"]), r["text"], r["finish_reason"])
               for r in s["rollouts"]]
-        old = [x.to(device) for x in s["old_logps"]]
+        old = None if s["old_logps"] is None else [x.to(device) for x in s["old_logps"]]
         return cls(s["step"], s["tasks"], rs, old, s["rollout_s"], s["tokens"])
 
 
@@ -144,8 +145,17 @@ class Run:
         return self.acc.unwrap_model(self.model)
 
 
+def sampled_behind(cfg: TrainConfig, step: int) -> bool:
+    """Whether step ``step``'s rollouts come from weights its update no longer starts from:
+    with overlap, each batch after the first is sampled before the previous step's update.
+    Otherwise (one update per batch) the update's own log-probabilities, detached, are
+    those of the sampling weights, and no forward pass is spent on them beforehand."""
+    return cfg.grpo_overlap and step > 1
+
+
 def sample(run: Run, step: int) -> Batch:
-    """Step ``step``'s rollouts from the policy as it is now, with their log-probabilities."""
+    """Step ``step``'s rollouts from the policy as it is now, with their log-probabilities
+    where the update needs them (``sampled_behind``)."""
     import torch
 
     t0 = time.perf_counter()
@@ -153,10 +163,12 @@ def sample(run: Run, step: int) -> Batch:
     before = run.source.generated_tokens
     rollouts = run.source.generate([run.prompts[i] for i in idx], run.cfg.grpo_group_size,
                                    seed=run.cfg.seed * 1_000_003 + step)
-    old = []
-    with torch.no_grad(), run.acc.autocast():
-        for mb in micro_batches(rollouts, run.budget):
-            old += sampled_logps(run.unwrapped, [rollouts[i] for i in mb], run.cfg.grpo_temperature)
+    old = None
+    if sampled_behind(run.cfg, step):
+        old = []
+        with torch.no_grad(), run.acc.autocast():
+            for mb in micro_batches(rollouts, run.budget):
+                old += sampled_logps(run.unwrapped, [rollouts[i] for i in mb], run.cfg.grpo_temperature)
     return Batch(step, idx, rollouts, old, time.perf_counter() - t0, run.source.generated_tokens - before)
 
 
@@ -186,10 +198,10 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
     for mb in micro_batches(batch.rollouts, run.budget):
         rs = [batch.rollouts[i] for i in mb]
         a = torch.tensor([adv[i] for i in mb for _ in batch.rollouts[i].ids], device=dev)
-        old = torch.cat([batch.old_logps[i] for i in mb])
         with run.acc.autocast():
             ref = reference_logps(run, rs) if cfg.grpo_kl_coef > 0 else None
             logp = torch.cat(sampled_logps(run.unwrapped, rs, cfg.grpo_temperature))
+            old = logp.detach() if batch.old_logps is None else torch.cat([batch.old_logps[i] for i in mb])
             loss, kl, clip_n = pg_loss(logp, old, ref, a, cfg.grpo_clip, cfg.grpo_kl_coef)
             run.acc.backward(loss / max(n_tokens, 1))
         if run.master is not None:
