@@ -188,6 +188,19 @@ def test_each_epoch_takes_every_task_once_in_a_seeded_order():
     assert plan == grpo.task_plan(5, 2, 7, seed=1) != grpo.task_plan(5, 2, 7, seed=2)
 
 
+def test_max_steps_caps_sft_and_sets_grpos_length():
+    """Epochs' steps rounded up (SFT's steps per epoch are whole, its last step may be
+    short; GRPO's a fraction, its steps run on into the next epoch); max_steps cuts SFT
+    and DPO short and is GRPO's length, more epochs or fewer."""
+    for objective in ("sft", "dpo", "grpo"):
+        assert TrainConfig(objective=objective, epochs=4).total_steps(10 / 8) == 5
+        assert TrainConfig(objective=objective, epochs=4, max_steps=3).total_steps(10 / 8) == 3
+        assert TrainConfig(objective=objective, epochs=0.3).total_steps(10) == 3  # 0.3 * 10 = 3.0000000000000004
+    assert TrainConfig(objective="sft", epochs=1, max_steps=100).total_steps(10 / 8) == 2
+    assert TrainConfig(objective="dpo", epochs=1, max_steps=100).total_steps(10 / 8) == 2
+    assert TrainConfig(objective="grpo", epochs=1, max_steps=100).total_steps(10 / 8) == 100
+
+
 def test_micro_batches_keep_order_and_their_padded_size_within_the_budget():
     rs = [Rollout(0, (1,) * p, (2,) * n, "", "stop") for p, n in [(10, 5), (10, 20), (3, 3), (50, 50), (4, 4)]]
     mbs = pg.micro_batches(rs, budget=40)
@@ -374,6 +387,7 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
     assert rc == 0
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["objective"] == "grpo" and saved["method"] == "lora" and saved["steps_done"] == 2
+    assert saved["steps"] == 2 and saved["epochs_done"] == pytest.approx(2 * 2 / saved["examples"])
     assert saved["data_sha256"] == load_tasks(run_dir, None).sha256 and saved["base_model_sha256"]
     assert saved["rewards"] == REWARDS and (saved["grpo_pass_rate_min"], saved["grpo_pass_rate_max"]) == (0, 1)
     assert saved["first_rollout_s"] > 0 and saved["rollouts"] == "engine"

@@ -45,8 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--grpo-pass-rate", type=_band, help="grpo: LO,HI: keep tasks whose pass rate in the run lies "
                    "in [LO, HI] (default 0.1,0.9; 0,1: every kept task)")
     p.add_argument("--resume", action="store_true", help="grpo: go on from the checkpoint in --out")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--epochs", type=float, help="passes over the data (default 4; grpo: over the tasks)")
+    p.add_argument("--max-steps", type=int, help="at most this many optimizer steps (the fewer of this and "
+                   "--epochs' steps); grpo: this many steps, in place of --epochs")
     p.add_argument("--lr", type=float)
     p.add_argument("--examples-per-step", type=int, help="effective batch, all GPUs together (default 64)")
     p.add_argument("--max-len", type=int, help="longest example in tokens; longer ones are dropped (default 1280)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -54,8 +55,12 @@ class TrainConfig(BaseModel):
         "auto", description="grpo: what samples the rollouts: our engine on the policy (auto: where it runs "
         "the model) or transformers' generate")
     grpo_save_every: int = Field(25, ge=1, description="grpo: write a checkpoint every this many steps")
-    epochs: float = Field(4, gt=0, description="passes over the data (StarCoder2-Instruct ran 4)")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    epochs: float = Field(4, gt=0, description="passes over the data (StarCoder2-Instruct ran 4); grpo: over "
+                          "the tasks, grpo_prompts_per_step a step")
+    # GRPO samples fresh answers every step: its length is a number of steps, and an epoch
+    # only orders the tasks; SFT and DPO pass over fixed data, which max_steps cuts short.
+    max_steps: int | None = Field(None, ge=1, description="sft, dpo: at most this many optimizer steps (the "
+                                  "fewer of this and epochs' steps); grpo: this many steps, in place of epochs")
     lr: float | None = Field(None, gt=0, description=f"peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA; "
                              f"dpo {DPO_FULL_LR} full, {DPO_LORA_LR} LoRA; "
                              f"grpo {GRPO_FULL_LR} full, {GRPO_LORA_LR} LoRA)")
@@ -98,6 +103,14 @@ class TrainConfig(BaseModel):
     def grpo_band(self) -> tuple[float, float] | None:
         lo, hi = self.grpo_pass_rate_min, self.grpo_pass_rate_max
         return None if (lo, hi) == (0.0, 1.0) else (lo, hi)
+
+    def total_steps(self, steps_per_epoch: float) -> int:
+        """Optimizer steps of a run: ``epochs`` passes of ``steps_per_epoch`` steps, rounded
+        up; ``max_steps`` caps them (sft, dpo) or stands in their place (grpo)."""
+        total = math.ceil(round(self.epochs * steps_per_epoch, 6))  # 0.3 * 10 is not above 3
+        if not self.max_steps:
+            return total
+        return self.max_steps if self.objective == "grpo" else min(total, self.max_steps)
 
     @property
     def peak_lr(self) -> float:

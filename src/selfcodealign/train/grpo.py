@@ -420,7 +420,7 @@ def _setup(cfg: TrainConfig, run_dir, out_dir: Path | None, source_factory):
     from selfcodealign.train.master import MasterWeights
 
     master = MasterWeights(trainable) if precision == "bf16-master" else None
-    total = cfg.max_steps or max(1, round(cfg.epochs * len(tasks.tasks) / cfg.grpo_prompts_per_step))
+    total = cfg.total_steps(len(tasks.tasks) / cfg.grpo_prompts_per_step)  # steps run across epochs' ends
     model, opt, sched = make_optimizer(cfg, acc, trackers, model, trainable, master, total)
     unwrapped = acc.unwrap_model(model)
     source = (source_factory(unwrapped, tok, cfg) if source_factory
@@ -498,6 +498,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, 
         "precision": precision, "data": str(Path(run_dir).resolve()), "data_sha256": run.tasks.sha256,
         "data_lines": run.tasks.lines, "peak_lr": cfg.peak_lr, "rollouts": getattr(run.source, "name", None),
         "examples": len(run.tasks.tasks), "dropped": dict(run.tasks.dropped), "steps": total,
+        "epochs_done": total * cfg.grpo_prompts_per_step / len(run.tasks.tasks),
         "steps_done": run.history[-1]["step"] if run.history else 0, "rewards": REWARDS,
         "final_loss": run.history[-1]["loss"] if run.history else None,
         "final_reward_mean": run.history[-1]["reward_mean"] if run.history else None,

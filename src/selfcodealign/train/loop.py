@@ -265,9 +265,7 @@ def prepare_for_training(cfg: TrainConfig, model):
 def _plan(cfg: TrainConfig, run: _Setup, data, budget: int):
     """(the micro-batches of every optimizer step, the number of steps, steps per epoch)."""
     steps_per_epoch = math.ceil(len(data.examples) / cfg.examples_per_step)
-    total = math.ceil(cfg.epochs * steps_per_epoch)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
+    total = cfg.total_steps(steps_per_epoch)
     if run.dpo:
         plan = dpo.plan(len(data.pairs), [len(c) + len(r) for c, r in data.pairs],
                         pairs_per_step=cfg.examples_per_step, token_budget=budget, steps=total, seed=cfg.seed)
