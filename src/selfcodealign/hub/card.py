@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfcodealign import __version__
 from selfcodealign.merge import run_summary
+
+if TYPE_CHECKING:
+    from selfcodealign.records import Example
 
 # What each column means (a test checks that every column of every config is here).
 FIELDS = {
@@ -93,7 +96,7 @@ def funnel_section(summary: dict[str, Any]) -> str:
     return text
 
 
-def quality_section(summary: dict[str, Any], examples) -> str:
+def quality_section(summary: dict[str, Any], examples: list[Example]) -> str:
     """Verification's figures over every passing answer (summary.json), and over the kept ones."""
     lines = []
     ver = (summary.get("stages") or {}).get("verify") or {}
@@ -109,23 +112,23 @@ def quality_section(summary: dict[str, Any], examples) -> str:
     if a:
         lines.append(f"- Agreement: {a['with_siblings']:,} answers had siblings; the tests of "
                      f"{a['tests_no_sibling_passes']:,} passed no sibling, {a['suspect_tests']:,} were suspect.")
-    scores = [e["quality"]["mutation_score"] for e in examples
-              if e.get("quality") and e["quality"].get("mutation_score") is not None]
+    scores = [e.quality.mutation_score for e in examples
+              if e.quality is not None and e.quality.mutation_score is not None]
     if scores:
         lines.append(f"- Kept examples: mean mutation score {sum(scores) / len(scores):.3f} over {len(scores):,} "
                      "with mutants.")
-    kinds = Counter(f"{e['category']}/{e['difficulty']}" for e in examples)
+    kinds = Counter(f"{e.category}/{e.difficulty}" for e in examples)
     lines.append(f"- Kept examples by category/difficulty: {_counts(kinds)}.")
     return "\n".join(lines)
 
 
-def model_section(examples) -> str:
-    models = Counter((e["model"], e.get("model_sha256") or f"none ({e.get('model_sha256_note') or 'not recorded'})")
+def model_section(examples: list[Example]) -> str:
+    models = Counter((e.model, e.model_sha256 or f"none ({e.model_sha256_note or 'not recorded'})")
                      for e in examples)
     text = markdown_table(["model", "SHA-256", "examples"],
                           [[f"`{m}`", f"`{h}`", n] for (m, h), n in models.most_common()])
     keys = ("backend", "prompt_style", "temperature", "top_p", "max_tokens")
-    sampling = Counter(tuple(e.get("sampling", {}).get(k) for k in keys) for e in examples)
+    sampling = Counter(tuple(e.sampling.get(k) for k in keys) for e in examples)
     text += "\n\nSampling of the kept answers:\n\n" + markdown_table(
         [*keys, "examples"], [[*s, n] for s, n in sampling.most_common()])
     return text
@@ -162,14 +165,13 @@ def columns_section(tables: dict) -> str:
                             FIELDS.get(c, "")] for c in columns])
 
 
-def dataset_card(run_dir: Path, tables: dict, license: str = "other"):
-    """The card for ``tables`` (part -> datasets.Dataset) exported from ``run_dir``."""
+def dataset_card(run_dir: Path, tables: dict, examples: list[Example], license: str = "other"):
+    """The card for ``tables`` (part -> datasets.Dataset) exported from ``run_dir``, whose
+    default config holds ``examples``."""
     from huggingface_hub import DatasetCard
 
     summary = run_summary(run_dir)
-    default = next(t for p, t in tables.items() if p.config == "default")
-    examples = default.to_list()
-    data = card_data(run_dir, tables, default.num_rows, license)
+    data = card_data(run_dir, tables, len(examples), license)
     parts_table = markdown_table(["config", "split", "rows", "for"],
                                  [[f"`{p.config}`", p.split, f"{t.num_rows:,}", p.purpose] for p, t in tables.items()])
     loads = "\n".join(f'{p.config} = load_dataset("REPO_OR_FOLDER", "{p.config}", split="{p.split}")'

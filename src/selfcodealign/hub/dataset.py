@@ -175,7 +175,8 @@ def export_dataset(run_dir: Path, out: Path, license: str = "other") -> dict[str
         for name, copy in RUN_FILES.items():
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, tmp / copy)
-        dataset_card(run_dir, tables, license).save(tmp / "README.md")
+        default = next(records for part, records in parts.items() if part.config == "default")
+        dataset_card(run_dir, tables, default, license).save(tmp / "README.md")
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)

@@ -115,9 +115,7 @@ def model_card(out_dir: Path, results: list | None = None):
 
 ## Base model
 
-| model | SHA-256 |
-| --- | --- |
-| `{t['base_model']}` | `{t.get('base_model_sha256')}` |
+{markdown_table(["model", "SHA-256"], [[f"`{t['base_model']}`", f"`{t.get('base_model_sha256')}`"]])}
 
 ## Data
 
