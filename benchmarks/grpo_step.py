@@ -125,7 +125,14 @@ def standalone(cfg, model_dir: str, plan: list[list[int]], prompts: list[list[in
     # the dtype the loop trains in (bf16-master on a GPU, fp32 on the CPU)
     model = load_model(src, dtype="bfloat16" if cuda else "float32", attn="sdpa").to("cuda" if cuda else "cpu")
     tok = load_tokenizer(src)
-    gen = grpo.rollout_source(model, tok, cfg.model_copy(update={"method": "full"}), max(map(len, prompts)))
+    if cfg.method == "lora":  # the same path as the loop's: the engine through the adapter-wrapped modules
+        import peft
+
+        from selfcodealign.train.loop import prepare_for_training
+
+        model = prepare_for_training(cfg, model)
+        assert isinstance(model, peft.PeftModel)
+    gen = grpo.rollout_source(model, tok, cfg, max(map(len, prompts)))
     gen.generate([prompts[i] for i in warm], cfg.grpo_group_size, seed=cfg.seed * 1_000_003 + 1)
     before = gen.generated_tokens
     t0 = time.perf_counter()

@@ -4,8 +4,9 @@
 # pre-registered GRPO experiment (docs/results.md). The run of the ferried seeds (the
 # same command as tools/groundtruth_gpu.sh's, so either makes it), then for each training
 # seed: GRPO, the shuffled control and SFT on the same run, each evaluated with the
-# protocol and compared with the start model and with the control. Every step resumes or
-# skips what is done, so the job can be started again after the machine went back.
+# protocol and compared with the start model and with the control. GRPO resumes from its
+# checkpoint, eval from its partial samples, and finished steps are skipped, so the job can
+# be started again after the machine went back (SFT starts its arm over).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 W=/tmp/w
@@ -19,18 +20,22 @@ train() {  # NAME ARGS...: train into $W/arms/NAME unless it is there, resuming 
     local resume=(); [ -f $out/checkpoint/state.pt ] && resume=(--resume)
     cli train --model $W/model --out $out --method lora --overwrite "${resume[@]}" "$@"
 }
-evaluate() {  # NAME: the protocol's evaluation of $W/arms/NAME
+evaluate() {  # NAME: the protocol's evaluation of $W/arms/NAME (eval resumes a partial one)
+    [ -f $W/evals/$1/results.json ] && return 0
     cli eval --backend hf --model $W/arms/$1 --batch-size 1024 --n 10 --temperature 0.2 --seed 0 \
         --workers 15 --out $W/evals/$1
+}
+compare() {  # A B FILE: compare two evaluations once both are complete; FILE only when it worked
+    [ -f $1/results.json ] && [ -f $2/results.json ] && cli compare $1 $2 > $3.tmp && mv $3.tmp $3
 }
 for seed in ${SEEDS:-0 1 2}; do
     grpo=(--objective grpo --data $W/run --max-steps 100 --seed $seed)
     train grpo-s$seed "${grpo[@]}" && evaluate grpo-s$seed
     train shuffled-s$seed "${grpo[@]}" --grpo-shuffle-rewards && evaluate shuffled-s$seed
     for arm in grpo shuffled; do
-        cli compare $W/noise/seed0 $W/evals/$arm-s$seed > $W/evals/$arm-s$seed-vs-start.txt
+        compare $W/noise/seed0 $W/evals/$arm-s$seed $W/evals/$arm-s$seed-vs-start.txt
     done
-    cli compare $W/evals/shuffled-s$seed $W/evals/grpo-s$seed > $W/evals/grpo-s$seed-vs-shuffled.txt
+    compare $W/evals/shuffled-s$seed $W/evals/grpo-s$seed $W/evals/grpo-s$seed-vs-shuffled.txt
     train sft-s$seed --data $W/run/dataset.jsonl --seed $seed && evaluate sft-s$seed \
-        && cli compare $W/noise/seed0 $W/evals/sft-s$seed > $W/evals/sft-s$seed-vs-start.txt
+        && compare $W/noise/seed0 $W/evals/sft-s$seed $W/evals/sft-s$seed-vs-start.txt
 done

@@ -95,3 +95,15 @@ def test_a_replaced_weight_stops_the_run(tiny_model_dir, qwen_tokenizer):
     model.lm_head.weight.data = model.lm_head.weight.data.clone()
     with pytest.raises(RuntimeError, match="replaced the policy's weight tensors"):
         src.sync(model)
+
+
+def test_a_model_the_engine_cannot_run_samples_with_generate_or_fails_clearly(qwen_tokenizer):
+    from selfcodealign.errors import UserError
+    from selfcodealign.train.config import TrainConfig
+    from selfcodealign.train.grpo import rollout_source
+
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64))
+    auto = rollout_source(gpt2, qwen_tokenizer, TrainConfig(objective="grpo"), 10)
+    assert auto.name == "generate"
+    with pytest.raises(UserError, match="--grpo-rollouts generate"):
+        rollout_source(gpt2, qwen_tokenizer, TrainConfig(objective="grpo", grpo_rollouts="engine"), 10)

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--grpo-max-new-tokens", type=int, help="grpo: token budget of a sample (default 512)")
     p.add_argument("--grpo-shuffle-rewards", action="store_true", default=None,
                    help="grpo: permute rewards within each batch (the control arm: no signal)")
+    p.add_argument("--grpo-rollouts", choices=["auto", "engine", "generate"],
+                   help="grpo: what samples: our engine on the policy, or transformers' generate (default auto: "
+                   "the engine where it runs the model)")
     p.add_argument("--grpo-pass-rate", type=_band, help="grpo: LO,HI: keep tasks whose pass rate in the run lies "
                    "in [LO, HI] (default 0.1,0.9; 0,1: every kept task)")
     p.add_argument("--resume", action="store_true", help="grpo: go on from the checkpoint in --out")
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     keys = ["model", "method", "objective", "dpo_beta", "grpo_group_size", "grpo_prompts_per_step", "grpo_kl_coef",
-            "grpo_temperature", "grpo_max_new_tokens", "grpo_shuffle_rewards", "epochs",
+            "grpo_temperature", "grpo_max_new_tokens", "grpo_shuffle_rewards", "grpo_rollouts", "epochs",
             "max_steps", "lr", "examples_per_step", "max_len", "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
             "compile", "seed"]
     band = args.grpo_pass_rate or (None, None)

@@ -325,6 +325,7 @@ class Engine:
         if st.req.stop:
             text, hit = cut_at_stop(text, st.req.stop)
             reason = "stop" if hit else reason
+            eos_id = None if hit else eos_id  # a stop string ended it, whatever token came next
         self.stats.generated_tokens += n
         return Result(st.req.tag, text, tuple(ids), reason, len(st.req.prompt_ids), n, st.cached, eos_id)
 

@@ -443,7 +443,7 @@ def rollout_source(model, tok, cfg: TrainConfig, longest_prompt: int):
     reason = unsupported_reason(base.config)
     if cfg.grpo_rollouts == "engine" and reason:
         raise UserError(f"grpo_rollouts engine: the engine does not run this model ({reason}); "
-                        "use --set grpo_rollouts=generate")
+                        "use --grpo-rollouts generate")
     if cfg.grpo_rollouts == "generate" or reason:
         if reason:
             log.info("rollouts with transformers' generate: the engine does not run this model (%s)", reason)
