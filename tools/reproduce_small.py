@@ -12,6 +12,8 @@ files of 16 MiB, and reaches no network. So:
   GPU  setup                  join the model and check its SHA-256, install the wheels into
                               /tmp/site, `selfcodealign export` it to /tmp/w/model, check
                               that a strong sandbox works there
+  GPU  wheels FOLDER          only the wheels part of setup, from a carried folder (for a
+                              job that needs no model: one call)
   GPU  start 'COMMANDS'       run COMMANDS as a background job (it outlives the call while
                               the machine is warm), log in /tmp/w/job
   GPU  wait SECONDS           wait up to SECONDS for the job; print its log's tail
@@ -168,6 +170,26 @@ def _imports(module: str) -> bool:
     return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
+def install_wheels(folder: Path) -> None:
+    """Into /tmp/site, the wheels of ``folder`` that the image cannot import (so that its
+    own packages are not shadowed), and the ``datasets`` stand-in where needed."""
+    missing = [d for d, mod in WHEELS.items() if not _imports(mod)]
+    wheels = [w for w in sorted(folder.glob("*.whl"))
+              if any(w.name.lower().startswith(d.replace("-", "_") + "-") for d in missing)]
+    if wheels:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                        "--no-compile", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
+    print(f"wheels installed: {', '.join(w.name for w in wheels) or 'none needed'}", flush=True)
+    if not _imports("datasets"):
+        (SITE / "datasets").mkdir(parents=True, exist_ok=True)
+        (SITE / "datasets" / "__init__.py").write_text(DATASETS_STANDIN)
+        print("datasets: stand-in for evalplus's import (scoring never calls it)", flush=True)
+
+
+def cmd_wheels(a) -> None:
+    install_wheels(a.folder)
+
+
 def cmd_setup(a) -> None:
     ferry = WORK / "ferry"
     if not (ferry / "manifest.json").is_file():
@@ -186,18 +208,7 @@ def cmd_setup(a) -> None:
             fail("the joined model's SHA-256 is wrong: a part was damaged; redo the ferry calls")
         os.replace(gguf.with_suffix(".tmp"), gguf)
     print(f"{gguf}: SHA-256 ok", flush=True)
-    # Only what the image cannot import, so that its own packages are not shadowed.
-    missing = [d for d, mod in WHEELS.items() if not _imports(mod)]
-    wheels = [w for w in sorted((ferry / "wheels").glob("*.whl"))
-              if any(w.name.lower().startswith(d.replace("-", "_") + "-") for d in missing)]
-    if wheels:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
-                        "--no-compile", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
-    print(f"wheels installed: {', '.join(w.name for w in wheels) or 'none needed'}", flush=True)
-    if not _imports("datasets"):
-        (SITE / "datasets").mkdir(parents=True, exist_ok=True)
-        (SITE / "datasets" / "__init__.py").write_text(DATASETS_STANDIN)
-        print("datasets: stand-in for evalplus's import (scoring never calls it)", flush=True)
+    install_wheels(ferry / "wheels")
     if (ferry / "seeds.jsonl.gz").is_file():
         with gzip.open(ferry / "seeds.jsonl.gz", "rb") as src, open(WORK / "seeds.jsonl", "wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -336,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=Path, required=True, help="a seeds.jsonl from `selfcodealign seeds`")
     sub.add_parser("ferry")
     sub.add_parser("setup")
+    p = sub.add_parser("wheels")
+    p.add_argument("folder", type=Path)
     p = sub.add_parser("pack")
     p.add_argument("paths", nargs="+")
     p = sub.add_parser("collect")
@@ -348,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=40)
     a = ap.parse_args(argv)
     {"prepare": cmd_prepare, "ferry": cmd_ferry, "setup": cmd_setup, "pack": cmd_pack,
-     "collect": cmd_collect, "start": cmd_start, "wait": cmd_wait}[a.step](a)
+     "collect": cmd_collect, "start": cmd_start, "wait": cmd_wait, "wheels": cmd_wheels}[a.step](a)
     return 0
 
 
