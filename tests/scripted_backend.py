@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -118,3 +119,33 @@ def scripted_run(tmp: Path, *sets: str, n_seeds: int = 15) -> tuple[Path, str]:
         rc = main(args)
     assert rc == 0, err.getvalue()
     return out, err.getvalue()
+
+
+class HandWritten:
+    """A GRPO rollout source of hand-written answers (the tiny random model writes no
+    code): for each prompt's `f_NAME`, a right or a wrong solution to the tasks of
+    ``Scripted`` and ``Mixed`` ("returns twice its argument"), picked by a seeded coin."""
+
+    name = "hand-written"  # train_config.json's rollouts
+
+    def __init__(self, model, tok, cfg):
+        self.tok = tok
+        self.generated_tokens = 0
+
+    def sync(self, model):
+        return None
+
+    def generate(self, prompts, group, seed):
+        from selfcodealign.train.rollouts import Rollout
+
+        rng = random.Random(seed)
+        out = []
+        for i, p in enumerate(prompts):
+            name = re.search(r"`(f_\w+)`", self.tok.decode(p)).group(1)
+            for _ in range(group):
+                factor = rng.choice([2, 3])
+                text = f"Here it is.\n\n```python\ndef {name}(x):\n    return {factor} * x\n```\n"
+                ids = tuple(self.tok(text, add_special_tokens=False)["input_ids"])
+                self.generated_tokens += len(ids)
+                out.append(Rollout(i, tuple(p), ids, text, "stop"))
+        return out

@@ -4,10 +4,10 @@ control, resume, and a short run from a real run directory on a tiny model."""
 import hashlib
 import json
 import random
-import re
 import statistics
 
 import pytest
+from scripted_backend import HandWritten
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -262,31 +262,6 @@ def test_a_step_moves_the_policy_towards_the_rewarded_answer(tiny_model_dir, qwe
 
 
 # ---- runs ----------------------------------------------------------------------------
-
-class HandWritten:
-    """A rollout source of hand-written answers (the tiny random model writes no code):
-    for each prompt's `f_NAME`, a right or a wrong solution, picked by a seeded coin."""
-
-    def __init__(self, model, tok, cfg):
-        self.tok = tok
-        self.generated_tokens = 0
-
-    def sync(self, model):
-        return None
-
-    def generate(self, prompts, group, seed):
-        rng = random.Random(seed)
-        out = []
-        for i, p in enumerate(prompts):
-            name = re.search(r"`(f_\w+)`", self.tok.decode(p)).group(1)
-            for _ in range(group):
-                factor = rng.choice([2, 3])
-                text = fenced(f"def {name}(x):\n    return {factor} * x\n")
-                ids = tuple(self.tok(text, add_special_tokens=False)["input_ids"])
-                self.generated_tokens += len(ids)
-                out.append(Rollout(i, tuple(p), ids, text, "stop"))
-        return out
-
 
 def _cfg(tiny_model_dir, **kw):
     base = dict(model=str(tiny_model_dir), objective="grpo", max_steps=4, grpo_group_size=4,
