@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from selfcodealign.evaluate.score import paired_bootstrap, task_rates
-from selfcodealign.report.html import esc, key_attr, num, page, table
+from selfcodealign.report.html import esc, key_attr, num, page, table, write_page
 
 LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "selfval": "SelfVal"}
 SOLUTION_CAP = 6000
@@ -185,13 +185,7 @@ def render(a: dict, b: dict, pa: Path, pb: Path, na: str, nb: str) -> str:
 
 
 def write_eval_report(a: dict, b: dict, pa: Path, pb: Path, na: str, nb: str, out: Path) -> Path:
-    from selfcodealign.errors import UserError
-
     html = render(a, b, Path(pa), Path(pb), na, nb)
     out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    write_page(out, html)
     return out

@@ -1,5 +1,5 @@
 """Small HTML and SVG builders for the reports: escaped text, numbers, bar cells, a
-histogram, and the page shell (CSS inline, a Content-Security-Policy that forbids every
+histogram, a line chart, and the page shell (CSS inline, a Content-Security-Policy that forbids every
 network request, data embedded as gzip+base64 JSON).
 
 Charts are plain SVG and HTML made here rather than plotly: the report is written by
@@ -14,6 +14,7 @@ import gzip
 import html
 import json
 import math
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from selfcodealign import __version__
@@ -64,6 +65,25 @@ def table(headers: Iterable[str], rows: Iterable[str], cls: str = "", attrs: str
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _open(width: int, height: int, xlabel: str, ylabel: str, testid: str) -> str:
+    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="{esc(ylabel)} by {esc(xlabel)}"'
+            + (f' data-testid="{esc(testid)}"' if testid else "") + ">")
+
+
+def _close(out: list[str], series: Sequence[tuple], xlabel: str, ylabel: str, plot: tuple, height: int) -> str:
+    """The axis labels, the end of the SVG and, for several series, their legend."""
+    left, tpad, pw, ph = plot
+    out.append(f'<text class="axis" x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>')
+    out.append(f'<text class="axis" transform="translate(11 {tpad + ph / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle">{esc(ylabel)}</text></svg>')
+    legend = ""
+    if len(series) > 1:
+        legend = '<div class="legend">' + "".join(
+            f'<span><i class="{esc(cls)}"></i>{esc(name)}</span>' for name, cls, _ in series) + "</div>"
+    return "".join(out) + legend
+
+
 def histogram(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[int]]], *,
               xlabel: str, ylabel: str, width: int = 560, height: int = 220, testid: str = "") -> str:
     """Vertical stacked bars, one per label; ``series`` is (name, css class, counts)."""
@@ -75,9 +95,7 @@ def histogram(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[i
     left, right, tpad, bottom = 46, 8, 10, 44
     pw, ph = width - left - right, height - tpad - bottom
     bw = pw / max(n, 1)
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'role="img" aria-label="{esc(ylabel)} by {esc(xlabel)}"'
-           + (f' data-testid="{esc(testid)}"' if testid else "") + ">"]
+    out = [_open(width, height, xlabel, ylabel, testid)]
     for frac in (0, 0.5, 1):
         y = tpad + ph * (1 - frac)
         out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
@@ -100,14 +118,53 @@ def histogram(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[i
         if n <= 14 or i % max(1, n // 10) == 0:
             out.append(f'<text class="tick" x="{left + (i + 0.5) * bw:.1f}" y="{tpad + ph + 14}" '
                        f'text-anchor="middle">{esc(label)}</text>')
-    out.append(f'<text class="axis" x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>')
-    out.append(f'<text class="axis" transform="translate(11 {tpad + ph / 2:.1f}) rotate(-90)" '
-               f'text-anchor="middle">{esc(ylabel)}</text></svg>')
-    legend = ""
-    if len(series) > 1:
-        legend = '<div class="legend">' + "".join(
-            f'<span><i class="{esc(cls)}"></i>{esc(name)}</span>' for name, cls, _ in series) + "</div>"
-    return "".join(out) + legend
+    return _close(out, series, xlabel, ylabel, (left, tpad, pw, ph), height)
+
+
+def short(x: float) -> str:
+    """A chart's number in four significant digits (0.0123, 1.5e-05, 2,048)."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def line_chart(x: Sequence[float], series: Sequence[tuple[str, str, Sequence[float | None]]], *,
+               xlabel: str, ylabel: str, width: int = 560, height: int = 200, testid: str = "") -> str:
+    """Lines over ``x`` (steps), one per series (name, css class, values; None leaves a
+    gap), the y axis ticked at the values' min and max, the x axis at its ends. Each point
+    carries its value in a tooltip up to 200 points a series."""
+    ys = [v for _, _, vs in series for v in vs if v is not None and math.isfinite(v)]
+    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    pad = (hi - lo) * 0.06 or abs(hi) * 0.1 or 1.0
+    y0, y1 = lo - pad, hi + pad
+    x0, x1 = (min(x), max(x)) if x else (0, 1)
+    left, right, tpad, bottom = 66, 10, 10, 40
+    pw, ph = width - left - right, height - tpad - bottom
+
+    def px(v: float) -> float:
+        return left + (pw * (v - x0) / (x1 - x0) if x1 > x0 else pw / 2)
+
+    def py(v: float) -> float:
+        return tpad + ph * (1 - (v - y0) / (y1 - y0))
+
+    out = [_open(width, height, xlabel, ylabel, testid)]
+    for v in ([lo, hi] if ys and hi > lo else [lo] if ys else []):
+        out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{py(v):.1f}" y2="{py(v):.1f}"/>'
+                   f'<text class="tick" x="{left - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{esc(short(v))}</text>')
+    for v in sorted({x0, x1}) if x else []:
+        out.append(f'<text class="tick" x="{px(v):.1f}" y="{tpad + ph + 14}" text-anchor="middle">{esc(short(v))}</text>')
+    for name, cls, vs in series:
+        d, pen = [], "M"
+        for xv, yv in zip(x, vs):
+            if yv is None or not math.isfinite(yv):
+                pen = "M"
+                continue
+            d.append(f"{pen}{px(xv):.1f} {py(yv):.1f}")
+            pen = "L"
+        out.append(f'<path class="line {esc(cls)}" d="{" ".join(d)}"/>')
+        if len(x) <= 200:
+            out.extend(f'<circle class="{esc(cls)}" cx="{px(xv):.1f}" cy="{py(yv):.1f}" r="2.5">'
+                       f"<title>{esc(xlabel)} {esc(short(xv))}: {esc(name)} {esc(short(yv))}</title></circle>"
+                       for xv, yv in zip(x, vs) if yv is not None and math.isfinite(yv))
+    return _close(out, series, xlabel, ylabel, (left, tpad, pw, ph), height)
 
 
 def stacked_bar(segments: Sequence[tuple[str, float, str]], unit: str, width: int = 760) -> str:
@@ -142,6 +199,19 @@ def json_script(obj: Any, element_id: str) -> str:
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def write_page(out: Path, text: str) -> None:
+    """Write a report atomically (a reader never sees half a page); a failure is a one-line error."""
+    from selfcodealign.errors import UserError
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -182,6 +252,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 svg.chart{max-width:100%;height:auto;font:11px system-ui,sans-serif}
 svg .grid{stroke:#e6e9ed}svg .tick{fill:var(--mut)}svg .axis{fill:var(--fg)}svg .val{fill:var(--mut);font-size:10px}
 svg .seg{fill:#fff;font-size:12px;pointer-events:none}
+svg .line{fill:none;stroke-width:1.6}svg .line.s-pass{stroke:var(--pass)}svg .line.s-fail{stroke:var(--fail)}
+svg .line.s-acc{stroke:var(--acc)}svg .line.s-soft{stroke:var(--soft)}svg .line.s-warn{stroke:var(--warn)}
+svg .line.s-alt{stroke:var(--alt)}svg .line.s-mut{stroke:#b7c0c9}
 .s-pass{fill:var(--pass);background:var(--pass)}.s-fail{fill:var(--fail);background:var(--fail)}
 .s-acc{fill:var(--acc);background:var(--acc)}.s-soft{fill:var(--soft);background:var(--soft)}
 .s-warn{fill:var(--warn);background:var(--warn)}.s-alt{fill:var(--alt);background:var(--alt)}

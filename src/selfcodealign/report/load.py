@@ -166,7 +166,9 @@ def cap(text: str, limit: int, kind: str, truncated: Counter, tail: bool = False
     return text[:limit] + f"\n[... {more:,} more characters not embedded]"
 
 
-class _Reader:
+class Reader:
+    """Files of one directory, read tolerantly: what is missing or unreadable becomes a note."""
+
     def __init__(self, root: Path, notes: list[str]):
         self.root, self.notes = root, notes
 
@@ -280,7 +282,7 @@ class _RunLoader:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.notes: list[str] = []
-        self.rd = _Reader(root, self.notes)
+        self.rd = Reader(root, self.notes)
         self.instructions: list[Instruction] = []
         self.by_id: dict[str, int] = {}
         self.chosen: set[str] = set()  # executed ids of the dataset's examples

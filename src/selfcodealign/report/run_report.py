@@ -10,7 +10,7 @@ from typing import Any
 
 from selfcodealign.report.browser_js import BROWSER_JS
 from selfcodealign.report.html import (
-    bar, cell, embed_data, esc, histogram, json_script, key_attr, num, page, pct, table,
+    bar, cell, embed_data, esc, histogram, json_script, key_attr, num, page, pct, table, write_page,
 )
 from selfcodealign.report.load import OUTCOMES, SHORT, STAGES, RunData, mutation_score, stage_file
 
@@ -507,16 +507,11 @@ def write_run_report(run_dir: Path, out: Path | None = None) -> tuple[Path, dict
         if (run_dir / "results.json").is_file():
             raise UserError(f"{run_dir} is an eval output directory: use `selfcodealign compare A B "
                             "--report FILE.html`")
-        raise UserError(f"{run_dir} holds no run files ({', '.join(run_files[:3])}, ...)")
+        raise UserError(f"{run_dir} holds no run files ({', '.join(run_files[:3])}, ...) and no training "
+                        "output (train_config.json, grpo_steps.jsonl)")
     data = load_run(run_dir)
     html, stats = render(data, str(run_dir))
     out = Path(out) if out else run_dir / "report.html"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    write_page(out, html)
     stats["bytes"] = out.stat().st_size
     return out, stats
