@@ -30,6 +30,7 @@ Two sources:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,17 @@ class Rollout:
     ids: tuple[int, ...]  # the sampled tokens, the end-of-sequence token included when sampled
     text: str  # the sampled text, without the end-of-sequence token
     finish_reason: str  # "stop" (ended itself) | "length" (hit the token budget)
+
+
+@contextmanager
+def eval_mode(model):
+    """The model in eval mode (no dropout) while it samples, then back as it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class RolloutSource(Protocol):
@@ -77,15 +89,11 @@ class GenerateRollouts:
 
         jobs = [(p, k) for p in range(len(prompts)) for k in range(group)]
         out: list[Rollout] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for a in range(0, len(jobs), self.batch):
                 chunk = jobs[a : a + self.batch]
                 torch.manual_seed(seed * 1_000_003 + a)
                 out += self._sample([prompts[p] for p, _ in chunk], [p for p, _ in chunk])
-        finally:
-            self.model.train(was_training)
         return out
 
     def _sample(self, rows: list[list[int]], owners: list[int]) -> list[Rollout]:
@@ -144,15 +152,11 @@ class EngineRollouts:
     def generate(self, prompts: list[list[int]], group: int, seed: int) -> list[Rollout]:
         from selfcodealign.gpu.engine import Request
 
-        jobs = [(p, k) for p in range(len(prompts)) for k in range(group)]
+        owners = [p for p in range(len(prompts)) for _ in range(group)]
         requests = [Request(tuple(prompts[p]), self.max_new_tokens, self.temperature, 1.0,
-                            seed=seed * 1_000_003 + j, tag=p) for j, (p, _) in enumerate(jobs)]
-        was_training = self.model.training
-        self.model.eval()
-        try:
+                            seed=seed * 1_000_003 + j, tag=p) for j, p in enumerate(owners)]
+        with eval_mode(self.model):
             results = self.engine.generate(requests)
-        finally:
-            self.model.train(was_training)
         out = []
         for req, res in zip(requests, results):
             if res.finish_reason == "error":
