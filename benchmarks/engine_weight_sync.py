@@ -39,7 +39,7 @@ def greedy(src, prompts, n):
     return [r.token_ids for r in src.engine.generate([Request(tuple(p), n) for p in prompts])]
 
 
-def throughput(src, prompts, n) -> float:
+def throughput(src, prompts) -> float:
     before = src.generated_tokens
     t0 = time.perf_counter()
     src.generate(prompts, 8, seed=7)
@@ -105,7 +105,7 @@ def main() -> int:
     print(f"greedy answers changed by the steps: {changed} of {len(prompts)}")
     print(f"after the steps, the trained engine's greedy answers equal a fresh engine's on the updated model: "
           f"{same} of {len(prompts)}")
-    t_src, t_fresh = throughput(src, prompts, a.max_new_tokens), throughput(fresh, prompts, a.max_new_tokens)
+    t_src, t_fresh = throughput(src, prompts), throughput(fresh, prompts)
     print(f"sampling tokens/s: trained engine {t_src:,.0f}, fresh engine {t_fresh:,.0f}, ratio {t_src / t_fresh:.2f}")
     return 0 if same == len(prompts) else 1
 
