@@ -7,9 +7,8 @@
 # rollout tokens/s against the same sampler alone (benchmarks/grpo_step.py), for full
 # fine-tuning and LoRA. Writes the outputs to $OUT.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/gpu_env.sh"
 python3 tools/reproduce_small.py wheels .ferry/wheels || exit 1
-export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python3 -c "
 import sys; sys.path.insert(0, 'benchmarks')
 from pathlib import Path

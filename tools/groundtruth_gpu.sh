@@ -5,13 +5,9 @@
 # instructions, answered, executed and verified by the product's stage commands
 # (benchmarks/mbpp_groundtruth.py scores them). Both resume where they stopped.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-W=/tmp/w
-export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-cli() { python3 -m selfcodealign.cli "$@"; }
-gen=(--backend hf --model $W/model --set backend.batch_size=1024 --set execute.workers=15 --quiet)
+source "$(dirname "$0")/gpu_env.sh"
 python3 benchmarks/mbpp_groundtruth.py instructions $W/mbpp
 cli responses --in $W/mbpp/instructions.jsonl --out $W/mbpp/responses.jsonl --set responses.n=10 "${gen[@]}"
 cli execute --in $W/mbpp/responses.jsonl --out $W/mbpp/executed.jsonl "${gen[@]}"
 cli verify --in $W/mbpp/executed.jsonl --out $W/mbpp/verified.jsonl "${gen[@]}"
-cli run --out $W/run --set seeds.source=seeds:$W/seeds.jsonl --set responses.n=10 "${gen[@]}"
+seeds_run

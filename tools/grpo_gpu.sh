@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
 # On the lent GPU machine, after tools/reproduce_small.sh's ferry and setup and
 # tools/noise_floor_gpu.sh (whose seed-0 evaluation is the start model's): the
-# pre-registered GRPO experiment (docs/results.md). The run of the ferried seeds (the
-# same command as tools/groundtruth_gpu.sh's, so either makes it), then for each training
+# pre-registered GRPO experiment (docs/results.md). The run of the ferried seeds
+# (tools/gpu_env.sh's seeds_run, shared with groundtruth_gpu.sh: either makes it), then for each training
 # seed: GRPO, the shuffled control and SFT on the same run, each evaluated with the
 # protocol and compared with the start model and with the control. GRPO resumes from its
 # checkpoint, eval from its partial samples, and finished steps are skipped, so the job can
 # be started again after the machine went back (SFT starts its arm over).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-W=/tmp/w
-export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-cli() { python3 -m selfcodealign.cli "$@"; }
-gen=(--backend hf --model $W/model --set backend.batch_size=1024 --set execute.workers=15 --quiet)
-cli run --out $W/run --set seeds.source=seeds:$W/seeds.jsonl --set responses.n=10 "${gen[@]}" || exit 1
+source "$(dirname "$0")/gpu_env.sh"
+seeds_run || exit 1
 train() {  # NAME ARGS...: train into $W/arms/NAME unless it is there, resuming a checkpoint
     local out=$W/arms/$1; shift
     [ -f $out/train_config.json ] && return 0

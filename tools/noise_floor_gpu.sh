@@ -5,10 +5,7 @@
 # (sample i of a task is drawn with seed + i), then `compare` of the two. Each eval
 # resumes where it stopped.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-W=/tmp/w
-export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-cli() { python3 -m selfcodealign.cli "$@"; }
+source "$(dirname "$0")/gpu_env.sh"
 for seed in 0 100000; do
     cli eval --backend hf --model $W/model --batch-size 1024 --n 10 --temperature 0.2 --seed $seed \
         --workers 15 --out $W/noise/seed$seed
