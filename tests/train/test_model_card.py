@@ -10,7 +10,7 @@ import json
 import pytest
 
 from selfcodealign.cli import main
-from selfcodealign.train.data import file_sha256
+from selfcodealign.models.embedded import sha256_file
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -46,7 +46,7 @@ def test_train_writes_a_card_naming_base_model_data_hash_and_examples(trained, t
     assert card.data.eval_results is None and "Not evaluated yet" in card.text
     assert f"`{tiny_model_dir.name}` | `{saved['base_model_sha256']}` |" in card.text
     assert saved["base_model_sha256"] and len(saved["base_model_sha256"]) == 64
-    assert f"| `{data.resolve()}` | `{file_sha256(data)}` | 3 | 2 | unreadable 1 |" in card.text
+    assert f"| `{data.resolve()}` | `{sha256_file(data)}` | 3 | 2 | unreadable 1 |" in card.text
     assert "| objective | `sft` |" in card.text and "| steps | `1` |" in card.text
     assert "| peak lr | `1e-05` |" in card.text  # the full SFT default
 

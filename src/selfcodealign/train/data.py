@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from selfcodealign.errors import UserError
 from selfcodealign.jsonl import read_lines
+from selfcodealign.models.embedded import sha256_file
 from selfcodealign.train.format import Encoded, encode_chat, example_messages
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,6 @@ class Dataset:
     @property
     def label_tokens(self) -> list[int]:
         return [e.n_label_tokens for e in self.examples]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def encode_file(path: Path, encode, max_len: int, errors: tuple = ()) -> tuple[list[tuple[Encoded, ...]], Counter, int]:
@@ -72,4 +64,4 @@ def load_dataset(path: str | Path, tokenizer, max_len: int) -> Dataset:
     if not kept:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "file is empty"
         raise UserError(f"{path}: no usable training examples ({lines} lines; {why})")
-    return Dataset([e for (e,) in kept], file_sha256(path), lines, dropped)
+    return Dataset([e for (e,) in kept], sha256_file(path), lines, dropped)

@@ -40,7 +40,8 @@ def load_pairs(path: str | Path, tokenizer, max_len: int) -> Pairs:
     from pydantic import ValidationError
 
     from selfcodealign.records import PreferencePair
-    from selfcodealign.train.data import encode_file, file_sha256
+    from selfcodealign.models.embedded import sha256_file
+    from selfcodealign.train.data import encode_file
 
     def encode(obj) -> tuple[Encoded, Encoded]:
         p = PreferencePair.model_validate(obj)
@@ -54,7 +55,7 @@ def load_pairs(path: str | Path, tokenizer, max_len: int) -> Pairs:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "file is empty"
         raise UserError(f"{path}: no usable preference pairs ({lines} lines; {why}); `select` writes "
                         "them to DATASET.pairs.jsonl")
-    return Pairs(pairs, file_sha256(path), lines, dropped)
+    return Pairs(pairs, sha256_file(path), lines, dropped)
 
 
 def plan(n_pairs: int, lengths: list[int], *, pairs_per_step: int, token_budget: int, steps: int,

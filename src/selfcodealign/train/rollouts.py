@@ -87,13 +87,13 @@ class GenerateRollouts:
     def generate(self, prompts: list[list[int]], group: int, seed: int) -> list[Rollout]:
         import torch
 
-        jobs = [(p, k) for p in range(len(prompts)) for k in range(group)]
+        owners = [p for p in range(len(prompts)) for _ in range(group)]
         out: list[Rollout] = []
         with eval_mode(self.model):
-            for a in range(0, len(jobs), self.batch):
-                chunk = jobs[a : a + self.batch]
+            for a in range(0, len(owners), self.batch):
+                chunk = owners[a : a + self.batch]
                 torch.manual_seed(seed * 1_000_003 + a)
-                out += self._sample([prompts[p] for p, _ in chunk], [p for p, _ in chunk])
+                out += self._sample([prompts[p] for p in chunk], chunk)
         return out
 
     def _sample(self, rows: list[list[int]], owners: list[int]) -> list[Rollout]:
@@ -146,7 +146,7 @@ class EngineRollouts:
     def sync(self, model) -> None:
         if self._pointers() != self._storage:
             raise RuntimeError("a training step replaced the policy's weight tensors: the engine would sample "
-                               "from the old ones (train without torch.compile or FSDP, or with GenerateRollouts)")
+                               "from the old ones (train without torch.compile or FSDP, or with --grpo-rollouts generate)")
         self.engine.forget_prefixes()
 
     def generate(self, prompts: list[list[int]], group: int, seed: int) -> list[Rollout]:

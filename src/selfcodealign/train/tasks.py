@@ -65,7 +65,7 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
     recorded pass rate lies in [lo, hi]."""
     from selfcodealign.jsonl import read_records
     from selfcodealign.records import Example
-    from selfcodealign.train.data import file_sha256
+    from selfcodealign.models.embedded import sha256_file
 
     run_dir = Path(run_dir)
     dataset = run_dir / "dataset.jsonl"
@@ -97,7 +97,7 @@ def load_tasks(run_dir: str | Path, band: tuple[float, float] | None) -> Tasks:
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "dataset.jsonl is empty"
         raise UserError(f"{run_dir}: no tasks to train on ({why})")
     execute_cfg = _execute_config(run_dir)
-    return Tasks(tasks, file_sha256(dataset), execute_cfg.timeout, execute_cfg.memory_mb, dropped, lines)
+    return Tasks(tasks, sha256_file(dataset), execute_cfg.timeout, execute_cfg.memory_mb, dropped, lines)
 
 
 def runnable_code(text: str, finish_reason: str) -> tuple[str | None, str | None]:
