@@ -97,8 +97,8 @@ def test_a_grpo_output_shows_every_series_by_step_the_recipe_and_the_outcomes(gr
     assert embedded(page) == {"objective": "grpo", "source": "grpo_steps.jsonl", "steps": steps}
     # the answers carried a signal: the series are not all zero
     assert {s["reward_mean"] for s in steps} - {0.0} and any(s["loss"] for s in steps)
-    # 12 series of 3 steps; no rollout rate for the last step, which samples nothing
-    assert points(page, GRPO_CHARTS, steps) == 12 * 3 - 1
+    # 13 series of 3 steps; no rollout rate for the last step, which samples nothing
+    assert points(page, GRPO_CHARTS, steps) == 13 * 3 - 1
     for key, value in [("objective", "grpo"), ("method", "full"), ("grpo_group_size", "4"),
                        ("grpo_prompts_per_step", "2"), ("grpo_kl_coef", short(saved["grpo_kl_coef"])),
                        ("grpo_temperature", "1"), ("rollouts", "hand-written"), ("steps", "3"),
@@ -126,7 +126,7 @@ def test_without_a_step_log_the_history_in_train_config_is_charted(grpo_dir, tmp
     page = (d / "report.html").read_text()
     history = json.loads((d / "train_config.json").read_text())["history"]
     assert embedded(page)["source"] == "train_config.json's history"
-    assert points(page, GRPO_CHARTS, history) == 12 * 3 - 1
+    assert points(page, GRPO_CHARTS, history) == 13 * 3 - 1
 
 
 def test_malformed_step_lines_are_skipped_and_counted(grpo_dir, tmp_path, capsys):

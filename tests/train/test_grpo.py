@@ -253,12 +253,83 @@ def test_a_step_moves_the_policy_towards_the_rewarded_answer(tiny_model_dir, qwe
     logp = pg.sampled_logps(model, [good, bad], 1.0)
     a = torch.tensor([adv[0]] * len(good.ids) + [adv[1]] * len(bad.ids))
     cat = torch.cat(logp)
-    loss, kl, clipped = pg.pg_loss(cat, torch.cat([og, ob]), cat.detach(), a, clip=0.2, kl_coef=0.02)
+    loss, kl, clipped, _ = pg.pg_loss(cat, torch.cat([og, ob]), cat.detach(), a, clip=0.2, kl_coef=0.02)
     assert kl.item() == pytest.approx(0.0, abs=1e-6) and clipped.item() == 0
     (loss / len(a)).backward()
     opt.step()
     after, _ = gap()
     assert after > before + 0.01
+
+
+def test_a_far_off_policy_token_leaves_the_gradient_finite():
+    """The failure an H100 run hit: one token whose policy/sampler log ratio passes
+    float32's exp range (88), with a positive advantage. The unclamped ratio is inf, the
+    clipped branch hides it from the loss, and its backward is 0 * inf = NaN."""
+    logp = torch.tensor([-0.5, -1.0, -2.0], requires_grad=True)
+    old = torch.tensor([-0.6, -1.0, -120.0])
+    adv = torch.tensor([1.0, -1.0, 1.0])
+
+    def naive(lp):  # the formula without the clamp, to show what it guards against
+        ratio = torch.exp(lp - old)
+        return -torch.minimum(ratio * adv, torch.clamp(ratio, 0.8, 1.2) * adv).sum()
+
+    bad = naive(logp)
+    bad.backward()
+    assert torch.isfinite(bad) and torch.isnan(logp.grad).any()
+
+    logp.grad = None
+    loss, kl, clipped, worst = pg.pg_loss(logp, old, old - 1.0, adv, clip=0.2, kl_coef=0.02)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(kl)
+    assert torch.isfinite(logp.grad).all() and logp.grad[2] == 0  # clamped: no push from it
+    assert logp.grad[0] != 0  # the in-range tokens still learn
+    assert worst.item() == pytest.approx(118.0) and clipped.item() == 1
+
+
+@pytest.mark.parametrize("with_master", [False, True])
+def test_a_step_with_non_finite_gradients_is_skipped_and_the_next_one_moves(with_master):
+    from types import SimpleNamespace
+
+    from selfcodealign.train.master import MasterWeights
+    from selfcodealign.train.step import finite_norm, optimizer_step
+
+    lin = torch.nn.Linear(3, 2)
+    master = MasterWeights(lin.parameters()) if with_master else None
+    opt = torch.optim.SGD(master.master if master else lin.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    acc = SimpleNamespace(clip_grad_norm_=torch.nn.utils.clip_grad_norm_)
+    cfg = SimpleNamespace(max_grad_norm=1.0)
+    before = [p.detach().clone() for p in lin.parameters()]
+
+    def backward(x):
+        lin(x).sum().backward()
+        if master:
+            master.accumulate()
+
+    backward(torch.tensor([[1.0, float("nan"), 0.0]]))
+    norm = optimizer_step(cfg, acc, lin, opt, sched, master)
+    assert finite_norm(norm, 1) is None
+    assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
+    assert sched.last_epoch == 1  # the schedule advances with the steps
+
+    backward(torch.tensor([[1.0, 2.0, 3.0]]))
+    norm = optimizer_step(cfg, acc, lin, opt, sched, master)
+    assert finite_norm(norm, 2) == pytest.approx(norm)
+    assert all(torch.isfinite(p).all() for p in lin.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
+
+
+def test_the_run_stops_after_consecutive_skipped_steps(tmp_path):
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(history=[{"step": 1, "skipped": True}, {"step": 2, "skipped": False}],
+                          out_dir=tmp_path)
+    grpo._check_skips(run)
+    run.history += [{"step": 3, "skipped": True}, {"step": 4, "skipped": True}]
+    grpo._check_skips(run)
+    run.history.append({"step": 5, "skipped": True})
+    with pytest.raises(UserError, match="step 5: the gradients were not finite for 3 steps"):
+        grpo._check_skips(run)
 
 
 # ---- runs ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ RECIPE = [
     ("grpo_pass_rate_min", "pass-rate band, min"), ("grpo_pass_rate_max", "pass-rate band, max"),
     ("grpo_overlap", "overlap"), ("rollouts", "rollouts source"), ("dpo_beta", "DPO beta"),
     ("examples_per_step", "examples per step"), ("max_len", "max length"), ("token_budget_used", "token budget"),
-    ("epochs", "epochs"), ("max_steps", "max steps"), ("steps", "steps"), ("steps_done", "steps done"),
+    ("epochs", "epochs"), ("max_steps", "max steps"), ("steps", "steps"), ("steps_done", "steps done"), ("steps_skipped", "steps skipped (gradients not finite)"),
     ("epochs_done", "epochs done"), ("data", "data"), ("data_sha256", "data sha256"), ("data_lines", "data lines"),
     ("examples", "examples (tasks) used"), ("dropped", "dropped"), ("base_model", "base model"),
     ("base_model_sha256", "base model sha256"), ("precision", "precision"), ("seed", "seed"),
@@ -45,6 +45,7 @@ GRPO_CHARTS = [
     ("rollout tokens/s", [("rollout_tokens_per_s", "rollout tokens/s", "s-acc")]),
     ("learning rate", [("lr", "lr", "s-soft")]),
     ("gradient norm", [("grad_norm", "grad norm", "s-warn")]),
+    ("largest |log ratio| policy/sampler", [("max_log_ratio", "max |log ratio|", "s-fail")]),
 ]
 SUPERVISED_CHARTS = [
     ("loss", [("loss", "loss", "s-acc")]),

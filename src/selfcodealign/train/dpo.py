@@ -110,7 +110,7 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
               trackers) -> list[dict]:
     import torch
 
-    from selfcodealign.train.step import optimizer_step
+    from selfcodealign.train.step import finite_norm, optimizer_step
 
     history = []
     for step_no, step in enumerate(steps, 1):
@@ -133,12 +133,12 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
             loss_sum += loss.detach()
             right += (z.detach() > 0).sum()
             margin += z.detach().sum() / cfg.dpo_beta
-        grad_norm = optimizer_step(cfg, acc, model, opt, sched, master)
+        grad_norm = finite_norm(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
         if step_no % cfg.log_every == 0 or step_no == total:
             dt = time.perf_counter() - t0
             rec = {"step": step_no, "loss": loss_sum.item() / n, "reward_accuracy": right.item() / n,
                    "margin": margin.item() / n, "lr": sched.get_last_lr()[0], "tokens": tokens, "seconds": dt,
-                   "grad_norm": float(grad_norm) if grad_norm is not None else None}
+                   "grad_norm": grad_norm}
             history.append(rec)
             if trackers:
                 acc.log({"train/loss": rec["loss"], "train/reward_accuracy": rec["reward_accuracy"],

@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
 STEP_LOG = "grpo_steps.jsonl"
+MAX_SKIPPED_IN_A_ROW = 3  # skipped steps (gradients not finite) before the run stops
 
 
 # ---- the task order ---------------------------------------------------------------
@@ -188,13 +189,13 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
     (``masked`` rewards: advantage 0, out of their group's statistics)."""
     import torch
 
-    from selfcodealign.train.step import optimizer_step
+    from selfcodealign.train.step import finite_norm, optimizer_step
 
     cfg = run.cfg
     adv, flat = group_advantages(rewards, cfg.grpo_group_size, cfg.grpo_scale_std, masked)
     n_tokens = sum(len(r.ids) for r in batch.rollouts)
     dev = run.acc.device
-    loss_sum = kl_sum = clipped = 0.0
+    loss_sum = kl_sum = clipped = worst = 0.0
     for mb in micro_batches(batch.rollouts, run.budget):
         rs = [batch.rollouts[i] for i in mb]
         a = torch.tensor([adv[i] for i in mb for _ in batch.rollouts[i].ids], device=dev)
@@ -202,20 +203,21 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
             ref = reference_logps(run, rs) if cfg.grpo_kl_coef > 0 else None
             logp = torch.cat(sampled_logps(run.unwrapped, rs, cfg.grpo_temperature))
             old = logp.detach() if batch.old_logps is None else torch.cat([batch.old_logps[i] for i in mb])
-            loss, kl, clip_n = pg_loss(logp, old, ref, a, cfg.grpo_clip, cfg.grpo_kl_coef)
+            loss, kl, clip_n, w = pg_loss(logp, old, ref, a, cfg.grpo_clip, cfg.grpo_kl_coef)
             run.acc.backward(loss / max(n_tokens, 1))
         if run.master is not None:
             run.master.accumulate()
         loss_sum += loss.item()
         kl_sum += kl.item()
         clipped += clip_n.item()
-    grad_norm = optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master)
+        worst = max(worst, w.item())
+    grad_norm = finite_norm(optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master), batch.step)
     run.source.sync(run.unwrapped)
     groups = len(rewards) // cfg.grpo_group_size
     return {"loss": loss_sum / max(n_tokens, 1), "kl": kl_sum / max(n_tokens, 1),
             "clip_fraction": clipped / max(n_tokens, 1), "groups": groups, "groups_flat": flat,
             "signal_fraction": (groups - flat) / groups, "lr": run.sched.get_last_lr()[0],
-            "grad_norm": float(grad_norm) if grad_norm is not None else None}
+            "grad_norm": grad_norm, "skipped": grad_norm is None, "max_log_ratio": worst}
 
 
 def reference_logps(run: Run, rollouts: list[Rollout]):
@@ -254,6 +256,7 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
             nxt = sample(run, step + 1)
         rec = _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, time.perf_counter() - t_step)
         _log(run, rec, total)
+        _check_skips(run)
         if nxt is None:
             return None
         if step == stop_after:  # its rewards are computed after the resume
@@ -263,6 +266,14 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
         if step % cfg.grpo_save_every == 0:
             save_checkpoint(run, batch)
     return None
+
+
+def _check_skips(run: Run) -> None:
+    tail = run.history[-MAX_SKIPPED_IN_A_ROW:]
+    if len(tail) == MAX_SKIPPED_IN_A_ROW and all(r.get("skipped") for r in tail):
+        where = f" (the step log: {run.out_dir / STEP_LOG})" if run.out_dir is not None else ""
+        raise UserError(f"GRPO stopped at step {tail[-1]['step']}: the gradients were not finite for "
+                        f"{MAX_SKIPPED_IN_A_ROW} steps in a row, so no step moved the weights{where}")
 
 
 def _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, step_s) -> dict:
@@ -292,9 +303,9 @@ def _log(run: Run, rec: dict, total: int) -> None:
         run.acc.log({f"grpo/{k}": rec[k] for k in ("reward_mean", "signal_fraction", "kl", "loss", "rollout_s",
                                                    "reward_s", "update_s", "rollout_tokens_per_s")}, step=rec["step"])
     log.info("step %d/%d reward %.3f signal %.2f kl %.4f loss %.4f | rollout %.1fs reward %.1fs (+%.1fs overlapped) "
-             "update %.1fs | %.0f tokens/s", rec["step"], total, rec["reward_mean"], rec["signal_fraction"],
+             "update %.1fs | %.0f tokens/s%s", rec["step"], total, rec["reward_mean"], rec["signal_fraction"],
              rec["kl"], rec["loss"], rec["rollout_s"], rec["reward_s"], rec["reward_overlapped_s"],
-             rec["update_s"], rec["rollout_tokens_per_s"])
+             rec["update_s"], rec["rollout_tokens_per_s"], " | SKIPPED (gradients not finite)" if rec.get("skipped") else "")
 
 
 # ---- checkpoints ---------------------------------------------------------------------
@@ -500,6 +511,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, out_dir: str | Path | None, *, 
         "examples": len(run.tasks.tasks), "dropped": dict(run.tasks.dropped), "steps": total,
         "epochs_done": total * cfg.grpo_prompts_per_step / len(run.tasks.tasks),
         "steps_done": run.history[-1]["step"] if run.history else 0, "rewards": REWARDS,
+        "steps_skipped": sum(bool(r.get("skipped")) for r in run.history),
         "final_loss": run.history[-1]["loss"] if run.history else None,
         "final_reward_mean": run.history[-1]["reward_mean"] if run.history else None,
         "seconds": time.perf_counter() - t0, "first_rollout_s": first.rollout_s, "history": run.history,

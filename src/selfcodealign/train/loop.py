@@ -33,7 +33,7 @@ from selfcodealign.train.data import load_dataset
 from selfcodealign.train.master import MasterWeights
 from selfcodealign.models.card import write_model_card
 from selfcodealign.train.packing import pack, plan_epoch
-from selfcodealign.train.step import model_inputs, optimizer_step
+from selfcodealign.train.step import finite_norm, model_inputs, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
             if master is not None:
                 master.accumulate()
             loss_sum += ce.detach()
-        grad_norm = optimizer_step(cfg, acc, model, opt, sched, master)
+        grad_norm = finite_norm(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
         if step_no % cfg.log_every == 0 or step_no == total:
             stats = torch.stack([loss_sum, torch.tensor(float(tokens), device=acc.device)])
             stats = acc.reduce(stats, reduction="sum")
@@ -428,7 +428,7 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
                 "lr": sched.get_last_lr()[0],
                 "tokens": int(stats[1].item()),
                 "seconds": dt,
-                "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                "grad_norm": grad_norm,
             }
             history.append(rec)
             if trackers:

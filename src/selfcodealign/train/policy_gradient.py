@@ -9,6 +9,7 @@ import random
 from selfcodealign.train.rollouts import Rollout
 
 ADV_EPS = 1e-4  # keeps a group of near-equal rewards from exploding
+LOG_RATIO_MAX = 20.0  # exp(20) = 5e8: far past any clip, far from float32's overflow at 88
 LOGP_CHUNK = 1024  # sampled tokens whose logits exist at once (152k-word vocabulary)
 
 
@@ -47,18 +48,29 @@ def shuffled(rewards: list[float], seed: int, step: int) -> list[float]:
 
 
 def pg_loss(logp, old_logp, ref_logp, adv, clip: float, kl_coef: float):
-    """Per-token loss (summed) and its parts: the clipped policy gradient and k3 KL."""
+    """Per-token loss (summed) and its parts: the clipped policy gradient, k3 KL, the
+    clipped-token count and the largest |log ratio| of policy to sampler.
+
+    Both exponents are clamped to +-``LOG_RATIO_MAX``. Without it one token whose log
+    ratio passes 88 makes ``exp`` inf in float32: ``min(inf * A, clip * A)`` still picks
+    a finite value for A > 0, so the loss looks fine, but the backward pass multiplies
+    the unselected branch's zero gradient by inf, and every weight becomes NaN (as a
+    LoRA run did at step 17 on an H100, with a finite loss and a NaN gradient norm). A
+    clamped token gets no gradient: at ratios that far from 1 the clip gives it none
+    anyway."""
     import torch
 
-    ratio = torch.exp(logp - old_logp)
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio.clamp(-LOG_RATIO_MAX, LOG_RATIO_MAX))
     pg = -torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
     if ref_logp is None:
         kl = torch.zeros_like(logp)
     else:
-        d = ref_logp - logp
+        d = (ref_logp - logp).clamp(-LOG_RATIO_MAX, LOG_RATIO_MAX)
         kl = torch.exp(d) - d - 1
     clipped = ((ratio - 1).abs() > clip).float()
-    return (pg + kl_coef * kl).sum(), kl.detach().sum(), clipped.sum()
+    worst = log_ratio.detach().abs().max() if log_ratio.numel() else log_ratio.new_zeros(())
+    return (pg + kl_coef * kl).sum(), kl.detach().sum(), clipped.sum(), worst
 
 
 def _chunk_logp(h, w, t, temperature: float):
