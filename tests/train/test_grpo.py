@@ -443,6 +443,8 @@ def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, 
         assert h["update_s"] > 0 and h["reward_s"] >= 0 and 0.8 * h["step_s"] <= parts <= h["step_s"]
         assert 0 <= h["reward_overlapped_s"] <= h["reward_total_s"]
         assert h["completion_tokens"] > 0 and h["kl"] >= 0
+        assert h["skipped"] is False and h["grad_norm"] >= 0 and 0 <= h["max_log_ratio"] < 20
+    assert saved["steps_skipped"] == 0 and not list(out.glob("nonfinite_step*"))
     # step 1 sampled step 2's batch while its rewards ran; the last step samples nothing
     first, last = saved["history"]
     assert first["rollout_s"] > 0 and first["rollout_tokens"] > 0 and last["rollout_s"] == 0

@@ -212,6 +212,10 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
         clipped += clip_n.item()
         worst = max(worst, w.item())
     grad_norm = finite_norm(optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master), batch.step)
+    if grad_norm is None and run.out_dir is not None:  # the batch, to replay the failure elsewhere
+        where = run.out_dir / f"nonfinite_step{batch.step}.pt"
+        torch.save({"batch": batch.state(), "rewards": rewards, "masked": masked}, where)
+        log.warning("step %d's batch and rewards: %s", batch.step, where)
     run.source.sync(run.unwrapped)
     groups = len(rewards) // cfg.grpo_group_size
     return {"loss": loss_sum / max(n_tokens, 1), "kl": kl_sum / max(n_tokens, 1),
