@@ -12,7 +12,8 @@ as the loop does. Then prints, over the prompts:
 - how many greedy answers the steps changed (the check below means nothing if none),
 - how many of the engine's greedy answers after the steps equal those of a fresh engine
   built on a copy of the updated model (new fused weights, new graphs, same kernels):
-  every one, if the captured graphs replay the updated weights,
+  every one, if the captured graphs replay the updated weights (with ``--method lora``,
+  the merged copy that ``sync`` re-merges in place),
 - sampling tokens/s (8 samples a prompt at temperature 1) of the updated engine and the
   fresh one, measured in the same run.
 
@@ -101,7 +102,8 @@ def main() -> int:
     again = greedy(fresh, prompts, a.max_new_tokens)
     changed = sum(x != y for x, y in zip(before, after))
     same = sum(x == y for x, y in zip(after, again))
-    print(f"device {dev}, CUDA graphs {src.engine.use_graphs}, method {a.method}, {a.steps} steps")
+    print(f"device {dev}, CUDA graphs {src.engine.use_graphs}, method {a.method}, {a.steps} steps, "
+          f"fused decode {src.engine.runner.fused}, merged LoRA copy {src.merged is not None}")
     print(f"greedy answers changed by the steps: {changed} of {len(prompts)}")
     print(f"after the steps, the trained engine's greedy answers equal a fresh engine's on the updated model: "
           f"{same} of {len(prompts)}")

@@ -15,7 +15,9 @@ and prints the ratio of the loop's tokens/s to that: the issue's goal is at leas
 the engine on the GPU. The loop's rollout time includes what sampling costs it besides
 the sampler: the sampling weights' log-probabilities of the samples (one forward pass),
 forgetting the engine's cached prefixes after each update, and sharing the machine with
-the sandbox scoring the previous batch.
+the sandbox scoring the previous batch. With ``--method lora`` the engine samples a merged
+copy of the policy (``gpu.merged_lora``); re-merging it after each optimizer step counts in
+the update's seconds. The `sampler:` line says which path the engine ran.
 
 By default the rollouts' text is replaced, after sampling, by a right or a wrong solution
 of its task (seeded), so that the sandbox has programs to run and the reward time and
@@ -125,7 +127,7 @@ def standalone(cfg, model_dir: str, plan: list[list[int]], prompts: list[list[in
     # the dtype the loop trains in (bf16-master on a GPU, fp32 on the CPU)
     model = load_model(src, dtype="bfloat16" if cuda else "float32", attn="sdpa").to("cuda" if cuda else "cpu")
     tok = load_tokenizer(src)
-    if cfg.method == "lora":  # the same path as the loop's: the engine through the adapter-wrapped modules
+    if cfg.method == "lora":  # the loop's policy: the engine samples its merged copy (or PEFT's modules)
         import peft
 
         from selfcodealign.train.loop import prepare_for_training
@@ -138,7 +140,17 @@ def standalone(cfg, model_dir: str, plan: list[list[int]], prompts: list[list[in
     t0 = time.perf_counter()
     for step, idx in enumerate(plan, 2):
         gen.generate([prompts[i] for i in idx], cfg.grpo_group_size, seed=cfg.seed * 1_000_003 + step)
-    return time.perf_counter() - t0, gen.generated_tokens - before, gen.name
+    return time.perf_counter() - t0, gen.generated_tokens - before, gen.name, engine_path(gen)
+
+
+def engine_path(src) -> str:
+    """Which decode path and weights the engine ran (empty for another sampler)."""
+    engine = getattr(src, "engine", None)
+    if engine is None:
+        return ""
+    r = engine.runner
+    return (f"fused decode {r.fused}, Triton kernels {r.triton}, CUDA graphs {engine.use_graphs}, "
+            f"merged LoRA copy {src.merged is not None}")
 
 
 def main() -> int:
@@ -193,12 +205,12 @@ def main() -> int:
         loop_s = sum(h["rollout_s"] for h in s["history"])
         # the standalone sampler: the same prompts (the plan's steps 2..n: those sampled inside steps)
         plan = grpo.task_plan(len(prompts), args.prompts, args.steps, cfg.seed)
-        alone_s, alone_tokens, kind = standalone(cfg, model_dir, plan[1:], prompts, plan[0])
+        alone_s, alone_tokens, kind, path = standalone(cfg, model_dir, plan[1:], prompts, plan[0])
     loop_tps, alone_tps = loop_tokens / loop_s, alone_tokens / alone_s
     print(f"rollout throughput: in the loop {loop_tps:,.0f} tokens/s ({loop_tokens} tokens, {loop_s:.2f} s); "
           f"standalone {kind} {alone_tps:,.0f} tokens/s ({alone_tokens} tokens, {alone_s:.2f} s); "
           f"ratio {loop_tps / alone_tps:.2f}")
-    print(f"sampler: {s['rollouts']}")
+    print(f"sampler: {s['rollouts']}" + (f" ({path})" if path else ""))
     print(f"run: {wall:.1f} s for {args.steps} steps (first batch sampled before step 1: "
           f"{s['first_rollout_s']:.2f} s)")
     return 0

@@ -352,6 +352,21 @@ def test_resume_without_a_checkpoint_fails_before_the_model_loads(tiny_model_dir
         grpo.train(_cfg(tiny_model_dir), run_dir, None, resume=True)
 
 
+class Recording(HandWritten):
+    """``HandWritten``, recording the order of its calls."""
+
+    def __init__(self, model, tok, cfg):
+        super().__init__(model, tok, cfg)
+        self.calls = []
+
+    def sync(self, model):
+        self.calls.append("sync")
+
+    def generate(self, prompts, group, seed):
+        self.calls.append("generate")
+        return super().generate(prompts, group, seed)
+
+
 def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_path):
     cfg = _cfg(tiny_model_dir)
     whole = grpo.train(cfg, run_dir, tmp_path / "whole", source_factory=HandWritten)
@@ -372,7 +387,15 @@ def test_a_resumed_run_continues_where_it_stopped(tiny_model_dir, run_dir, tmp_p
     # a run killed after logging a step past its last checkpoint: that step is done again
     with open(tmp_path / "part" / grpo.STEP_LOG, "a") as f:
         f.write(json.dumps({"step": 3, "killed": True}) + "\n")
-    done = grpo.train(cfg, run_dir, tmp_path / "part", resume=True, source_factory=HandWritten)
+    sources = []
+
+    def recording(model, tok, cfg):
+        sources.append(Recording(model, tok, cfg))
+        return sources[-1]
+
+    done = grpo.train(cfg, run_dir, tmp_path / "part", resume=True, source_factory=recording)
+    # the restored weights reach the source before it samples again (a merged LoRA copy would be stale)
+    assert sources[0].calls[:2] == ["sync", "generate"]
     assert [h["step"] for h in done["history"]] == [1, 2, 3, 4] == [h["step"] for h in whole["history"]]
     for key in ("tasks", "rewards", "reward_mean", "groups_flat"):
         assert [h[key] for h in done["history"]] == [h[key] for h in whole["history"]], key

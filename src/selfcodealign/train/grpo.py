@@ -359,6 +359,7 @@ def load_checkpoint(run: Run) -> Batch:
             p.copy_(state["params"][n])
     if run.master is not None:
         run.master.refresh()
+    run.source.sync(run.unwrapped)  # a source with weights of its own (merged LoRA) takes the restored ones
     run.opt.load_state_dict(state["optimizer"])
     run.sched.load_state_dict(state["scheduler"])
     run.history = state["history"]
