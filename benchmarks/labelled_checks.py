@@ -109,6 +109,8 @@ def selection_table(labels: dict, executed: list, checks: dict, cfg, half: str, 
     for arm, (sel_cfg, c) in arms.items():
         sel = select(mine, sel_cfg, passes, None, c, judged if arm == "checked" else None)
         ids = [e.parent_id for e in sel.examples]
+        if arm == "checked":
+            checked = sel
         classes = Counter(klass(labels[i]) if i in labels else "unlabelled" for i in ids)
         kept_good[arm] = {i for i in ids if i in labels and klass(labels[i]) == "good"}
         out[arm] = {"kept": len(ids), "classes": dict(classes),
@@ -120,7 +122,29 @@ def selection_table(labels: dict, executed: list, checks: dict, cfg, half: str, 
     out["plain_good_kept_by_checked"] = {
         "plain_good": len(plain_good),
         "kept": sum(1 for e in mine if e.id in plain_good and e.response.parent_id in good_instr)}
+    out["plain_good_lost"] = lost_reasons(mine, plain_good, good_instr, checked, labels)
     return out
+
+
+def lost_reasons(executed: list, plain_good: set[str], good_instr: set[str], checked, labels: dict) -> dict[str, int]:
+    """Why the checked selection keeps no good answer to an instruction whose good answer
+    plain selection keeps: its drop reason (with the pass count, for the pass-rate band),
+    or the class of the sibling it keeps instead."""
+    by_id = {e.id: e for e in executed}
+    drops = {d.input_id: d for d in checked.drops}
+    kept = {by_id[ex.parent_id].response.parent_id: ex.parent_id for ex in checked.examples}
+    out: Counter = Counter()
+    for i in plain_good:
+        ins = by_id[i].response.parent_id
+        if ins in good_instr:
+            continue
+        if ins in kept:
+            k = kept[ins]
+            out[f"kept a {klass(labels[k]) if k in labels else 'unlabelled'} sibling"] += 1
+        else:
+            d = drops[ins]
+            out[d.reason + (f" ({d.detail})" if d.reason == "pass_rate_outside_band" else "")] += 1
+    return dict(out)
 
 
 def reparsed(obj: dict):
@@ -173,6 +197,8 @@ def selection_lines(sel: dict) -> list[str]:
     g = sel["plain_good_kept_by_checked"]
     out.append(f"of plain selection's {g['plain_good']} good examples, the checked selection keeps a good "
                f"answer to the same instruction for {g['kept']}")
+    if sel.get("plain_good_lost"):
+        out.append("  the others: " + ", ".join(f"{k} {v}" for k, v in sorted(sel["plain_good_lost"].items())))
     return out
 
 

@@ -231,3 +231,34 @@ def test_near_copies_of_held_out_tasks_stay_out():
     assert [d.input_id.split("_")[0] for d in sel.drops if d.reason == "near_heldout"] == ["e8"]
     assert all(e.seed_id != "seed8" for e in sel.examples)
     assert all(p.seed_id != "seed8" for p in sel.pairs)
+
+
+def _checked(k: str, flags: list[str], pass_my_tests: int, score: float):
+    """A passing response to instruction A and its verification, made by hand."""
+    from selfcodealign.records import Agreement, Checks, Mutation, Verdict
+
+    r = make_responses()[0].model_copy(update={"id": f"r{k}", "sample_index": ord(k)})
+    ex = Executed(id=k, parent_id=r.id, response=r, meaningful_tests=True, verdict=Verdict(id=r.id, status="passed"))
+    return ex, Checks(id=f"c{k}", parent_id=k, instruction_id=r.parent_id, faithfulness=flags, pass_rate=(3, 3),
+                      mutation=Mutation(made=10, killed=round(10 * score)),
+                      agreement=Agreement(siblings=2, pass_my_tests=pass_my_tests, passing_siblings=2,
+                                          my_code_passes=2))
+
+
+def test_a_flagged_best_agreeing_answer_gives_way_to_its_best_clean_sibling():
+    # The checks choose among the answers they pass: the task keeps a clean answer
+    # rather than losing itself to the sibling that agreement ranks first.
+    passes = ExecuteStage(ExecuteConfig()).counts_as_pass
+    cfg = SelectConfig(sanitize=False)
+    top, clean, weaker = (_checked("a", ["trivial: one return"], 2, 1.0), _checked("b", [], 2, 0.9),
+                          _checked("c", [], 1, 1.0))
+    group = [x[0] for x in (top, clean, weaker)]
+    checks = {x[0].id: x[1] for x in (top, clean, weaker)}
+    sel = select(group, cfg, passes, None, checks)
+    assert [e.parent_id for e in sel.examples] == ["b"] and sel.stats["rejected"] == {"trivial": 1}
+    checks["b"] = checks["b"].model_copy(update={"faithfulness": ["trivial: one return"]})
+    assert [e.parent_id for e in select(group, cfg, passes, None, checks).examples] == ["c"]
+    checks["c"] = checks["c"].model_copy(update={"faithfulness": ["missing: function double"]})
+    sel = select(group, cfg, passes, None, checks)
+    assert sel.examples == [] and [(d.reason, d.detail) for d in sel.drops] == [
+        ("rejected_trivial", "trivial 2, missing 1")]
