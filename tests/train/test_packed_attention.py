@@ -44,3 +44,19 @@ def test_unpacked_row_would_leak_between_examples():
     flat = model(input_ids=torch.tensor([seqs[0] + seqs[1]]), use_cache=False).logits[0]
     alone = model(input_ids=torch.tensor([seqs[1]])).logits[0]
     assert not torch.allclose(flat[4:], alone, atol=1e-6)
+
+
+def test_training_keeps_sdpa_off_cudnn_on_a_gpu(monkeypatch):
+    """cuDNN's SDPA backward gives NaN gradients for Qwen2.5 on padded batches of some
+    widths (train.attention.avoid_cudnn_sdpa): training switches that backend off."""
+    from selfcodealign.train import attention
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert attention.avoid_cudnn_sdpa() is False and torch.backends.cuda.cudnn_sdp_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert attention.avoid_cudnn_sdpa() is True and not torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)

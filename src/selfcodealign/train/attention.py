@@ -67,3 +67,22 @@ def register() -> str:
 
     AttentionInterface.register(NAME, forward)
     return NAME
+
+
+def avoid_cudnn_sdpa() -> bool:
+    """Keep PyTorch's SDPA off its cuDNN backend for training on CUDA; returns whether it
+    was switched off.
+
+    The cuDNN backward kernel (the default backend on H100/H200 since torch 2.11) returns
+    NaN query gradients when an explicit mask is passed, the sequence length is 64 past a
+    multiple of 128, and a row's log-sum-exp is below ln(FLT_MAX) = -88.7 (pytorch issue
+    196678; trl issue 7181). Qwen2.5 has an attention head whose every logit sits near
+    -120, so any padded micro-batch of such a width gives NaN gradients with a finite
+    loss: GRPO runs on an H100 skipped 3 of 20 steps for it. The memory-efficient and
+    flash kernels, which SDPA uses instead, are clean on the same inputs."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    return True

@@ -23,7 +23,7 @@ from typing import Any
 
 from selfcodealign.errors import UserError
 from selfcodealign.models import TRAIN_CONFIG, load_model, load_tokenizer, require, resolve_source, save, source_hash
-from selfcodealign.train import dpo, fused_loss
+from selfcodealign.train import attention, dpo, fused_loss
 from selfcodealign.train.config import (
     AUTO_BUDGET_FALLBACK,
     AUTO_BUDGET_MAX,
@@ -50,8 +50,6 @@ def resolve_precision(cfg: TrainConfig, cuda: bool, fsdp: bool = False) -> str:
 
 
 def _resolve_attention(cfg: TrainConfig, cuda: bool) -> str:
-    from selfcodealign.train import attention
-
     if cfg.attention in ("auto", "varlen") and cuda and attention.varlen_available():
         return attention.register()
     if cfg.attention == "varlen":
@@ -244,8 +242,9 @@ def _load_model(cfg: TrainConfig, run: _Setup, src):
 
 def prepare_for_training(cfg: TrainConfig, model):
     """The loaded model without dropout (the paper trains without it), LoRA-wrapped for
-    ``method: lora`` (SFT, DPO and GRPO)."""
+    ``method: lora`` (SFT, DPO and GRPO); SDPA kept off cuDNN (``attention.avoid_cudnn_sdpa``)."""
     torch = require("torch")
+    attention.avoid_cudnn_sdpa()
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0

@@ -54,8 +54,7 @@ def pg_loss(logp, old_logp, ref_logp, adv, clip: float, kl_coef: float):
     Both exponents are clamped to +-``LOG_RATIO_MAX``. Without it one token whose log
     ratio passes 88 makes ``exp`` inf in float32: ``min(inf * A, clip * A)`` still picks
     a finite value for A > 0, so the loss looks fine, but the backward pass multiplies
-    the unselected branch's zero gradient by inf, and every weight becomes NaN (as a
-    LoRA run did at step 17 on an H100, with a finite loss and a NaN gradient norm). A
+    the unselected branch's zero gradient by inf, and every weight becomes NaN. A
     clamped token gets no gradient: at ratios that far from 1 the clip gives it none
     anyway."""
     import torch
