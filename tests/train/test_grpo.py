@@ -75,6 +75,20 @@ def test_rewards_come_from_the_sandbox_with_the_stated_scores():
         "passed": 1.0, "failed": 0.0, "syntax_error": 0.0, "timeout": 0.0, "no_code": 0.0}
 
 
+def test_a_looping_rollout_waits_for_the_reward_timeout_not_the_runs():
+    from types import SimpleNamespace
+
+    from selfcodealign.train.tasks import Tasks
+
+    loop = fenced("def add(a, b):\n    while True:\n        pass\n")
+    tasks = Tasks([ADD], "x", timeout=30.0, memory_mb=512)
+    run = SimpleNamespace(tasks=tasks, cfg=TrainConfig(model="m", grpo_reward_timeout=1.0),
+                          pool=grpo.ThreadPoolExecutor(1))
+    batch = SimpleNamespace(rollouts=[Rollout(0, (1,), (2,), loop, "stop")], tasks=[0])
+    scored = grpo.submit_rewards(run, batch).result()
+    assert scored.outcomes == ["timeout"] and scored.seconds < 10
+
+
 def test_tasks_are_the_kept_examples_with_their_tests_and_the_band_counts_drops(run_dir):
     kept = [json.loads(line) for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
     every = load_tasks(run_dir, None)
@@ -285,13 +299,20 @@ def test_a_far_off_policy_token_leaves_the_gradient_finite():
     assert logp.grad[0] != 0  # the in-range tokens still learn
     assert worst.item() == pytest.approx(118.0) and clipped.item() == 1
 
+    # a negative advantage takes the unclipped branch: beyond the clamp it gets no gradient
+    # either, rather than an inf one
+    neg = logp.detach().clone().requires_grad_(True)
+    loss, *_ = pg.pg_loss(neg, old, old, -adv, clip=0.2, kl_coef=0.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(neg.grad).all() and neg.grad[2] == 0
+
 
 @pytest.mark.parametrize("with_master", [False, True])
 def test_a_step_with_non_finite_gradients_is_skipped_and_the_next_one_moves(with_master):
     from types import SimpleNamespace
 
     from selfcodealign.train.master import MasterWeights
-    from selfcodealign.train.step import finite_norm, optimizer_step
+    from selfcodealign.train.step import Skips, optimizer_step
 
     lin = torch.nn.Linear(3, 2)
     master = MasterWeights(lin.parameters()) if with_master else None
@@ -307,29 +328,32 @@ def test_a_step_with_non_finite_gradients_is_skipped_and_the_next_one_moves(with
             master.accumulate()
 
     backward(torch.tensor([[1.0, float("nan"), 0.0]]))
+    skips = Skips()
     norm = optimizer_step(cfg, acc, lin, opt, sched, master)
-    assert finite_norm(norm, 1) is None
+    assert skips.record(norm, 1) is None and skips.total == 1
     assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
     assert sched.last_epoch == 1  # the schedule advances with the steps
 
     backward(torch.tensor([[1.0, 2.0, 3.0]]))
     norm = optimizer_step(cfg, acc, lin, opt, sched, master)
-    assert finite_norm(norm, 2) == pytest.approx(norm)
+    assert skips.record(norm, 2) == pytest.approx(norm) and skips.in_a_row == 0
     assert all(torch.isfinite(p).all() for p in lin.parameters())
     assert not all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
 
 
-def test_the_run_stops_after_consecutive_skipped_steps(tmp_path):
-    from types import SimpleNamespace
+def test_skipped_steps_are_counted_and_three_in_a_row_stop_the_run():
+    from selfcodealign.train.step import Skips
 
-    run = SimpleNamespace(history=[{"step": 1, "skipped": True}, {"step": 2, "skipped": False}],
-                          out_dir=tmp_path)
-    grpo._check_skips(run)
-    run.history += [{"step": 3, "skipped": True}, {"step": 4, "skipped": True}]
-    grpo._check_skips(run)
-    run.history.append({"step": 5, "skipped": True})
-    with pytest.raises(UserError, match="step 5: the gradients were not finite for 3 steps"):
-        grpo._check_skips(run)
+    skips = Skips()
+    assert skips.record(float("nan"), 1) is None and skips.record(0.5, 2) == 0.5
+    skips.stop_if_stuck(2)
+    for step in (3, 4):
+        assert skips.record(float("inf"), step) is None
+        skips.stop_if_stuck(step)
+    skips.record(float("nan"), 5)
+    with pytest.raises(UserError, match="step 5: the gradients were not finite for 3 steps in a row"):
+        skips.stop_if_stuck(5)
+    assert skips.total == 4
 
 
 # ---- runs ----------------------------------------------------------------------------
@@ -442,6 +466,32 @@ def test_without_overlap_the_update_takes_its_own_log_probabilities_as_the_old_o
     w = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lean").state_dict()
     f = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "full").state_dict()
     assert all(torch.allclose(w[k], f[k], atol=1e-6) for k in w)
+
+def test_steps_with_non_finite_gradients_are_skipped_saved_and_stop_the_run(tiny_model_dir, run_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    """A loss whose gradients are NaN, every step: no step moves the adapter, each is
+    logged as skipped with its batch and weights saved, and the third stops the run."""
+    from selfcodealign.cli import main
+
+    real = grpo.pg_loss
+    monkeypatch.setattr(grpo, "pg_loss", lambda *a, **kw: (lambda r: (r[0] * float("nan"), *r[1:]))(real(*a, **kw)))
+    out = tmp_path / "out"
+    rc = main(["train", "--objective", "grpo", "--data", str(run_dir), "--out", str(out), "--model",
+               str(tiny_model_dir), "--method", "lora", "--max-steps", "4", "--grpo-group-size", "2",
+               "--grpo-prompts-per-step", "2", "--grpo-max-new-tokens", "8", "--grpo-pass-rate", "0,1",
+               "--max-len", "512"])
+    assert rc != 0
+    assert "step 3: the gradients were not finite for 3 steps in a row" in capsys.readouterr().err
+    steps = [json.loads(x) for x in (out / grpo.STEP_LOG).read_text().splitlines()]
+    assert [(r["step"], r["skipped"], r["grad_norm"]) for r in steps] == [(1, True, None), (2, True, None),
+                                                                         (3, True, None)]
+    for n in (1, 2, 3):
+        saved = torch.load(out / f"nonfinite_step{n}.pt", weights_only=False)
+        assert len(saved["batch"]["rollouts"]) == 4 and len(saved["rewards"]) == 4
+        lora_b = [v for k, v in saved["params"].items() if "lora_B" in k]
+        assert lora_b and all(not v.any() for v in lora_b)  # LoRA's B starts at 0 and never moved
+    assert not (out / "train_config.json").exists()
+
 
 def test_two_steps_from_a_run_directory_with_the_model_sampling(tiny_model_dir, run_dir, tmp_path, capsys):
     """The command end to end: LoRA (the reference is the adapter switched off), the

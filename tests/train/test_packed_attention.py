@@ -60,3 +60,18 @@ def test_training_keeps_sdpa_off_cudnn_on_a_gpu(monkeypatch):
         assert attention.avoid_cudnn_sdpa() is True and not torch.backends.cuda.cudnn_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(was)
+
+
+def test_preparing_a_model_for_training_switches_cudnn_attention_off_on_a_gpu(monkeypatch, tiny_model_dir):
+    from selfcodealign.models import load_model, resolve_source
+    from selfcodealign.train.config import TrainConfig
+    from selfcodealign.train.loop import prepare_for_training
+
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        prepare_for_training(TrainConfig(model=str(tiny_model_dir)), load_model(resolve_source(str(tiny_model_dir))))
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)

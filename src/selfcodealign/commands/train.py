@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--grpo-kl-coef", type=float, help="grpo: weight of the KL to the start model (default 0.02)")
     p.add_argument("--grpo-temperature", type=float, help="grpo: sampling temperature (default 1.0)")
     p.add_argument("--grpo-max-new-tokens", type=int, help="grpo: token budget of a sample (default 512)")
+    p.add_argument("--grpo-reward-timeout", type=float, help="grpo: seconds a sample's program may run against "
+                   "its tests (default 3; at most the run's execute timeout)")
     p.add_argument("--grpo-shuffle-rewards", action="store_true", default=None,
                    help="grpo: permute rewards within each batch (the control arm: no signal)")
     p.add_argument("--grpo-rollouts", choices=["auto", "engine", "generate"],
@@ -105,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     keys = ["model", "method", "objective", "dpo_beta", "grpo_group_size", "grpo_prompts_per_step", "grpo_kl_coef",
-            "grpo_temperature", "grpo_max_new_tokens", "grpo_shuffle_rewards", "grpo_rollouts", "epochs",
-            "max_steps", "lr", "examples_per_step", "max_len", "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
+            "grpo_temperature", "grpo_max_new_tokens", "grpo_reward_timeout", "grpo_shuffle_rewards", "grpo_rollouts",
+            "epochs", "max_steps", "lr", "examples_per_step", "max_len", "token_budget", "precision", "attention", "lora_r", "lora_alpha", "merge_lora",
             "compile", "seed"]
     band = args.grpo_pass_rate or (None, None)
     flags = {k: getattr(args, k) for k in keys} | {"grpo_pass_rate_min": band[0], "grpo_pass_rate_max": band[1]}

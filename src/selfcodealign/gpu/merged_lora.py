@@ -13,9 +13,11 @@ full model's. ``remerge()`` writes the current weights into the same storage aft
 optimizer step, so CUDA graphs captured on them stay valid. The trained model's tensors
 are only read.
 
-The merge is exact in eval mode, which is how the engine samples: there dropout is the
-identity, whatever ``lora_dropout`` is. Embeddings, norms and the LM head are shared
-(the LM head is merged too if LoRA wraps it).
+The merged weight equals PEFT's layer up to rounding ``W0 + delta`` to the model's dtype
+(in bf16 a delta below half a unit of ``W0``'s last place is lost, as in PEFT's own
+``merge``; PEFT's unmerged path rounds at its output instead), in eval mode, which is how
+the engine samples: there dropout is the identity, whatever ``lora_dropout`` is.
+Embeddings, norms and the LM head are shared (the LM head is merged too if LoRA wraps it).
 
 Memory: one extra copy of the decoder layers' linear weights (Qwen2.5-Coder-0.5B: 358M
 parameters, 0.72 GB in bf16), and one layer's worth more while the engine is built.
@@ -54,8 +56,11 @@ def unsupported_reason(peft_model) -> str | None:
     import torch
     from peft.tuners.lora import Linear, LoraLayer
 
+    base_model = peft_model.get_base_model()
+    if not hasattr(getattr(base_model, "model", None), "layers"):
+        return f"{type(base_model).__name__} keeps no decoder layers at .model.layers"
     found = False
-    for name, m in _walk(peft_model.get_base_model()):
+    for name, m in _walk(base_model):
         if isinstance(m, LoraLayer):
             base = m.get_base_layer()
             if type(m) is not Linear or type(base) is not torch.nn.Linear:
@@ -87,6 +92,9 @@ def _clone(module, swap: dict):
     clone._modules = {n: None if c is None else _clone(c, swap) for n, c in module._modules.items()}
     clone._parameters = dict(module._parameters)
     clone._buffers = dict(module._buffers)
+    for name, value in vars(module).items():  # hooks added later to one must not run in the other
+        if "_hooks" in name and isinstance(value, dict):
+            clone.__dict__[name] = type(value)(value)
     return clone
 
 

@@ -29,8 +29,8 @@ RECIPE = ["objective", "method", "epochs", "epochs_done", "steps", "schedule", "
           "attention", "kernels", "world_size", "seed", "saved_dtype", "final_loss", "seconds"]
 RECIPE_LORA = ["lora_r", "lora_alpha", "lora_dropout", "lora_targets", "merged"]
 RECIPE_GRPO = ["grpo_group_size", "grpo_prompts_per_step", "grpo_kl_coef", "grpo_temperature", "grpo_max_new_tokens",
-               "grpo_scale_std", "grpo_clip", "grpo_shuffle_rewards", "grpo_pass_rate_min", "grpo_pass_rate_max",
-               "grpo_overlap", "final_reward_mean"]
+               "grpo_scale_std", "grpo_clip", "grpo_reward_timeout", "grpo_shuffle_rewards", "grpo_pass_rate_min",
+               "grpo_pass_rate_max", "grpo_overlap", "final_reward_mean"]
 
 
 def _is_hub_id(spec: str | None) -> bool:

@@ -6,6 +6,9 @@ name ``sca_varlen``: it reads ``cu_seq_lens_q`` / ``max_length_q`` (the same key
 arguments transformers' flash-attention path uses), so each packed example attends only
 to itself with no mask tensor and no padding. Without those arguments (generation,
 plain batches) it falls back to transformers' SDPA.
+
+``avoid_cudnn_sdpa`` keeps SDPA off its cuDNN backend for training (a known NaN in its
+backward on padded batches; see the function).
 """
 
 from __future__ import annotations

@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
     grpo_scale_std: bool = Field(True, description="grpo: divide advantages by the group's std "
                                  "(false: Dr. GRPO's unscaled advantages)")
     grpo_clip: float = Field(0.2, gt=0, description="grpo: PPO clip range of the probability ratio")
+    # A rollout that loops holds its whole batch's rewards for the limit: with the run's 10 s
+    # that wait was most of a step. The passing programs of a run take milliseconds (p99
+    # 25 ms, the slowest 1.6 s, in the 600-seed run of docs/results.md).
+    grpo_reward_timeout: float = Field(3.0, gt=0, description="grpo: seconds a rollout's program may run "
+                                       "against its tests (at most the run's execute timeout)")
     grpo_shuffle_rewards: bool = Field(False, description="grpo: permute rewards within each batch "
                                        "(seeded): the control arm with no signal")
     # The band keeps tasks the model sometimes fails: an always-passed task gives its

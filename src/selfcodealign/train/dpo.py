@@ -107,10 +107,10 @@ def reference_logps(model, steps, data: Pairs, device, pad_id: int, varlen: bool
 
 
 def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varlen, master, total,
-              trackers) -> list[dict]:
+              trackers, skips) -> list[dict]:
     import torch
 
-    from selfcodealign.train.step import finite_norm, optimizer_step
+    from selfcodealign.train.step import optimizer_step
 
     history = []
     for step_no, step in enumerate(steps, 1):
@@ -133,7 +133,8 @@ def run_steps(cfg, acc, model, opt, sched, steps, data: Pairs, ref, pad_id, varl
             loss_sum += loss.detach()
             right += (z.detach() > 0).sum()
             margin += z.detach().sum() / cfg.dpo_beta
-        grad_norm = finite_norm(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
+        grad_norm = skips.record(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
+        skips.stop_if_stuck(step_no)
         if step_no % cfg.log_every == 0 or step_no == total:
             dt = time.perf_counter() - t0
             rec = {"step": step_no, "loss": loss_sum.item() / n, "reward_accuracy": right.item() / n,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import shutil
@@ -63,13 +64,13 @@ from selfcodealign.train.policy_gradient import (
     shuffled,
 )
 from selfcodealign.train.rollouts import EngineRollouts, GenerateRollouts, Rollout
+from selfcodealign.train.step import Skips
 from selfcodealign.train.tasks import MASKED, REWARDS, Tasks, load_tasks, score
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
 STEP_LOG = "grpo_steps.jsonl"
-MAX_SKIPPED_IN_A_ROW = 3  # skipped steps (gradients not finite) before the run stops
 
 
 # ---- the task order ---------------------------------------------------------------
@@ -139,6 +140,7 @@ class Run:
     out_dir: Path | None
     trackers: str | None
     history: list[dict] = field(default_factory=list)
+    skips: Skips = field(default_factory=Skips)  # steps skipped for gradients that are not finite
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="grpo-reward"))
 
     @property
@@ -179,7 +181,8 @@ def submit_rewards(run: Run, batch: Batch) -> Future:
     def job() -> Scored:
         t0 = time.perf_counter()
         answers = [(r.text, r.finish_reason, tasks.tasks[batch.tasks[r.prompt]]) for r in batch.rollouts]
-        return Scored(score(answers, tasks.timeout, tasks.memory_mb), time.perf_counter() - t0)
+        limit = min(tasks.timeout, run.cfg.grpo_reward_timeout)
+        return Scored(score(answers, limit, tasks.memory_mb), time.perf_counter() - t0)
 
     return run.pool.submit(job)
 
@@ -189,7 +192,7 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
     (``masked`` rewards: advantage 0, out of their group's statistics)."""
     import torch
 
-    from selfcodealign.train.step import finite_norm, optimizer_step
+    from selfcodealign.train.step import optimizer_step
 
     cfg = run.cfg
     adv, flat = group_advantages(rewards, cfg.grpo_group_size, cfg.grpo_scale_std, masked)
@@ -210,12 +213,14 @@ def update(run: Run, batch: Batch, rewards: list[float], masked: list[bool] | No
         loss_sum += loss.item()
         kl_sum += kl.item()
         clipped += clip_n.item()
-        worst = max(worst, w.item())
-    grad_norm = finite_norm(optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master), batch.step)
-    if grad_norm is None and run.out_dir is not None:  # the batch, to replay the failure elsewhere
+        w = w.item()
+        worst = w if math.isnan(w) or w > worst else worst  # a NaN stays visible
+    grad_norm = run.skips.record(optimizer_step(cfg, run.acc, run.model, run.opt, run.sched, run.master), batch.step)
+    if grad_norm is None and run.out_dir is not None:  # what the failing update started from
         where = run.out_dir / f"nonfinite_step{batch.step}.pt"
-        torch.save({"batch": batch.state(), "rewards": rewards, "masked": masked}, where)
-        log.warning("step %d's batch and rewards: %s", batch.step, where)
+        torch.save({"batch": batch.state(), "rewards": rewards, "masked": masked,
+                    "params": {n: p.detach().cpu() for n, p in _trainable(run).items()}}, where)
+        log.warning("step %d's batch, rewards and trainable weights: %s", batch.step, where)
     run.source.sync(run.unwrapped)
     groups = len(rewards) // cfg.grpo_group_size
     return {"loss": loss_sum / max(n_tokens, 1), "kl": kl_sum / max(n_tokens, 1),
@@ -260,7 +265,7 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
             nxt = sample(run, step + 1)
         rec = _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, time.perf_counter() - t_step)
         _log(run, rec, total)
-        _check_skips(run)
+        run.skips.stop_if_stuck(step, f" (the step log: {run.out_dir / STEP_LOG})" if run.out_dir else "")
         if nxt is None:
             return None
         if step == stop_after:  # its rewards are computed after the resume
@@ -270,14 +275,6 @@ def run_steps(run: Run, first: Batch, total: int, stop_after: int | None) -> Bat
         if step % cfg.grpo_save_every == 0:
             save_checkpoint(run, batch)
     return None
-
-
-def _check_skips(run: Run) -> None:
-    tail = run.history[-MAX_SKIPPED_IN_A_ROW:]
-    if len(tail) == MAX_SKIPPED_IN_A_ROW and all(r.get("skipped") for r in tail):
-        where = f" (the step log: {run.out_dir / STEP_LOG})" if run.out_dir is not None else ""
-        raise UserError(f"GRPO stopped at step {tail[-1]['step']}: the gradients were not finite for "
-                        f"{MAX_SKIPPED_IN_A_ROW} steps in a row, so no step moved the weights{where}")
 
 
 def _record(run, batch, nxt, scored, rewards, stats, reward_wait, update_s, step_s) -> dict:
@@ -306,10 +303,11 @@ def _log(run: Run, rec: dict, total: int) -> None:
     if run.trackers:
         run.acc.log({f"grpo/{k}": rec[k] for k in ("reward_mean", "signal_fraction", "kl", "loss", "rollout_s",
                                                    "reward_s", "update_s", "rollout_tokens_per_s")}, step=rec["step"])
+    skipped = " | SKIPPED (gradients not finite)" if rec.get("skipped") else ""
     log.info("step %d/%d reward %.3f signal %.2f kl %.4f loss %.4f | rollout %.1fs reward %.1fs (+%.1fs overlapped) "
              "update %.1fs | %.0f tokens/s%s", rec["step"], total, rec["reward_mean"], rec["signal_fraction"],
              rec["kl"], rec["loss"], rec["rollout_s"], rec["reward_s"], rec["reward_overlapped_s"],
-             rec["update_s"], rec["rollout_tokens_per_s"], " | SKIPPED (gradients not finite)" if rec.get("skipped") else "")
+             rec["update_s"], rec["rollout_tokens_per_s"], skipped)
 
 
 # ---- checkpoints ---------------------------------------------------------------------

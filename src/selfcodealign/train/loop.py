@@ -33,7 +33,7 @@ from selfcodealign.train.data import load_dataset
 from selfcodealign.train.master import MasterWeights
 from selfcodealign.models.card import write_model_card
 from selfcodealign.train.packing import pack, plan_epoch
-from selfcodealign.train.step import finite_norm, model_inputs, optimizer_step
+from selfcodealign.train.step import Skips, model_inputs, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,11 @@ def train(cfg: TrainConfig, data_path: str | Path, out_dir: str | Path | None, *
             run.acc.num_processes,
         )
     t_start = time.perf_counter()
-    history = _fit(cfg, run, model, opt, sched, plan, data, pad_id, kernels, master, total, budget)
+    skips = Skips(main=run.acc.is_main_process)
+    history = _fit(cfg, run, model, opt, sched, plan, data, pad_id, kernels, master, total, budget, skips)
     elapsed = time.perf_counter() - t_start
     summary = _summary(cfg, run, src, data_path, data, kernels, budget, total, steps_per_epoch, history, elapsed)
+    summary["steps_skipped"] = skips.total
     if out_dir is not None:
         save_trained(run.acc, model, tok, cfg, run.precision, out_dir, summary, master)
     if run.trackers:
@@ -301,7 +303,7 @@ def make_optimizer(cfg: TrainConfig, acc, trackers: str | None, model, trainable
 
 
 def _fit(cfg: TrainConfig, run: _Setup, model, opt, sched, plan, data, pad_id: int, kernels: str, master,
-         total: int, budget: int) -> list[dict]:
+         total: int, budget: int, skips: Skips) -> list[dict]:
     """Every optimizer step of the plan; returns the logged steps."""
     torch = require("torch")
     acc = run.acc
@@ -316,9 +318,9 @@ def _fit(cfg: TrainConfig, run: _Setup, model, opt, sched, plan, data, pad_id: i
         try:
             if run.dpo:
                 return dpo.run_steps(cfg, acc, model, opt, sched, plan, data, ref, pad_id, run.varlen, master,
-                                     total, run.trackers)
+                                     total, run.trackers, skips)
             return _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, run.varlen, kernels,
-                              head_weight, master, acc.num_processes, total, run.trackers)
+                              head_weight, master, acc.num_processes, total, run.trackers, skips)
         except torch.cuda.OutOfMemoryError:
             # The usual cause is a --token-budget set for a smaller model or a larger card.
             raise UserError(
@@ -387,7 +389,7 @@ class _Ahead:
 
 
 def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels, head_weight, master, world,
-               total, trackers) -> list[dict]:
+               total, trackers, skips: Skips) -> list[dict]:
     import torch
 
     history = []
@@ -414,7 +416,8 @@ def _run_steps(cfg, acc, model, opt, sched, plan, data, pad_id, varlen, kernels,
             if master is not None:
                 master.accumulate()
             loss_sum += ce.detach()
-        grad_norm = finite_norm(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
+        grad_norm = skips.record(optimizer_step(cfg, acc, model, opt, sched, master), step_no)
+        skips.stop_if_stuck(step_no)
         if step_no % cfg.log_every == 0 or step_no == total:
             stats = torch.stack([loss_sum, torch.tensor(float(tokens), device=acc.device)])
             stats = acc.reduce(stats, reduction="sum")
