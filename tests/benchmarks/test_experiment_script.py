@@ -3,19 +3,17 @@ ablations are as large as the paper's selection, models are made in the issue's 
 and only sampled on the GPU; recipes are scored on the held-out slice before any
 benchmark; the pre-registered arm is the slice's best pickable one."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from repo_scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "experiment.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("experiment", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/experiment.py")
 
 
 def plan(tmp_path, phase):

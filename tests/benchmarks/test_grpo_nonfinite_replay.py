@@ -1,24 +1,13 @@
 """benchmarks/grpo_nonfinite_replay.py on the CPU: a saved step replays micro-batch by
 micro-batch, with the trainable weights it saved."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from repo_scripts import load_script
 
 torch = pytest.importorskip("torch")
 
 from selfcodealign.train.grpo import Batch
 from selfcodealign.train.rollouts import Rollout
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "grpo_nonfinite_replay.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("grpo_nonfinite_replay", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_a_saved_step_replays_with_its_widths_and_finite_gradients(tiny_model_dir, tmp_path, capsys):
@@ -26,7 +15,7 @@ def test_a_saved_step_replays_with_its_widths_and_finite_gradients(tiny_model_di
     batch = Batch(3, [0, 1], rollouts, None, 0.1, 22)
     path = tmp_path / "nonfinite_step3.pt"
     torch.save({"batch": batch.state(), "rewards": [1.0, 0.0, 0.0, 1.0], "masked": [False] * 4}, path)
-    mod = load()
+    mod = load_script("benchmarks/grpo_nonfinite_replay.py")
     # rows of 7, 12, 5 and 10 tokens; 24 padded tokens a micro-batch: two of two rows
     assert mod.main(["--model", str(tiny_model_dir), "--method", "lora", "--token-budget", "24",
                      "--group", "2", str(path)]) == 0

@@ -1,24 +1,19 @@
 """benchmarks/labelled_checks.py: why the checked selection keeps no good answer where
 plain selection kept one (records and labels made by hand; no sandbox)."""
 
-import importlib.util
-from pathlib import Path
+from repo_scripts import load_script
 
 from selfcodealign.config import ExecuteConfig, SelectConfig
 from selfcodealign.records import Agreement, Checks, Executed, GenMeta, Instruction, Mutation, Response, Verdict
 from selfcodealign.stages.execute import ExecuteStage
 from selfcodealign.stages.select import select
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "labelled_checks.py"
 META = GenMeta(model="m", backend="x", prompt_style="chat", temperature=0.7, top_p=1.0, max_tokens=9,
                seed=0, finish_reason="stop")
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("labelled_checks", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/labelled_checks.py")
 
 
 def _task(ins_id: str, passing: list[tuple[list[str], int]], failing: int):

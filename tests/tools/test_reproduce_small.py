@@ -1,16 +1,14 @@
 """The GPU ferry driver's own logic: how the model is split over device calls, and how
 results come back in volumes small enough for the device tool."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location(
-    "reproduce_small", Path(__file__).resolve().parents[2] / "tools" / "reproduce_small.py")
-repro = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(repro)
+from repo_scripts import load_script
+
+repro = load_script("tools/reproduce_small.py")
 
 
 @pytest.mark.parametrize("extras, size, cap", [(0, 100, 30), (25, 100, 30), (8 << 20, 491_400_064, 62 << 20)])
