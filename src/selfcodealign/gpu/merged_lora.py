@@ -9,8 +9,8 @@ linear weights: each of those is a plain ``nn.Linear`` of its own holding
 wraps the layer, a copy of ``W0`` where it does not (the fused q/k/v and gate/up tensors
 hold a layer's projections side by side, so the engine must own all of them). The engine
 is built on that copy, and its runner fuses and re-points these linears as it does a
-full model's. ``remerge()`` writes the current weights into the same storage after each
-optimizer step, so CUDA graphs captured on them stay valid. The trained model's tensors
+full model's. ``remerge()`` writes the current LoRA weights into the same storage after
+each optimizer step, so CUDA graphs captured on them stay valid. The trained model's tensors
 are only read.
 
 The merged weight equals PEFT's layer up to rounding ``W0 + delta`` to the model's dtype
@@ -120,17 +120,24 @@ class MergedLora:
             swap[id(src)] = own
             self._pairs.append((src, lin, own, _adapter(src) if lora else None))
         self.model = _clone(base, swap).eval()
+        with torch.no_grad():  # frozen: the linears LoRA does not wrap are copied once
+            for _, lin, own, adapter in self._pairs:
+                if adapter is None:
+                    own.weight.copy_(lin.weight)
+                    if own.bias is not None:
+                        own.bias.copy_(lin.bias)
         self.remerge()
 
     def remerge(self) -> None:
-        """Write ``W0 + scaling * B @ A`` (``W0`` where no adapter) into the engine's linears,
-        in place: the storage the engine fused and its graphs read."""
+        """Write ``W0 + scaling * B @ A`` into the engine's LoRA-wrapped linears, in place:
+        the storage the engine fused and its graphs read."""
         import torch
 
         with torch.no_grad():
             for src, lin, own, adapter in self._pairs:
+                if adapter is None:
+                    continue
                 own.weight.copy_(lin.weight)
-                if adapter is not None:
-                    own.weight.add_(src.get_delta_weight(adapter))
+                own.weight.add_(src.get_delta_weight(adapter))
                 if own.bias is not None:
                     own.bias.copy_(lin.bias)

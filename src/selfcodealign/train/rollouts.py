@@ -24,10 +24,10 @@ Two sources:
     costs one extra copy of the decoder layers' linear weights (0.72 GB at the 0.5B
     model's shape in bf16). The merged weights equal PEFT's layers up to rounding
     ``W0 + delta`` to bf16 (small early updates round away, as with PEFT's ``merge``), in
-    eval mode, which is how samples are drawn (dropout off). LoRA the merge does not cover (DoRA and other variants,
-    ``lora_bias``, LoRA on embeddings, several active adapters, ``modules_to_save``) runs
-    on the engine's plain path, through PEFT's adapter-wrapped modules, 4x slower at
-    the 0.5B shape; a log line says why.
+    eval mode, which is how samples are drawn (dropout off). LoRA the merge does not
+    cover (DoRA and other variants, ``lora_bias``, LoRA on embeddings, several active
+    adapters, ``modules_to_save``) runs on the engine's plain path, through PEFT's
+    adapter-wrapped modules, 4x slower at the 0.5B shape; a log line says why.
   - ``sync`` forgets the engine's cached prompt prefixes: their K/V came from the
     weights before the step.
   - Sampling considers each row's ``CANDIDATES`` most likely tokens. At temperature 1

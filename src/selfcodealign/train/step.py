@@ -8,7 +8,6 @@ import math
 import warnings
 
 from selfcodealign.errors import UserError
-
 from selfcodealign.train.format import IGNORE
 from selfcodealign.train.packing import Packed
 
