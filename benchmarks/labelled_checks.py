@@ -74,6 +74,8 @@ def flags(c, judged=None) -> set[str]:
             out.add("fails a passing sibling's tests")
         if a.siblings and a.pass_my_tests == 0:
             out.add("no sibling passes its tests")
+    if c.probes is not None and c.probes.unsettled:
+        out.add("half its siblings differ on a probe")
     return out
 
 

@@ -18,7 +18,9 @@ and HumanEval+ stays untouched for the final benchmark.
 
 ``score`` selects twice from DIR/executed.jsonl (plain: a seeded random passing
 response; and the current default selection with the verify stage's checks, when
-given) and scores both selections' kept code with EvalPlus's checker in the sandbox.
+given) and scores both selections' kept code with EvalPlus's checker in the sandbox, on
+all tasks and on each half (split by instruction as the labelled set is: rules are
+chosen on the development half).
 """
 
 from __future__ import annotations
@@ -129,11 +131,18 @@ def cmd_score(a) -> int:
     checks = None
     if a.verified is not None:
         checks = {c.parent_id: c for c in read_records(a.verified, Checks)}
-    res = score(executed, checks, a.workers)
-    for arm, r in res.items():
-        prec = "n/a" if r["precision"] is None else f"{100 * r['precision']:.1f}%"
-        print(f"{arm:<8} kept {r['kept']:>4} of {r['tasks']} tasks (coverage {100 * r['coverage']:.1f}%), "
-              f"pass MBPP+ base+plus: {r['plus_pass']} (precision {prec})")
+    from labelled_checks import half_of
+
+    # The halves split the tasks as the labelled set's are split (by instruction id):
+    # choose rules on the development half, report the test half.
+    res = {}
+    for half in ("all", "dev", "test"):
+        part = [e for e in executed if half == "all" or half_of(e.response.parent_id) == half]
+        res[half] = score(part, checks, a.workers)
+        for arm, r in res[half].items():
+            prec = "n/a" if r["precision"] is None else f"{100 * r['precision']:.1f}%"
+            print(f"{half:<4} {arm:<8} kept {r['kept']:>4} of {r['tasks']} tasks (coverage "
+                  f"{100 * r['coverage']:.1f}%), pass MBPP+ base+plus: {r['plus_pass']} (precision {prec})")
     if a.json:
         a.json.write_text(json.dumps(res, indent=1) + "\n")
     return 0

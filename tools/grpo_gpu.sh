@@ -9,7 +9,9 @@
 # be started again after the machine went back (SFT starts its arm over).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
-seeds_run || exit 1
+# A finished run is the pre-registered task pool as it was selected: not re-run (a
+# resumed run would re-verify and re-select with this checkout's checks).
+[ -f $W/run/dataset.jsonl ] || seeds_run || exit 1
 train() {  # NAME ARGS...: train into $W/arms/NAME unless it is there, resuming a checkpoint
     local out=$W/arms/$1; shift
     [ -f $out/train_config.json ] && return 0

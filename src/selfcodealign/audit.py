@@ -86,7 +86,7 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
     # faithfulness is added to its checks after.
     verify = cfg.verify.model_copy(update={"agreement": False, "mutation": True, "faithfulness": False})
     skipped: Counter[str] = Counter()
-    groups, pass_rates = [], []
+    groups, pass_rates, probed = [], [], []
     for line, obj in lines:
         e = as_executed(line, obj)
         if isinstance(e, str):
@@ -96,6 +96,8 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
         rate = (obj.get("quality") or {}).get("pass_rate")
         if rate:
             pass_rates.append(rate)
+        if (obj.get("quality") or {}).get("probes"):
+            probed.append(obj["quality"]["probes"])
     stage = VerifyStage(verify, cfg.execute.timeout, cfg.execute.memory_mb, lambda e: True)
     checks = []
     for rec, verdicts in LocalExecutor(lambda: None, workers).execute(stage, groups):
@@ -109,6 +111,10 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
     if pass_rates:
         bins = Counter(min(4, int(5 * k / n)) if n else 0 for k, n in pass_rates)
         out["pass_rate"] = {f"{20 * b}-{20 * b + 20}%": bins[b] for b in range(5)}
+    if probed:
+        # Recorded by the pipeline's verify stage, which had the siblings an example lacks.
+        out["probes_recorded"] = {"examples": len(probed),
+                                  "disagreeing_with_a_sibling": sum(p.get("disagreeing", 0) > 0 for p in probed)}
     return out
 
 
@@ -131,6 +137,10 @@ def format_audit(a: dict[str, Any]) -> list[str]:
     for reason, count in sorted(others, key=lambda kv: -kv[1]):
         lines.append(f"share with {reason}: {100 * count / n:.1f}%")
     lines.append(f"share with a malformed training target: {100 * a.get('malformed_target', 0) / n:.1f}%")
+    if "probes_recorded" in a:
+        p = a["probes_recorded"]
+        lines.append(f"examples run on probes beside their siblings: {p['examples']} "
+                     f"({p['disagreeing_with_a_sibling']} returned a value some sibling did not)")
     if "pass_rate" in a:
         lines.append("instruction pass rate (share of its responses passing): "
                      + ", ".join(f"{k} {v}" for k, v in a["pass_rate"].items()))

@@ -106,6 +106,9 @@ class VerifyConfig(_Section):
                             "code and its code against theirs, to choose the best-agreeing one")
     faithfulness: bool = Field(True, description="check that the asked-for names exist, the solution "
                                "holds no tests, and the tests do not call example-usage code")
+    probes: int = Field(24, ge=0, description="new inputs (the tests' literal arguments, mutated by type) "
+                        "on which each passing response's function runs beside its passing siblings'; "
+                        "0: none")
     timeout_factor: float = Field(5.0, gt=0, description="a mutant or sibling run may take this many "
                                   "times the original run (within execute.timeout)")
     min_timeout: float = Field(0.5, gt=0, description="seconds a mutant or sibling run gets at least")
@@ -145,6 +148,10 @@ class SelectConfig(_Section):
         True, description="keep a response only if another response also passes, its code passes the "
         "tests of every other passing response, and some other response passes its tests (needs "
         "verify.agreement): an answer no independent sample agrees with is kept out")
+    reject_probe_disagreement: bool = Field(
+        True, description="drop a response whose function returns, on some of verify's probes (new "
+        "inputs the tests do not cover), a different value from at least half of the passing "
+        "siblings it was compared with: the task's answer is not settled there")
     by_agreement: bool = Field(
         True, description="choose the passing response that agrees most with its siblings (else a "
         "seeded random one)")

@@ -134,6 +134,26 @@ class Agreement(Record):
     suspect: bool = False
 
 
+class Probes(Record):
+    """How a passing response's function answers new inputs beside its passing siblings'
+    (``selfcodealign.verify.probes``): mutations of the literal arguments of the tests'
+    calls."""
+
+    function: str  # the task's function, called on every probe
+    made: int  # probes run
+    answered: int  # of them, how many it returned a value on (not an exception)
+    compared: int  # passing siblings whose answers on the probes came back
+    disagreeing: int  # of them, how many returned a different value on some probe
+    example: str = ""  # one disagreement: "f(args): mine != theirs"
+
+    @property
+    def unsettled(self) -> bool:
+        """At least half of the siblings it was compared with differ from it on some probe.
+        One contradicted by a single sibling of several may be right (a buggy sibling); one
+        that half of them contradict is not settled."""
+        return self.disagreeing > 0 and 2 * self.disagreeing >= self.compared
+
+
 class Checks(Record):
     """What verification found about one passing response."""
 
@@ -143,6 +163,7 @@ class Checks(Record):
     faithfulness: list[str] = Field(default_factory=list)  # why it does not answer the instruction
     mutation: Mutation | None = None
     agreement: Agreement | None = None
+    probes: Probes | None = None
     pass_rate: tuple[int, int]  # (passing responses, responses) of its instruction
 
 
@@ -167,6 +188,7 @@ class Quality(Record):
     unexercised: list[str] = Field(default_factory=list)
     pass_rate: tuple[int, int] | None = None
     agreement: Agreement | None = None
+    probes: Probes | None = None
 
 
 class Message(Record):

@@ -1,5 +1,5 @@
-"""Verification: mutants, faithfulness, agreement and the selection that uses them. The
-mutants and sibling runs go through the real sandbox."""
+"""Verification: mutants, faithfulness, agreement, probes and the selection that uses them.
+The mutants, sibling runs and probes go through the real sandbox."""
 
 import ast
 
@@ -7,11 +7,12 @@ import pytest
 
 from selfcodealign.config import build_config
 from selfcodealign.executors.local import LocalExecutor
-from selfcodealign.records import Executed, GenMeta, Instruction, Response, Verdict
+from selfcodealign.records import Executed, GenMeta, Instruction, Probes, Response, Verdict
 from selfcodealign.sandbox import Program, iter_batch, run_program
 from selfcodealign.stages.execute import ExecuteStage
 from selfcodealign.stages.select import select, training_answer
 from selfcodealign.stages.verify import InstructionResponses, VerifyStage, group_by_instruction
+from selfcodealign.verify import probes as P
 from selfcodealign.verify.faithful import asked_names, missing_names, names_from_examples, solution_test_code
 from selfcodealign.verify.mutants import OPERATORS, function_names, mutants
 
@@ -196,3 +197,90 @@ def test_pass_rate_band(band, kept):
     examples, drops = sel_out.examples, sel_out.drops
     assert len(examples) == kept
     assert kept or drops[0].reason == "pass_rate_outside_band"
+
+
+# ---- probes: new inputs from the tests' literal calls, beside the siblings' ----------------
+
+TESTS = "assert last([1, 2, 3], 1) == 0\nassert last([4, 5], 5) == 1\nassert len([last(q, 1) for q in qs]) == 2\n"
+
+
+def test_the_entry_point_is_the_function_the_tests_call_with_literals_that_two_answers_define():
+    codes = ["def last(a, k):\n    return 0\n\ndef helper():\n    pass\n", "def last(a, k):\n    return 1\n"]
+    assert P.entry_point(codes, [TESTS, "assert helper() is None\n"]) == "last"
+    assert P.entry_point(codes[:1], [TESTS]) is None  # one answer defines it: nothing to compare
+    calls = list(P.literal_calls(TESTS, {"last"}))
+    # last(q, 1) has a non-literal argument: not a seed
+    assert calls == [("last", P.Probe(([1, 2, 3], 1))), ("last", P.Probe(([4, 5], 5)))]
+
+
+def test_probes_mutate_one_argument_by_type_are_new_and_reproducible():
+    seeds = [P.Probe(([1, 2, 3], 1)), P.Probe(("ab cd",), (("sep", " "),))]
+    made = P.make_probes(seeds, limit=1000)
+    shown = {repr((p.args, p.kwargs)) for p in made}
+    assert repr((([1, 2, 3, 1], 1), ())) in shown  # a repeated element
+    assert repr((([], 1), ())) in shown and repr((([1, 2, 3], -1), ())) in shown
+    assert repr((("AB CD",), (("sep", " "),))) in shown and repr((("ab cd",), (("sep", ""),))) in shown
+    assert not shown & {repr((s.args, s.kwargs)) for s in seeds}
+    few = P.make_probes(seeds, limit=5)
+    assert len(few) == 5 and few == P.make_probes(seeds, limit=5) and set(map(repr, few)) <= set(map(repr, made))
+
+
+def test_the_harness_in_the_sandbox_copies_arguments_bounds_each_call_and_reads_values():
+    code = '''
+import itertools
+def f(xs, k):
+    if k < 0:
+        while True:
+            pass
+    if k == 0:
+        raise ValueError("zero")
+    xs.append(k)
+    if k == 2:
+        return (x for x in xs)
+    if k == 3:
+        return object()
+    return [len(xs), 0.1 + 0.2]
+print("noise before the results")
+'''
+    probes = [P.Probe(([1], 1)), P.Probe(([1], 1)), P.Probe(([1], -1)), P.Probe(([1], 0)),
+              P.Probe(([1], 2)), P.Probe(([1], 3))]
+    v = run_program(Program(id="h", code=code, tests=P.harness("f", probes), timeout=5))
+    out = P.read_outputs(v.stdout, len(probes))
+    # the second call sees a fresh copy of its list; a looping call is stopped alone
+    assert out == ["list[2,0.3]", "list[2,0.3]", "!TimeoutError", "!ValueError", "iter[1,2]", "<object object>"]
+    assert P.disagreements(out, ["list[2,0.3]", "list[3,0.3]", "1", "0", "iter[1,2]", "!KeyError"]) == [1]
+    crashed = run_program(Program(id="c", code="raise SystemExit(3)\n", tests=P.harness("f", probes), timeout=5))
+    assert P.read_outputs(crashed.stdout, len(probes)) is None
+
+
+LAST = "def last(a, k):\n    return len(a) - 1 - a[::-1].index(k)\n"
+LAST_LOOP = "def last(a, k):\n    pos = -1\n    for i, x in enumerate(a):\n        if x == k:\n            pos = i\n    return pos if pos >= 0 else a.index(k)\n"
+FIRST = "def last(a, k):\n    return a.index(k)\n"  # the first position: no test has a repeat
+OWN = "assert last([1, 2, 3], 1) == 0\nassert last([1, 2, 3], 3) == 2\nassert last([7, 8], 8) == 1\n"
+
+
+def test_an_answer_its_siblings_contradict_on_a_probe_is_dropped_and_the_majority_kept():
+    executed, ex_stage = _group([(FIRST, OWN), (LAST, OWN), (LAST_LOOP, OWN), (LAST, OWN)],
+                                instruction="Write a function `last(a, k)` that returns the last position of k in a.")
+    assert [e.verdict.status for e in executed] == ["passed"] * 4
+    cfg = build_config(sets=["select.keep_reasons=[trivial]"])
+    stage = VerifyStage(cfg.verify, 10, 1024, ex_stage.counts_as_pass)
+    [(rec, verdicts)] = list(LocalExecutor(lambda: None).execute(stage, group_by_instruction(executed)))
+    checks = {c.parent_id: c for c in stage.parse(rec, verdicts)}
+    first, *right = (checks[e.id].probes for e in executed)
+    assert first.function == "last" and first.made == cfg.verify.probes and first.compared == 3
+    assert first.disagreeing == 3 and first.unsettled and " != " in first.example
+    assert all(p.disagreeing == 1 and not p.unsettled for p in right)
+    sel = select(executed, cfg.select, ex_stage.counts_as_pass, None, checks)
+    assert sel.stats["rejected"].get("probe_disagreement") == 1
+    assert [e.parent_id for e in sel.examples] != [executed[0].id] and len(sel.examples) == 1
+    off = build_config(sets=["verify.probes=0"])
+    stage = VerifyStage(off.verify, 10, 1024, ex_stage.counts_as_pass)
+    [(rec, verdicts)] = list(LocalExecutor(lambda: None).execute(stage, group_by_instruction(executed)))
+    assert all(c.probes is None for c in stage.parse(rec, verdicts))
+
+
+def test_half_the_siblings_differing_leaves_an_answer_unsettled():
+    p = Probes(function="f", made=4, answered=4, compared=2, disagreeing=1)
+    assert p.unsettled and not p.model_copy(update={"compared": 3}).unsettled
+    assert not p.model_copy(update={"disagreeing": 0}).unsettled

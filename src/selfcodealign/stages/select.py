@@ -67,7 +67,7 @@ def to_example(ex: Executed, system_prompt: str | None, checks: Checks | None = 
         m = checks.mutation
         quality = Quality(mutation_score=m.score if m else None, mutants=m.made if m else 0,
                           unexercised=m.unexercised if m else [], pass_rate=checks.pass_rate,
-                          agreement=checks.agreement)
+                          agreement=checks.agreement, probes=checks.probes)
     return Example(
         id=make_id(ex.id, "select"), parent_id=ex.id, instruction=ins.instruction,
         response=answer, messages=messages, seed_id=ins.seed_id, seed_source=ins.seed_source,
@@ -98,6 +98,8 @@ def rejection(c: Checks | None, cfg: SelectConfig) -> str | None:
             return "fails_sibling_tests"
         if a.pass_my_tests == 0:
             return "no_sibling_passes_its_tests"
+    if cfg.reject_probe_disagreement and c.probes is not None and c.probes.unsettled:
+        return "probe_disagreement"
     m = c.mutation
     if m is not None:
         if cfg.min_mutation_score > 0 and (m.score is None or m.score < cfg.min_mutation_score):

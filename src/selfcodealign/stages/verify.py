@@ -10,7 +10,10 @@ its own tests (meaningfully), three checks:
   much the tests check, and a function whose body can raise unnoticed is unexercised
   (``selfcodealign.verify.mutants``);
 - agreement: its tests run against every sibling's code, and its code against every
-  passing sibling's tests (dual execution agreement, as in CodeT).
+  passing sibling's tests (dual execution agreement, as in CodeT);
+- probes: the task's function runs on new inputs (the tests' literal arguments, mutated
+  by type) beside every passing sibling's, and returned values that differ are counted
+  (``selfcodealign.verify.probes``).
 
 All programs of an instruction go to the sandbox as one batch. Mutants and sibling code
 are hostile like any generated code; they get a short timeout derived from the original
@@ -31,11 +34,13 @@ from selfcodealign.records import (
     Drop,
     Executed,
     Mutation,
+    Probes,
     Record,
     Verdict,
 )
 from selfcodealign.stages.base import ExecutionStage
 from selfcodealign.verify import faithful
+from selfcodealign.verify import probes as probing
 from selfcodealign.verify.mutants import mutants
 
 KILLED = {"failed", "timeout", "crashed", "oom"}
@@ -52,10 +57,10 @@ class InstructionResponses:
 
 @dataclass(frozen=True)
 class _Job:
-    kind: str  # "mutant" | "cross"
-    owner: int  # index (in the group) of the response whose tests run
-    other: int  # cross: whose code runs; mutant: -1
-    detail: str  # mutant: operator:detail
+    kind: str  # "mutant" | "cross" | "probe"
+    owner: int  # index (in the group) of the response whose tests (probe: code) run
+    other: int  # cross: whose code runs; mutant and probe: -1
+    detail: str  # mutant: operator:detail; probe: the function called
 
 
 def group_by_instruction(executed: list[Executed]) -> list[InstructionResponses]:
@@ -87,7 +92,7 @@ class VerifyStage(ExecutionStage):
     @classmethod
     def enabled(cls, cfg) -> bool:
         v = cfg.verify
-        return bool(v.mutation or v.agreement or v.faithfulness)
+        return bool(v.mutation or v.agreement or v.faithfulness or v.probes)
 
     def inputs(self, upstream: dict[str, Any]) -> list[InstructionResponses]:
         return group_by_instruction(upstream["execute"])
@@ -138,7 +143,33 @@ class VerifyStage(ExecutionStage):
                     if j != i and parse_ok(other.response.code):
                         add(_Job("cross", i, j, ""), other.response.code, e.response.tests,
                             self._limit(e.verdict.duration, other.verdict.duration))
+        plan = self._probe_plan(group, passing)
+        if plan is not None:
+            from selfcodealign.checks import strip_main_guard
+
+            name, inputs = plan
+            source = probing.harness(name, inputs)
+            # Each call has its own alarm, so the run's time is bounded by the probes'.
+            limit = min(self.timeout, 1.0 + len(inputs) * probing.CALL_LIMIT_S)
+            for i in passing:
+                jobs.append(_Job("probe", i, -1, name))
+                programs.append(Program(id=f"{rec.id}:{len(jobs)}", code=strip_main_guard(group[i].response.code),
+                                        tests=source, timeout=limit, memory_mb=self.memory_mb))
         return jobs, programs
+
+    def _probe_plan(self, group, passing: list[int]):
+        """The function to probe and the probes, when at least two passing responses
+        define it (else None)."""
+        if not self.cfg.probes or len(passing) < 2 or group[0].response.instruction.category == "program":
+            return None
+        codes = [group[i].response.code for i in passing]
+        tests = [e.response.tests for e in group]
+        name = probing.entry_point(codes, tests)
+        if name is None:
+            return None
+        seeds = [p for t in tests for _, p in probing.literal_calls(t, {name})]
+        inputs = probing.make_probes(seeds, self.cfg.probes)
+        return (name, inputs) if inputs else None
 
     def _unfaithful(self, e: Executed) -> list[str]:
         if not self.cfg.faithfulness:
@@ -164,6 +195,8 @@ class VerifyStage(ExecutionStage):
             runs[job.owner].append((job, v))
         cross = {(job.owner, job.other): v.status == "passed"
                  for jobs_of in runs.values() for job, v in jobs_of if job.kind == "cross"}
+        plan = self._probe_plan(group, passing)
+        probed = self._probe_results(runs, plan) if plan is not None else {}
         out: list[Record | Drop] = []
         for i in passing:
             e = group[i]
@@ -181,8 +214,31 @@ class VerifyStage(ExecutionStage):
                     suspect=bool(others) and mine_passed == 0 and others_agree)
             out.append(Checks(id=make_id(e.id, self.name), parent_id=e.id, instruction_id=rec.id,
                               faithfulness=self._unfaithful(e), mutation=mutation,
-                              agreement=agreement, pass_rate=rate))
+                              agreement=agreement, probes=probed.get(i), pass_rate=rate))
         return out
+
+    @staticmethod
+    def _probe_results(runs: dict[int, list[tuple[_Job, Verdict]]], plan) -> dict[int, Probes]:
+        """Each probed response's answers beside its passing siblings'. A response whose
+        run printed no answers (it crashed, or the run timed out) gets no record."""
+        name, inputs = plan
+        answers: dict[int, list[str]] = {}
+        for i, jobs_of in runs.items():
+            for job, v in jobs_of:
+                out = probing.read_outputs(v.stdout, len(inputs)) if job.kind == "probe" else None
+                if out is not None:
+                    answers[i] = out
+        results: dict[int, Probes] = {}
+        for i, mine in answers.items():
+            others = [theirs for j, theirs in answers.items() if j != i]
+            differing = [(theirs, d) for theirs in others if (d := probing.disagreements(mine, theirs))]
+            example = ""
+            if differing:
+                theirs, (k, *_) = differing[0]
+                example = f"{inputs[k].show(name)}: {mine[k][:60]} != {theirs[k][:60]}"
+            results[i] = Probes(function=name, made=len(mine), answered=sum(map(probing.is_value, mine)),
+                                compared=len(others), disagreeing=len(differing), example=example)
+        return results
 
 
 def faithfulness(e: Executed) -> list[str]:
@@ -237,6 +293,11 @@ def summarize_checks(checks: list[Checks]) -> dict[str, Any]:
         for reason in {r.split(":", 1)[0] for r in c.faithfulness}:
             unfaithful[reason] = unfaithful.get(reason, 0) + 1
     out: dict[str, Any] = {"responses_checked": len(checks), "unfaithful": unfaithful}
+    probed = [c.probes for c in checks if c.probes is not None]
+    if probed:
+        out["probes"] = {"responses_probed": len(probed), "made": sum(p.made for p in probed),
+                         "disagreeing_with_a_sibling": sum(p.disagreeing > 0 for p in probed),
+                         "unsettled": sum(p.unsettled for p in probed)}
     agreed = [c.agreement for c in checks if c.agreement is not None]
     if agreed:
         out["agreement"] = {

@@ -1,0 +1,235 @@
+"""Probes: new inputs on which sibling answers must agree.
+
+An answer's own tests check only the cases its author thought of, and so do its
+siblings' (an answer to "the last position of an element" that returns the first one
+passes every test without a repeated element). Probes look where the tests do not: the
+literal arguments of every call the instruction's responses make to the task's function
+in their tests, mutated by type as EvalPlus makes its plus inputs (a number negated, a
+list with a repeated element, a string in capitals, an empty one, ...). Each passing
+answer runs on every probe in the sandbox, and two answers *disagree* when both return a
+value on a probe and the values differ. A probe that one answer raises on is outside its
+domain, not a disagreement: the task's inputs may exclude it.
+
+Pure functions: the inputs, the harness's source and the reading of its output. Nothing
+here runs model code; the verify stage sends the harness to the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+MARK = "@@selfcodealign-probes@@"
+CALL_LIMIT_S = 0.25  # one probe call; a slow or looping call is an exception, not a hang
+MAX_ARG_LEN = 200  # longest collection or string a probe builds
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One call: positional and keyword arguments, all literals."""
+
+    args: tuple
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    def show(self, name: str) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        text = f"{name}({', '.join(parts)})"
+        return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _top_functions(tree: ast.Module) -> set[str]:
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _literal(node: ast.AST):
+    return ast.literal_eval(node)
+
+
+def literal_calls(tests: str, names: set[str]) -> Iterator[tuple[str, Probe]]:
+    """The calls in ``tests`` to one of ``names`` whose arguments are all literals."""
+    from selfcodealign.checks import parse_tree
+
+    tree = parse_tree(tests)
+    if tree is None:
+        return
+    for n in ast.walk(tree):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names):
+            continue
+        if any(isinstance(a, ast.Starred) for a in n.args) or any(k.arg is None for k in n.keywords):
+            continue
+        try:
+            args = tuple(_literal(a) for a in n.args)
+            kwargs = tuple((k.arg, _literal(k.value)) for k in n.keywords)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        yield n.func.id, Probe(args, kwargs)  # type: ignore[arg-type]
+
+
+def entry_point(codes: Iterable[str], tests: Iterable[str]) -> str | None:
+    """The task's function: the top-level function that the tests call most with
+    literal arguments, among those that at least two answers define."""
+    from selfcodealign.checks import parse_tree
+
+    defined: Counter[str] = Counter()
+    for code in codes:
+        tree = parse_tree(code)
+        if tree is not None:
+            defined.update(_top_functions(tree))
+    shared = {n for n, c in defined.items() if c >= 2}
+    if not shared:
+        return None
+    called: Counter[str] = Counter()
+    for t in tests:
+        called.update(name for name, _ in literal_calls(t, shared))
+    if not called:
+        return None
+    return sorted(called.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def _variants(v) -> list:
+    """Type-aware mutations of one argument value (never the value itself)."""
+    out: list = []
+    if isinstance(v, bool):
+        out = [not v]
+    elif isinstance(v, int):
+        out = [0, 1, -v, v + 1, v - 1, 2 * v] if abs(v) < 10**9 else [0, -v]
+    elif isinstance(v, float):
+        out = [0.0, -v, v + 0.5, v / 2]
+    elif isinstance(v, str):
+        out = ["", v.upper(), v.lower(), v.title(), v[::-1], f" {v} ", v + v[-1:], v.replace(" ", "  "),
+               v[:1]]
+    elif isinstance(v, (list, tuple)):
+        seq = list(v)
+        cands = [[], seq[:1], seq + seq[:1], seq[::-1], seq[:1] + seq, seq[len(seq) // 2:]]
+        try:
+            cands.append(sorted(seq))
+        except TypeError:
+            pass
+        if seq:
+            cands += [[x] + seq[1:] for x in _variants(seq[0])[:3]]
+            cands += [seq[:-1] + [x] for x in _variants(seq[-1])[:3]]
+        out = [type(v)(c) if isinstance(v, tuple) else c for c in cands]
+    elif isinstance(v, dict):
+        items = list(v.items())
+        out = [{}, dict(items[:1]), dict(items[::-1])]
+    elif isinstance(v, set):
+        out = [set(), set(list(v)[:1])]
+    return [x for x in out if x != v or type(x) is not type(v)]
+
+
+def _size(v) -> int:
+    if isinstance(v, (str, bytes)):
+        return len(v)
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return len(v) + sum(_size(x) for x in v)
+    if isinstance(v, dict):
+        return len(v) + sum(_size(k) + _size(x) for k, x in v.items())
+    return 1
+
+
+def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe]:
+    """Up to ``limit`` new inputs: each seed call with one argument mutated. Inputs the
+    tests already use are not probes; the choice among the rest is seeded."""
+    by_key = {repr(p): p for p in seeds}
+    seen, known = list(by_key.values()), set(by_key)
+    made: dict[str, Probe] = {}
+    for p in seen:
+        for pos, v in enumerate(p.args):
+            for x in _variants(v):
+                q = Probe(p.args[:pos] + (x,) + p.args[pos + 1:], p.kwargs)
+                key = repr(q)
+                if key not in known and _size(x) <= MAX_ARG_LEN:
+                    made.setdefault(key, q)
+        for pos, (k, v) in enumerate(p.kwargs):
+            for x in _variants(v):
+                q = Probe(p.args, p.kwargs[:pos] + ((k, x),) + p.kwargs[pos + 1:])
+                key = repr(q)
+                if key not in known and _size(x) <= MAX_ARG_LEN:
+                    made.setdefault(key, q)
+    keys = sorted(made)
+    if len(keys) > limit:
+        keys = sorted(random.Random(seed).sample(keys, limit))
+    return [made[k] for k in keys]
+
+
+# The harness runs after the solution, in the sandbox. Its names start with __probe_ so
+# that they do not shadow the solution's; each call gets a deep copy of its arguments
+# (an answer that sorts its input in place must not change the next probe) and an alarm.
+_HARNESS = '''
+import copy as __probe_copy, hashlib as __probe_hashlib, json as __probe_json, math as __probe_math
+import re as __probe_re
+import signal as __probe_signal, types as __probe_types
+
+def __probe_alarm(*_):
+    raise TimeoutError("probe call")
+
+def __probe_norm(v, depth=0):
+    if depth > 20:
+        return "..."
+    if isinstance(v, bool) or v is None:
+        return repr(v)
+    if isinstance(v, float):
+        return "nan" if v != v else repr(round(v, 6)) if not __probe_math.isinf(v) else repr(v)
+    if isinstance(v, complex):
+        return repr(complex(round(v.real, 6), round(v.imag, 6)))
+    if isinstance(v, (list, tuple)):
+        return type(v).__name__ + "[" + ",".join(__probe_norm(x, depth + 1) for x in v) + "]"
+    if isinstance(v, (set, frozenset)):
+        return "set{" + ",".join(sorted(__probe_norm(x, depth + 1) for x in v)) + "}"
+    if isinstance(v, dict):
+        return "dict{" + ",".join(sorted(__probe_norm(k, depth + 1) + ":" + __probe_norm(x, depth + 1)
+                                         for k, x in v.items())) + "}"
+    if isinstance(v, (__probe_types.GeneratorType, map, filter, zip, range, reversed)):
+        return "iter[" + ",".join(__probe_norm(x, depth + 1) for x, _ in zip(v, range(1000))) + "]"
+    return __probe_re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v))
+
+__probe_out = []
+__probe_signal.signal(__probe_signal.SIGALRM, __probe_alarm)
+for __probe_a, __probe_k in __PROBE_INPUTS:
+    try:
+        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, __PROBE_LIMIT)
+        __probe_r = __PROBE_FN(*__probe_copy.deepcopy(__probe_a), **__probe_copy.deepcopy(dict(__probe_k)))
+        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
+        __probe_v = __probe_norm(__probe_r)
+        __probe_out.append(__probe_v if len(__probe_v) <= 400 else __probe_v[:400] + "#" + __probe_hashlib.sha256(__probe_v.encode("utf-8", "replace")).hexdigest()[:16])
+    except BaseException as __probe_e:
+        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
+        __probe_out.append("!" + type(__probe_e).__name__)
+print(__PROBE_MARK + __probe_json.dumps(__probe_out))
+'''
+
+
+def harness(name: str, probes: list[Probe]) -> str:
+    """The source that calls ``name`` on every probe and prints the results as one line."""
+    inputs = repr([(p.args, p.kwargs) for p in probes])
+    return (_HARNESS.replace("__PROBE_INPUTS", inputs).replace("__PROBE_FN", name)
+            .replace("__PROBE_LIMIT", repr(CALL_LIMIT_S)).replace("__PROBE_MARK", repr(MARK)))
+
+
+def read_outputs(stdout: str, n: int) -> list[str] | None:
+    """The harness's results from a run's stdout (None when it printed none, or not
+    ``n`` of them: the run died, or its output was cut)."""
+    import json
+
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARK):
+            try:
+                out = json.loads(line[len(MARK):])
+            except ValueError:
+                return None
+            if isinstance(out, list) and len(out) == n and all(isinstance(x, str) for x in out):
+                return out
+            return None
+    return None
+
+
+def is_value(out: str) -> bool:
+    return not out.startswith("!")
+
+
+def disagreements(mine: list[str], theirs: list[str]) -> list[int]:
+    """The probes on which both returned a value and the values differ."""
+    return [i for i, (a, b) in enumerate(zip(mine, theirs)) if is_value(a) and is_value(b) and a != b]
