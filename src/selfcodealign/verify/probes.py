@@ -130,6 +130,14 @@ def _size(v) -> int:
     return 1
 
 
+def _writable(v) -> bool:
+    """Whether ``repr(v)`` reads back as a literal (``inf`` and ``nan`` do not)."""
+    try:
+        return repr(ast.literal_eval(repr(v))) == repr(v)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
 def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe]:
     """Up to ``limit`` new inputs: each seed call with one argument mutated. Inputs the
     tests already use are not probes; the choice among the rest is seeded."""
@@ -141,13 +149,13 @@ def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe
             for x in _variants(v):
                 q = Probe(p.args[:pos] + (x,) + p.args[pos + 1:], p.kwargs)
                 key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN:
+                if key not in known and _size(x) <= MAX_ARG_LEN and _writable(x):
                     made.setdefault(key, q)
         for pos, (k, v) in enumerate(p.kwargs):
             for x in _variants(v):
                 q = Probe(p.args, p.kwargs[:pos] + ((k, x),) + p.kwargs[pos + 1:])
                 key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN:
+                if key not in known and _size(x) <= MAX_ARG_LEN and _writable(x):
                     made.setdefault(key, q)
     keys = sorted(made)
     if len(keys) > limit:
@@ -188,25 +196,29 @@ def __probe_norm(v, depth=0):
 
 __probe_out = []
 __probe_signal.signal(__probe_signal.SIGALRM, __probe_alarm)
-for __probe_a, __probe_k in __PROBE_INPUTS:
+for __probe_a, __probe_k in __probe_inputs:
     try:
-        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, __PROBE_LIMIT)
-        __probe_r = __PROBE_FN(*__probe_copy.deepcopy(__probe_a), **__probe_copy.deepcopy(dict(__probe_k)))
+        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, __probe_limit)
+        __probe_r = __probe_fn(*__probe_copy.deepcopy(__probe_a), **__probe_copy.deepcopy(dict(__probe_k)))
         __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
         __probe_v = __probe_norm(__probe_r)
-        __probe_out.append(__probe_v if len(__probe_v) <= 400 else __probe_v[:400] + "#" + __probe_hashlib.sha256(__probe_v.encode("utf-8", "replace")).hexdigest()[:16])
+        if len(__probe_v) > 160:
+            __probe_v = __probe_v[:160] + "#" + __probe_hashlib.sha256(__probe_v.encode("utf-8", "replace")).hexdigest()[:16]
+        __probe_out.append(__probe_v)
     except BaseException as __probe_e:
         __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
         __probe_out.append("!" + type(__probe_e).__name__)
-print(__PROBE_MARK + __probe_json.dumps(__probe_out))
+print("\\n" + __probe_mark + __probe_json.dumps(__probe_out))
 '''
 
 
 def harness(name: str, probes: list[Probe]) -> str:
     """The source that calls ``name`` on every probe and prints the results as one line."""
-    inputs = repr([(p.args, p.kwargs) for p in probes])
-    return (_HARNESS.replace("__PROBE_INPUTS", inputs).replace("__PROBE_FN", name)
-            .replace("__PROBE_LIMIT", repr(CALL_LIMIT_S)).replace("__PROBE_MARK", repr(MARK)))
+    if not name.isidentifier():
+        raise ValueError(f"not a function name: {name!r}")
+    head = (f"__probe_inputs = {[(p.args, p.kwargs) for p in probes]!r}\n__probe_fn = {name}\n"
+            f"__probe_limit = {CALL_LIMIT_S!r}\n__probe_mark = {MARK!r}\n")
+    return head + _HARNESS
 
 
 def read_outputs(stdout: str, n: int) -> list[str] | None:
