@@ -21,13 +21,19 @@ def test_audit_runs_mutants_counts_what_it_cannot_audit_and_reports_recorded_pro
         (2, {"instruction": "Write `double(x)`.", "response": RESPONSE, "tests": "assert double(0) == 0\n",
              "quality": {"probes": {**PROBES, "disagreeing": 0}}}),
         (3, {"instruction": "Write `double(x)`.", "response": RESPONSE}),
+        # what a hand-made dataset may hold where this project writes its figures
+        (4, {"instruction": "Write `double(x)`.", "response": RESPONSE, "tests": "assert double(2) == 4\n",
+             "quality": {"pass_rate": "high", "probes": "none"}}),
+        (5, {"instruction": "Write `double(x)`.", "response": RESPONSE, "tests": "assert double(2) == 4\n",
+             "quality": "good"}),
     ]
     a = audit_records(lines)
-    assert a["examples"] == 3 and a["audited"] == 2 and a["not_audited"] == {"no tests": 1}
+    assert a["examples"] == 5 and a["audited"] == 4 and a["not_audited"] == {"no tests": 1}
+    assert a["pass_rate"]["40-60%"] == 1 and sum(a["pass_rate"].values()) == 1
     assert a["mutation"]["mutants"] > 0 and 0 < a["mutation"]["mean_score"] < 1  # double(0) kills few
     assert a["probes_recorded"] == {"examples": 2, "disagreeing_with_a_sibling": 1}
     text = "\n".join(format_audit(a))
-    assert "examples run on probes beside their siblings: 2 (1 returned a value some sibling did not)" in text
+    assert "examples run on probes beside their siblings: 2 (1 differed from some sibling on a probe)" in text
 
 
 def test_an_empty_dataset_is_a_one_line_error(tmp_path):

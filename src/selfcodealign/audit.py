@@ -65,6 +65,10 @@ def as_executed(line: int, obj: dict) -> Executed | str:
                     verdict=Verdict(id=r.id, status="passed", duration=duration))
 
 
+def _count(v) -> int:
+    return v if isinstance(v, int) else 0
+
+
 def audit(path: Path, cfg=None, workers: int | None = None) -> dict[str, Any]:
     """The quality figures of a JSONL dataset (see module docstring)."""
     from selfcodealign.jsonl import read_lines
@@ -93,11 +97,12 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
             skipped[e] += 1
             continue
         groups.append(InstructionResponses(e.response.parent_id, (e,)))
-        rate = (obj.get("quality") or {}).get("pass_rate")
-        if rate:
+        quality = obj.get("quality") if isinstance(obj.get("quality"), dict) else {}
+        rate = quality.get("pass_rate")
+        if isinstance(rate, (list, tuple)) and len(rate) == 2 and all(isinstance(x, int) for x in rate):
             pass_rates.append(rate)
-        if (obj.get("quality") or {}).get("probes"):
-            probed.append(obj["quality"]["probes"])
+        if isinstance(quality.get("probes"), dict):
+            probed.append(quality["probes"])
     stage = VerifyStage(verify, cfg.execute.timeout, cfg.execute.memory_mb, lambda e: True)
     checks = []
     for rec, verdicts in LocalExecutor(lambda: None, workers).execute(stage, groups):
@@ -114,7 +119,7 @@ def audit_records(lines: list[tuple[int, dict]], cfg=None, workers: int | None =
     if probed:
         # Recorded by the pipeline's verify stage, which had the siblings an example lacks.
         out["probes_recorded"] = {"examples": len(probed),
-                                  "disagreeing_with_a_sibling": sum(p.get("disagreeing", 0) > 0 for p in probed)}
+                                  "disagreeing_with_a_sibling": sum(_count(p.get("disagreeing")) > 0 for p in probed)}
     return out
 
 
@@ -140,7 +145,7 @@ def format_audit(a: dict[str, Any]) -> list[str]:
     if "probes_recorded" in a:
         p = a["probes_recorded"]
         lines.append(f"examples run on probes beside their siblings: {p['examples']} "
-                     f"({p['disagreeing_with_a_sibling']} returned a value some sibling did not)")
+                     f"({p['disagreeing_with_a_sibling']} differed from some sibling on a probe)")
     if "pass_rate" in a:
         lines.append("instruction pass rate (share of its responses passing): "
                      + ", ".join(f"{k} {v}" for k, v in a["pass_rate"].items()))

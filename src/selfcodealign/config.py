@@ -106,9 +106,9 @@ class VerifyConfig(_Section):
                             "code and its code against theirs, to choose the best-agreeing one")
     faithfulness: bool = Field(True, description="check that the asked-for names exist, the solution "
                                "holds no tests, and the tests do not call example-usage code")
-    probes: int = Field(24, ge=0, description="new inputs (the tests' literal arguments, mutated by type) "
+    probes: int = Field(24, ge=0, le=40, description="new inputs (the tests' literal arguments, mutated by type) "
                         "on which each passing response's function runs beside its passing siblings'; "
-                        "0: none")
+                        "0: none; at most 40, so that one run's results fit the sandbox's output cap")
     timeout_factor: float = Field(5.0, gt=0, description="a mutant or sibling run may take this many "
                                   "times the original run (within execute.timeout)")
     min_timeout: float = Field(0.5, gt=0, description="seconds a mutant or sibling run gets at least")

@@ -108,7 +108,7 @@ class VerifyStage(ExecutionStage):
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.passes = passes
-        self._plans: dict[str, list[_Job]] = {}
+        self._plans: dict[str, tuple[list[_Job], Any]] = {}  # jobs and the probe plan, by instruction
 
     def config_key(self) -> dict[str, Any]:
         return {"verify": self.cfg.model_dump(mode="json"), "timeout": self.timeout,
@@ -119,7 +119,9 @@ class VerifyStage(ExecutionStage):
     def _limit(self, *durations: float) -> float:
         return min(self.timeout, max(self.cfg.min_timeout, self.cfg.timeout_factor * max(durations)))
 
-    def _plan(self, rec: InstructionResponses) -> tuple[list[_Job], list]:
+    def _plan(self, rec: InstructionResponses) -> tuple[list[_Job], list, Any]:
+        """The jobs, their programs, and the probe plan (the function and its probes, or
+        None)."""
         group = rec.executed
         passing = [i for i, e in enumerate(group) if self.passes(e)]
         jobs: list[_Job] = []
@@ -149,13 +151,14 @@ class VerifyStage(ExecutionStage):
 
             name, inputs = plan
             source = probing.harness(name, inputs)
-            # Each call has its own alarm, so the run's time is bounded by the probes'.
-            limit = min(self.timeout, 1.0 + len(inputs) * probing.CALL_LIMIT_S)
             for i in passing:
+                # Each call has its own alarm: the run takes its usual time plus the probes'.
+                limit = min(self.timeout, self._limit(group[i].verdict.duration)
+                            + len(inputs) * probing.CALL_LIMIT_S)
                 jobs.append(_Job("probe", i, -1, name))
                 programs.append(Program(id=f"{rec.id}:{len(jobs)}", code=strip_main_guard(group[i].response.code),
                                         tests=source, timeout=limit, memory_mb=self.memory_mb))
-        return jobs, programs
+        return jobs, programs, plan
 
     def _probe_plan(self, group, passing: list[int]):
         """The function to probe and the probes, when at least two passing responses
@@ -177,16 +180,18 @@ class VerifyStage(ExecutionStage):
         return faithfulness(e)
 
     def programs(self, rec: InstructionResponses) -> list:
-        jobs, programs = self._plan(rec)
-        self._plans[rec.id] = jobs
+        jobs, programs, plan = self._plan(rec)
+        self._plans[rec.id] = (jobs, plan)
         return programs
 
     # ---- what it means -------------------------------------------------------------
 
     def parse(self, rec: InstructionResponses, verdicts: list[Verdict]) -> list[Record | Drop]:
-        jobs = self._plans.pop(rec.id, None)
-        if jobs is None:
-            jobs, _ = self._plan(rec)
+        planned = self._plans.pop(rec.id, None)
+        if planned is None:
+            jobs, _, plan = self._plan(rec)
+        else:
+            jobs, plan = planned
         group = rec.executed
         passing = [i for i, e in enumerate(group) if self.passes(e)]
         rate = (len(passing), len(group))
@@ -195,7 +200,6 @@ class VerifyStage(ExecutionStage):
             runs[job.owner].append((job, v))
         cross = {(job.owner, job.other): v.status == "passed"
                  for jobs_of in runs.values() for job, v in jobs_of if job.kind == "cross"}
-        plan = self._probe_plan(group, passing)
         probed = self._probe_results(runs, plan) if plan is not None else {}
         out: list[Record | Drop] = []
         for i in passing:
@@ -235,7 +239,7 @@ class VerifyStage(ExecutionStage):
             example = ""
             if differing:
                 theirs, (k, *_) = differing[0]
-                example = f"{inputs[k].show(name)}: {mine[k][:60]} != {theirs[k][:60]}"
+                example = f"{inputs[k].show(name)}: {probing.shown(mine[k])} != {probing.shown(theirs[k])}"
             results[i] = Probes(function=name, made=len(mine), answered=sum(map(probing.is_value, mine)),
                                 compared=len(others), disagreeing=len(differing), example=example)
         return results

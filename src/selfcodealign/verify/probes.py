@@ -25,6 +25,7 @@ from dataclasses import dataclass
 MARK = "@@selfcodealign-probes@@"
 CALL_LIMIT_S = 0.25  # one probe call; a slow or looping call is an exception, not a hang
 MAX_ARG_LEN = 200  # longest collection or string a probe builds
+UNORDERED = "\x1f"  # in a result: what follows is its order-free form
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Probe:
 
 
 def _top_functions(tree: ast.Module) -> set[str]:
-    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    # An async function returns a coroutine, whose text says nothing of its answer.
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 def _literal(node: ast.AST):
@@ -89,6 +91,10 @@ def entry_point(codes: Iterable[str], tests: Iterable[str]) -> str | None:
     return sorted(called.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
+def _scalar(v) -> bool:
+    return isinstance(v, (bool, int, float, str))
+
+
 def _variants(v) -> list:
     """Type-aware mutations of one argument value (never the value itself)."""
     out: list = []
@@ -108,8 +114,11 @@ def _variants(v) -> list:
             cands.append(sorted(seq))
         except TypeError:
             pass
-        if seq:
+        # An end element is changed only when it is a scalar: recursing into nested
+        # collections would grow with every level of a deeply nested literal.
+        if seq and _scalar(seq[0]):
             cands += [[x] + seq[1:] for x in _variants(seq[0])[:3]]
+        if seq and _scalar(seq[-1]):
             cands += [seq[:-1] + [x] for x in _variants(seq[-1])[:3]]
         out = [type(v)(c) if isinstance(v, tuple) else c for c in cands]
     elif isinstance(v, dict):
@@ -149,13 +158,13 @@ def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe
             for x in _variants(v):
                 q = Probe(p.args[:pos] + (x,) + p.args[pos + 1:], p.kwargs)
                 key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN and _writable(x):
+                if key not in known and _size(x) <= MAX_ARG_LEN and _writable((q.args, q.kwargs)):
                     made.setdefault(key, q)
         for pos, (k, v) in enumerate(p.kwargs):
             for x in _variants(v):
                 q = Probe(p.args, p.kwargs[:pos] + ((k, x),) + p.kwargs[pos + 1:])
                 key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN and _writable(x):
+                if key not in known and _size(x) <= MAX_ARG_LEN and _writable((q.args, q.kwargs)):
                     made.setdefault(key, q)
     keys = sorted(made)
     if len(keys) > limit:
@@ -163,52 +172,87 @@ def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe
     return [made[k] for k in keys]
 
 
-# The harness runs after the solution, in the sandbox. Its names start with __probe_ so
-# that they do not shadow the solution's; each call gets a deep copy of its arguments
-# (an answer that sorts its input in place must not change the next probe) and an alarm.
+# The harness runs after the solution, in the sandbox, in the solution's globals. Its
+# names start with __probe_ so that they do not shadow the solution's, and it reaches
+# builtins through the builtins module: a solution may rebind `map`, `dict` or `print`.
+# Each call gets a deep copy of its arguments (an answer that sorts its input in place
+# must not change the next probe) and an alarm that raises a BaseException, which an
+# `except Exception` in the answer cannot turn into a value. Values are written as `==`
+# compares them: 6.0 as 6, True as 1, floats to 6 places; long ones shortened and hashed
+# so that the results line fits the sandbox's stdout cap.
 _HARNESS = '''
-import copy as __probe_copy, hashlib as __probe_hashlib, json as __probe_json, math as __probe_math
-import re as __probe_re
-import signal as __probe_signal, types as __probe_types
+import builtins as __probe_b, copy as __probe_copy, hashlib as __probe_hashlib
+import json as __probe_json, math as __probe_math, re as __probe_re, signal as __probe_signal
+import types as __probe_types
+
+class __probe_Timeout(__probe_b.BaseException):
+    pass
 
 def __probe_alarm(*_):
-    raise TimeoutError("probe call")
+    raise __probe_Timeout()
 
 def __probe_norm(v, depth=0):
+    b = __probe_b
     if depth > 20:
         return "..."
-    if isinstance(v, bool) or v is None:
-        return repr(v)
-    if isinstance(v, float):
-        return "nan" if v != v else repr(round(v, 6)) if not __probe_math.isinf(v) else repr(v)
-    if isinstance(v, complex):
-        return repr(complex(round(v.real, 6), round(v.imag, 6)))
-    if isinstance(v, (list, tuple)):
-        return type(v).__name__ + "[" + ",".join(__probe_norm(x, depth + 1) for x in v) + "]"
-    if isinstance(v, (set, frozenset)):
-        return "set{" + ",".join(sorted(__probe_norm(x, depth + 1) for x in v)) + "}"
-    if isinstance(v, dict):
-        return "dict{" + ",".join(sorted(__probe_norm(k, depth + 1) + ":" + __probe_norm(x, depth + 1)
-                                         for k, x in v.items())) + "}"
-    if isinstance(v, (__probe_types.GeneratorType, map, filter, zip, range, reversed)):
-        return "iter[" + ",".join(__probe_norm(x, depth + 1) for x, _ in zip(v, range(1000))) + "]"
-    return __probe_re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v))
+    if v is None:
+        return "None"
+    if b.isinstance(v, b.bool):
+        return b.repr(b.int(v))
+    if b.isinstance(v, b.int):
+        return b.repr(v)
+    if b.isinstance(v, b.float):
+        if v != v:
+            return "nan"
+        if __probe_math.isinf(v):
+            return b.repr(v)
+        r = b.round(v, 6)
+        return b.repr(b.int(r)) if r == b.int(r) else b.repr(r)
+    if b.isinstance(v, b.complex):
+        return __probe_norm(v.real, depth + 1) + "+" + __probe_norm(v.imag, depth + 1) + "j"
+    if b.isinstance(v, (b.list, b.tuple)):
+        return b.type(v).__name__ + "[" + ",".join([__probe_norm(x, depth + 1) for x in v]) + "]"
+    if b.isinstance(v, (b.set, b.frozenset)):
+        return "set{" + ",".join(b.sorted([__probe_norm(x, depth + 1) for x in v])) + "}"
+    if b.isinstance(v, b.dict):
+        return "dict{" + ",".join(b.sorted([__probe_norm(k, depth + 1) + ":" + __probe_norm(x, depth + 1)
+                                            for k, x in v.items()])) + "}"
+    if b.isinstance(v, (__probe_types.GeneratorType, b.map, b.filter, b.zip, b.range, b.reversed)):
+        return "iter[" + ",".join([__probe_norm(x, depth + 1) for x, _ in b.zip(v, b.range(1000))]) + "]"
+    return __probe_re.sub(r" at 0x[0-9a-fA-F]+", "", b.repr(v))
+
+def __probe_short(v):
+    if __probe_b.len(v) <= 40:
+        return v
+    return v[:40] + "#" + __probe_hashlib.sha256(v.encode("utf-8", "replace")).hexdigest()[:12]
+
+def __probe_value(r):
+    # String hashing differs between sandbox servers (each starts its own interpreter), so
+    # a list made from a set of strings comes in an order that says nothing of the answer:
+    # such a result also carries its order-free form, after a unit separator.
+    v = __probe_short(__probe_norm(r))
+    if __probe_b.isinstance(r, (__probe_b.list, __probe_b.tuple)):
+        items = [__probe_norm(x, 1) for x in r]
+        if __probe_b.any("'" in x or '"' in x for x in items):
+            v += "\\x1f" + __probe_short("[" + ",".join(__probe_b.sorted(items)) + "]")
+    return v
 
 __probe_out = []
 __probe_signal.signal(__probe_signal.SIGALRM, __probe_alarm)
 for __probe_a, __probe_k in __probe_inputs:
     try:
         __probe_signal.setitimer(__probe_signal.ITIMER_REAL, __probe_limit)
-        __probe_r = __probe_fn(*__probe_copy.deepcopy(__probe_a), **__probe_copy.deepcopy(dict(__probe_k)))
-        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
-        __probe_v = __probe_norm(__probe_r)
-        if len(__probe_v) > 160:
-            __probe_v = __probe_v[:160] + "#" + __probe_hashlib.sha256(__probe_v.encode("utf-8", "replace")).hexdigest()[:16]
+        try:
+            __probe_r = __probe_fn(*__probe_copy.deepcopy(__probe_a), **__probe_copy.deepcopy(__probe_b.dict(__probe_k)))
+            __probe_v = __probe_value(__probe_r)
+        finally:
+            __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
         __probe_out.append(__probe_v)
-    except BaseException as __probe_e:
-        __probe_signal.setitimer(__probe_signal.ITIMER_REAL, 0)
-        __probe_out.append("!" + type(__probe_e).__name__)
-print("\\n" + __probe_mark + __probe_json.dumps(__probe_out))
+    except __probe_Timeout:
+        __probe_out.append("!Timeout")
+    except __probe_b.BaseException as __probe_e:
+        __probe_out.append("!" + __probe_b.type(__probe_e).__name__)
+__probe_b.print("\\n" + __probe_mark + __probe_json.dumps(__probe_out, ensure_ascii=False))
 '''
 
 
@@ -238,10 +282,23 @@ def read_outputs(stdout: str, n: int) -> list[str] | None:
     return None
 
 
+def shown(out: str) -> str:
+    """A result as a reader should see it (without its order-free form)."""
+    return out.partition(UNORDERED)[0]
+
+
 def is_value(out: str) -> bool:
     return not out.startswith("!")
 
 
+def _differ(a: str, b: str) -> bool:
+    if a == b:
+        return False
+    (a, _, a_free), (b, _, b_free) = a.partition(UNORDERED), b.partition(UNORDERED)
+    return not (a_free and a_free == b_free)  # the same strings in another order agree
+
+
 def disagreements(mine: list[str], theirs: list[str]) -> list[int]:
-    """The probes on which both returned a value and the values differ."""
-    return [i for i, (a, b) in enumerate(zip(mine, theirs)) if is_value(a) and is_value(b) and a != b]
+    """The probes on which both returned a value and the values differ (a list of
+    strings in another order does not differ: see the harness)."""
+    return [i for i, (a, b) in enumerate(zip(mine, theirs)) if is_value(a) and is_value(b) and _differ(a, b)]
