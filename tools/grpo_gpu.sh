@@ -9,8 +9,9 @@
 # be started again after the machine went back (SFT starts its arm over).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
-# A finished run is the pre-registered task pool as it was selected: not re-run (a
-# resumed run would re-verify and re-select with this checkout's checks).
+# A finished run is the pre-registered task pool, left byte for byte as attempt 1 read it:
+# resuming it keeps its examples but rewrites dataset.jsonl (a newer checkout adds
+# fields), and its SHA-256 is the tasks' provenance.
 [ -f $W/run/dataset.jsonl ] || seeds_run || exit 1
 train() {  # NAME ARGS...: train into $W/arms/NAME unless it is there, resuming a checkpoint
     local out=$W/arms/$1; shift
