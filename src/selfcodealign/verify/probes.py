@@ -46,10 +46,6 @@ def _top_functions(tree: ast.Module) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
-def _literal(node: ast.AST):
-    return ast.literal_eval(node)
-
-
 def literal_calls(tests: str, names: set[str]) -> Iterator[tuple[str, Probe]]:
     """The calls in ``tests`` to one of ``names`` whose arguments are all literals."""
     from selfcodealign.checks import parse_tree
@@ -63,8 +59,8 @@ def literal_calls(tests: str, names: set[str]) -> Iterator[tuple[str, Probe]]:
         if any(isinstance(a, ast.Starred) for a in n.args) or any(k.arg is None for k in n.keywords):
             continue
         try:
-            args = tuple(_literal(a) for a in n.args)
-            kwargs = tuple((k.arg, _literal(k.value)) for k in n.keywords)
+            args = tuple(ast.literal_eval(a) for a in n.args)
+            kwargs = tuple((k.arg, ast.literal_eval(k.value)) for k in n.keywords)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue
         yield n.func.id, Probe(args, kwargs)  # type: ignore[arg-type]
@@ -88,7 +84,7 @@ def entry_point(codes: Iterable[str], tests: Iterable[str]) -> str | None:
         called.update(name for name, _ in literal_calls(t, shared))
     if not called:
         return None
-    return sorted(called.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    return min(called, key=lambda name: (-called[name], name))
 
 
 def _scalar(v) -> bool:
@@ -147,25 +143,27 @@ def _writable(v) -> bool:
         return False
 
 
+def _one_changed(p: Probe) -> Iterator[tuple[Probe, object]]:
+    """``p`` with one argument (positional or keyword) replaced by each of its variants,
+    and the new value."""
+    for pos, v in enumerate(p.args):
+        for x in _variants(v):
+            yield Probe(p.args[:pos] + (x,) + p.args[pos + 1:], p.kwargs), x
+    for pos, (k, v) in enumerate(p.kwargs):
+        for x in _variants(v):
+            yield Probe(p.args, p.kwargs[:pos] + ((k, x),) + p.kwargs[pos + 1:]), x
+
+
 def make_probes(seeds: Iterable[Probe], limit: int, seed: int = 0) -> list[Probe]:
     """Up to ``limit`` new inputs: each seed call with one argument mutated. Inputs the
     tests already use are not probes; the choice among the rest is seeded."""
     by_key = {repr(p): p for p in seeds}
-    seen, known = list(by_key.values()), set(by_key)
     made: dict[str, Probe] = {}
-    for p in seen:
-        for pos, v in enumerate(p.args):
-            for x in _variants(v):
-                q = Probe(p.args[:pos] + (x,) + p.args[pos + 1:], p.kwargs)
-                key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN and _writable((q.args, q.kwargs)):
-                    made.setdefault(key, q)
-        for pos, (k, v) in enumerate(p.kwargs):
-            for x in _variants(v):
-                q = Probe(p.args, p.kwargs[:pos] + ((k, x),) + p.kwargs[pos + 1:])
-                key = repr(q)
-                if key not in known and _size(x) <= MAX_ARG_LEN and _writable((q.args, q.kwargs)):
-                    made.setdefault(key, q)
+    for p in by_key.values():
+        for q, x in _one_changed(p):
+            key = repr(q)
+            if key not in by_key and _size(x) <= MAX_ARG_LEN and _writable((q.args, q.kwargs)):
+                made.setdefault(key, q)
     keys = sorted(made)
     if len(keys) > limit:
         keys = sorted(random.Random(seed).sample(keys, limit))
