@@ -59,7 +59,7 @@ class PromptConfig(_Section):
     shots_instructions: int = Field(6, ge=0, le=12, description="few-shot examples for concepts -> instruction")
     shots_responses: int = Field(1, ge=0, le=12, description="few-shot examples for instruction -> response")
     examples: str | None = Field(
-        None, description="YAML file of few-shot examples replacing the built-in ones"
+        None, description="YAML prompts file replacing the built-in one: `system` prompts and few-shot `examples` (a bare list of examples keeps the built-in system prompts)"
     )
 
 

@@ -4,7 +4,7 @@ reads the answers, and how selection uses them. The engine is replaced by its an
 
 from selfcodealign.backends.base import Completion
 from selfcodealign.config import ExecuteConfig, RunConfig, SelectConfig
-from selfcodealign.prompts import PromptBuilder, load_examples
+from selfcodealign.prompts import PromptBuilder
 from selfcodealign.records import Checks, Drop, Executed, GenMeta, Instruction, Judgement, Response, Verdict
 from selfcodealign.stages.base import ModelInfo
 from selfcodealign.stages.execute import ExecuteStage
@@ -28,7 +28,7 @@ def _executed(k: str, n: int) -> Executed:
 
 def test_the_judge_asks_about_each_requirement_of_clean_passing_responses_and_select_drops_a_no():
     cfg = RunConfig()
-    stage = JudgeStage(cfg.judge, PromptBuilder(style="chat", examples=tuple(load_examples())),
+    stage = JudgeStage(cfg.judge, PromptBuilder.load("chat"),
                        ModelInfo(model="m", model_sha256=None, backend="x", prompt_style="chat"))
     a, b, c = _executed("a", 0), _executed("b", 1), _executed("c", 2)
     checks = [Checks(id=f"k{e.id}", parent_id=e.id, instruction_id="i", pass_rate=(3, 3),
@@ -55,7 +55,7 @@ def test_the_judge_asks_about_each_requirement_of_clean_passing_responses_and_se
 
 def test_without_verify_the_judge_asks_about_every_meaningful_pass():
     cfg = RunConfig()
-    stage = JudgeStage(cfg.judge, PromptBuilder(style="completion", examples=tuple(load_examples())),
+    stage = JudgeStage(cfg.judge, PromptBuilder.load("completion"),
                        ModelInfo(model="m", model_sha256=None, backend="x", prompt_style="completion"))
     a, b = _executed("a", 0), _executed("b", 1)
     b = b.model_copy(update={"meaningful_tests": False})

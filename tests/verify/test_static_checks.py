@@ -46,6 +46,31 @@ def test_named_modules_and_functions_must_be_used():
         ["call sorted"]
 
 
+def test_a_builtin_named_as_one_to_use_must_be_used_and_a_type_need_not_be_named():
+    loop = "def rev(xs):\n    return [xs[len(xs) - 1 - i] for i in range(len(xs))]\n"
+    assert requirements.unmet("Write `rev(xs)`. Use the `enumerate` function to iterate.", loop) == ["call enumerate"]
+    assert requirements.unmet("Write `rev(xs)`. Use `zip` to pair the items.", loop) == ["call zip"]
+    uses = "def rev(xs):\n    return [x for _, x in sorted(enumerate(xs), reverse=True)]\n"
+    assert requirements.unmet("Write `rev(xs)`. Use the `enumerate` function to iterate.", uses) == []
+    # "use a `dict`" is met by a {} literal; a name after "not" asks for nothing.
+    assert requirements.unmet("Use a `dict` to count.", "def f():\n    return {}\n") == []
+    assert requirements.unmet("Do not use `sorted`.", loop) == []
+
+
+@pytest.mark.parametrize("phrase, methods, met", [
+    ("support for `len()`", ["__len__"], True),
+    ("support for `len()`", ["size"], False),
+    ("supports the `in` operator", ["__iter__"], True),
+    ("supports the `in` operator", ["contains"], False),
+    ("supporting `iter()`", ["__getitem__"], True),
+    ("no support for `len()`", ["size"], True),
+])
+def test_a_class_that_must_support_a_builtin_defines_its_special_method(phrase, methods, met):
+    code = "class Bag:\n" + "".join(f"    def {m}(self, *a):\n        return 0\n" for m in methods)
+    unmet = requirements.unmet(f"Write a class `Bag` with {phrase}.", code, "class")
+    assert unmet == ([] if met else [f"protocol {phrase.split('`')[1].strip('()')}"])
+
+
 def test_errors_to_raise_and_literal_results():
     ins = "Write `div(a, b)`. Raise `ValueError` if b is zero. Return `None` if a is None."
     code = "def div(a, b):\n    if a is None:\n        return None\n    return a / b\n"
@@ -78,6 +103,10 @@ def test_named_structures(instruction, code, unmet):
 def test_complexity_claims_are_flagged_and_unparsable_code_is_said():
     assert requirements.unmet("Find it in O(n) time and O(1) space.", "def f(a):\n    return min(a)\n") == \
         ["complexity O(n)"]
+    # A space bound in words is the same claim.
+    assert requirements.unmet("Check it without using any extra space.", "def f(s):\n    return s == s[::-1]\n") \
+        == ["complexity without using any extra space"]
+    assert requirements.unmet("Return a new list; extra memory is fine.", "def f(a):\n    return list(a)\n") == []
     assert requirements.unmet("Use recursion.", "def f(:\n") == ["the solution does not parse"]
     assert requirements.unmet("Write `f(x)` that doubles x.", "def f(:\n") == []  # nothing asked
 

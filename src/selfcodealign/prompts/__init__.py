@@ -47,25 +47,53 @@ SHOT_ORDER = [
 ]
 
 
-def load_examples(path: str | Path | None = None) -> list[FewShotExample]:
+class SystemPrompts(BaseModel):
+    """Each generation step's system prompt (chat style; a completion prompt is its
+    examples under a fixed header)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    concepts: str
+    instructions: str
+    responses: str
+
+
+class PromptSet(BaseModel):
+    """A prompts file: the system prompts and the few-shot examples. A file that is only a
+    list of examples keeps the built-in system prompts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    system: SystemPrompts
+    examples: list[FewShotExample]
+
+
+def load_prompts(path: str | Path | None = None) -> PromptSet:
     if path is None:
         text = resources.files("selfcodealign.prompts").joinpath("examples.yaml").read_text()
-        where = "built-in examples"
+        where = "built-in prompts"
     else:
         try:
             text = Path(path).read_text()
         except OSError as e:
-            raise UserError(f"cannot read few-shot examples {path}: {e.strerror}") from None
+            raise UserError(f"cannot read prompts file {path}: {e.strerror}") from None
         where = str(path)
     try:
         data = yaml.safe_load(text)
-        examples = [FewShotExample.model_validate(d) for d in data]
+        if isinstance(data, list):
+            data = {"system": load_prompts().system.model_dump(), "examples": data}
+        prompts = PromptSet.model_validate(data)
     except (yaml.YAMLError, TypeError, ValidationError) as e:
-        raise UserError(f"{where}: not a list of few-shot examples ({type(e).__name__})") from None
-    if not examples:
+        raise UserError(
+            f"{where}: not a prompts file (system prompts and few-shot examples: {type(e).__name__})"
+        ) from None
+    if not prompts.examples:
         raise UserError(f"{where}: no few-shot examples")
     rank = {key: i for i, key in enumerate(SHOT_ORDER)}
-    return sorted(examples, key=lambda e: rank.get((e.category, e.difficulty), len(rank)))
+    ordered = sorted(prompts.examples, key=lambda e: rank.get((e.category, e.difficulty), len(rank)))
+    return prompts.model_copy(update={"examples": ordered})
+
+
+def load_examples(path: str | Path | None = None) -> list[FewShotExample]:
+    return load_prompts(path).examples
 
 
 def _fence(code: str) -> str:
@@ -76,41 +104,30 @@ def _example_response(ex: FewShotExample) -> str:
     return f"{ex.response.rstrip()}\n\n### Tests\n{_fence(ex.tests)}"
 
 
-CONCEPTS_SYSTEM = (
-    "You are an expert Python programmer. Given a code snippet, list the key programming "
-    "concepts it uses, as one comma-separated line."
-)
 CONCEPTS_USER = "List the key programming concepts in this code:\n\n{code}"
-
-INSTRUCTIONS_SYSTEM = (
-    "You are an expert Python programmer who writes programming exercises. Given some "
-    "concepts, a category and a difficulty, write one new, self-contained Python task that "
-    "exercises those concepts. Name the function, class or program to write and describe its "
-    "inputs, outputs and edge cases precisely. Write only the task, never a solution."
-)
 INSTRUCTIONS_USER = "Concepts: {concepts}\nCategory: {category}\nDifficulty: {difficulty}"
-
-RESPONSES_SYSTEM = (
-    "You are an expert Python programmer. Solve the task with a complete, self-contained "
-    "solution in a ```python block, explain it in one or two sentences, then write a "
-    "'### Tests' section with a ```python block of assert statements that call your "
-    "solution on concrete inputs and check the exact expected results."
-)
 
 
 @dataclass(frozen=True)
 class PromptBuilder:
     style: str  # "chat" | "completion"
     examples: tuple[FewShotExample, ...]
+    system: SystemPrompts
     shots_concepts: int = 6
     shots_instructions: int = 6
     shots_responses: int = 1
+
+    @classmethod
+    def load(cls, style: str, path: str | Path | None = None, **shots: int) -> PromptBuilder:
+        """The prompts of a prompts file (None: the built-in one)."""
+        prompts = load_prompts(path)
+        return cls(style=style, examples=tuple(prompts.examples), system=prompts.system, **shots)
 
     # --- seed -> concepts -------------------------------------------------------------
     def concepts(self, seed_code: str) -> Prompt:
         shots = self.examples[: self.shots_concepts]
         if self.style == "chat":
-            msgs = [{"role": "system", "content": CONCEPTS_SYSTEM}]
+            msgs = [{"role": "system", "content": self.system.concepts}]
             for ex in shots:
                 msgs.append({"role": "user", "content": CONCEPTS_USER.format(code=_fence(ex.seed))})
                 msgs.append({"role": "assistant", "content": ", ".join(ex.concepts)})
@@ -126,7 +143,7 @@ class PromptBuilder:
     def instruction(self, concepts: list[str], category: str, difficulty: str) -> Prompt:
         shots = self.examples[: self.shots_instructions]
         if self.style == "chat":
-            msgs = [{"role": "system", "content": INSTRUCTIONS_SYSTEM}]
+            msgs = [{"role": "system", "content": self.system.instructions}]
             for ex in shots:
                 msgs.append({"role": "user", "content": INSTRUCTIONS_USER.format(
                     concepts=", ".join(ex.concepts), category=ex.category, difficulty=ex.difficulty)})
@@ -158,7 +175,7 @@ class PromptBuilder:
     def response(self, instruction: str, category: str) -> Prompt:
         shots = self._response_shots(category)
         if self.style == "chat":
-            msgs = [{"role": "system", "content": RESPONSES_SYSTEM}]
+            msgs = [{"role": "system", "content": self.system.responses}]
             for ex in shots:
                 msgs.append({"role": "user", "content": ex.instruction.strip()})
                 msgs.append({"role": "assistant", "content": _example_response(ex)})

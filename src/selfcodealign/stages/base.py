@@ -143,7 +143,7 @@ def generation_key(cfg: RunConfig, stage: str) -> dict[str, Any]:
 
 
 def model_info_and_prompts(cfg: RunConfig, backend) -> tuple[ModelInfo, PromptBuilder]:
-    from selfcodealign.prompts import PromptBuilder, load_examples
+    from selfcodealign.prompts import PromptBuilder
 
     style = cfg.prompts.style
     if style == "auto":
@@ -151,8 +151,8 @@ def model_info_and_prompts(cfg: RunConfig, backend) -> tuple[ModelInfo, PromptBu
     info = ModelInfo(model=backend.model_id, model_sha256=backend.model_sha256,
                      model_sha256_note=backend.model_sha256_note,
                      backend=backend.name, prompt_style=style)
-    prompts = PromptBuilder(
-        style=style, examples=tuple(load_examples(cfg.prompts.examples)),
+    prompts = PromptBuilder.load(
+        style, cfg.prompts.examples,
         shots_concepts=cfg.prompts.shots_concepts,
         shots_instructions=cfg.prompts.shots_instructions,
         shots_responses=cfg.prompts.shots_responses,

@@ -10,7 +10,10 @@ negates: "without recursion" asks for nothing) and checked on the code:
 - memoisation: a cache decorator, or a mapping that the code both fills and looks up;
 - standard input / output (programs): ``input()``, ``sys.stdin``; ``print`` or ``sys.stdout``;
 - names to use: a module the instruction names is imported; a function or method it
-  names as one to call (``use `sorted()```, ```numpy.isfinite```) is referred to;
+  names as one to call (``use `sorted()```, ```numpy.isfinite```, ``use the `enumerate`
+  function``) is referred to;
+- protocols: a class that must "support `len()`" (``in``, ``iter()``, ``reversed()``, ...)
+  defines the special method that makes it work;
 - errors to raise: ``raise ValueError`` (or a subclass the code defines) for each error
   the instruction says to raise;
 - structures: ``namedtuple``, ``dataclass``, generator (``yield``), context manager,
@@ -22,6 +25,7 @@ negates: "without recursion" asks for nothing) and checked on the code:
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import sys
 from collections.abc import Iterator
@@ -181,7 +185,7 @@ def _returns_literal(tree: ast.Module, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Requirement:
-    kind: str  # recursion | memoisation | stdin | stdout | module | call | raises | structure | complexity
+    kind: str  # recursion | memoisation | stdin | stdout | module | call | raises | protocol | structure | complexity
     detail: str
 
     def __str__(self) -> str:
@@ -200,9 +204,27 @@ _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _DOTTED_CALL = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)\s*(\(.*\))?$")
 _USE_BEFORE = re.compile(r"\b(use|uses|using|call|calls|calling|via|leverag\w*|employ\w*|apply|applies)\b"
                          r"(\s+(the|a|an|python's|numpy's|its|built-?in))*\s*$", re.I)
+# "use the `enumerate` function": a bare name is a callable to use when a word says so.
+_CALLABLE_AFTER = re.compile(r"^\s+(built-?in\s+)?(function|method)\b", re.I)
+# Types are left out: "use a `dict`" is met by a `{}` literal, which never names `dict`.
+_BUILTIN_CALLABLES = {n for n in dir(builtins) if callable(getattr(builtins, n)) and n.islower()
+                      and not n.startswith("_")} - {"dict", "list", "set", "tuple", "str", "int", "float",
+                                                    "bool", "frozenset", "bytes", "bytearray", "complex",
+                                                    "object", "type"}
+# "support for `len()`", "supports the `in` operator": the special methods that make each
+# work (any one of them).
+_PROTOCOLS = {
+    "len": ("__len__",), "iter": ("__iter__", "__getitem__"), "reversed": ("__reversed__", "__getitem__"),
+    "in": ("__contains__", "__iter__", "__getitem__"), "hash": ("__hash__",), "abs": ("__abs__",),
+    "str": ("__str__", "__repr__"), "repr": ("__repr__",), "bool": ("__bool__", "__len__"),
+    "==": ("__eq__",), "<": ("__lt__",), "+": ("__add__",), "[]": ("__getitem__",),
+}
+_SUPPORT = re.compile(r"\bsupport(?:s|ing)?\s+(?:for\s+)?(?:the\s+)?(?:built-?in\s+)?`(len|iter|reversed|in|hash|abs"
+                      r"|str|repr|bool|==|<|\+|\[\])(?:\(\))?`", re.I)
 _ERROR_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b")
 _RAISE_WORD = re.compile(r"\b(raise[sd]?|raising|throws?|throwing)\b", re.I)
-_COMPLEXITY = re.compile(r"\bO\((?:[^()]|\([^()]*\)){1,30}\)|\b(constant|linear|logarithmic)[- ](time|space|memory)\b", re.I)
+_COMPLEXITY = re.compile(r"\bO\((?:[^()]|\([^()]*\)){1,30}\)|\b(constant|linear|logarithmic)[- ](time|space|memory)\b"
+                         r"|\b(no |without (using )?(any )?)(extra|additional|auxiliary) (space|memory)\b", re.I)
 # "return `None` if n <= 1": a stated result for a stated case; the code must return it.
 _RETURNS_LITERAL = re.compile(r"\breturns?\s+`?(None|True|False|-?\d+(?:\.\d+)?|\[\]|\{\}|''|\"\")`?"
                               r"\s+(?:if|when|for)\b", re.I)
@@ -245,8 +267,9 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
                 calls.add(path[-1])
         elif head in _STDLIB and _USE_BEFORE.search(before) and not _NEGATION.search(before):
             modules.add(head)
-        elif (dotted.group(2) is not None or len(path) > 1) and _USE_BEFORE.search(before) \
-                and not _NEGATION.search(before) and not path[-1].startswith("__"):
+        elif (dotted.group(2) is not None or len(path) > 1 or head in _BUILTIN_CALLABLES
+              or _CALLABLE_AFTER.match(instruction[m.end(): m.end() + 30])) \
+                and _USE_BEFORE.search(before) and not _NEGATION.search(before) and not path[-1].startswith("__"):
             calls.add(path[-1])
     return modules, calls
 
@@ -281,6 +304,11 @@ def requirements(instruction: str, category: str = "function") -> list[Requireme
             r = Requirement("returns", m.group(1))
             if r not in out:
                 out.append(r)
+    for m in _SUPPORT.finditer(text):
+        if not _NEGATION.search(text[max(0, m.start() - 30): m.start()]):
+            r = Requirement("protocol", m.group(1))
+            if r not in out:
+                out.append(r)
     for name, (pattern, _) in _STRUCTURES.items():
         if _asks(text, pattern):
             out.append(Requirement("structure", name))
@@ -309,6 +337,9 @@ def _met(req: Requirement, tree: ast.Module, names: set[str]) -> bool:
         return _returns_literal(tree, req.detail)
     if req.kind == "structure":
         return _STRUCTURES[req.detail][1](tree, names)
+    if req.kind == "protocol":
+        return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in _PROTOCOLS[req.detail]
+                   for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body)
     return False  # complexity: never checkable, always flagged
 
 

@@ -1,0 +1,39 @@
+"""Prompts files: system prompts and few-shot examples together, or a bare list of
+examples under the built-in system prompts; a bad file is a one-line error."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selfcodealign.errors import UserError
+from selfcodealign.prompts import PromptBuilder, load_prompts
+
+BEFORE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts" / "before-yield.yaml"
+
+
+def test_a_prompts_file_sets_the_system_prompts_of_chat_requests():
+    built_in, before = load_prompts(), load_prompts(BEFORE)
+    assert built_in.system != before.system
+    chat = PromptBuilder.load("chat", BEFORE)
+    assert chat.response("Write `f(x)`.", "function")[0] == {"role": "system", "content": before.system.responses}
+    assert chat.instruction(["loops"], "function", "easy")[0]["content"] == before.system.instructions
+    assert PromptBuilder.load("chat").concepts("x = 1")[0]["content"] == built_in.system.concepts
+
+
+def test_a_bare_list_of_examples_keeps_the_built_in_system_prompts(tmp_path):
+    f = tmp_path / "shots.yaml"
+    f.write_text(yaml.safe_dump([e.model_dump() for e in load_prompts(BEFORE).examples[:2]]))
+    loaded = load_prompts(f)
+    assert loaded.system == load_prompts().system and len(loaded.examples) == 2
+
+
+@pytest.mark.parametrize("text", ["system: {}\nexamples: []\n", "- 1\n", "{not yaml", "examples: []\n"])
+def test_a_bad_prompts_file_is_a_one_line_error(tmp_path, text):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(UserError) as err:
+        load_prompts(f)
+    assert "\n" not in str(err.value) and str(f) in str(err.value)
+    with pytest.raises(UserError, match="cannot read"):
+        load_prompts(tmp_path / "missing.yaml")
