@@ -1,10 +1,12 @@
 """Yield at the source: examples kept per 1,000 instructions by two runs that differ only
 in their prompts (the same seeds, model, settings and sampling seed).
 
-    selfcodealign run --out BEFORE --set seeds.source=seeds:SEEDS \\
-        --set prompts.examples=benchmarks/prompts/before-yield.yaml ...
-    selfcodealign run --out AFTER --set seeds.source=seeds:SEEDS ...
+    selfcodealign run --out BEFORE --set seeds.source=seeds:SEEDS ...
+    selfcodealign run --out AFTER --set seeds.source=seeds:SEEDS \\
+        --set prompts.examples=benchmarks/prompts/checkable.yaml ...
     python benchmarks/prompt_yield.py BEFORE AFTER [--json FILE]
+
+(tools/prompt_yield_gpu.sh makes both runs on the GPU machine.)
 
 Per run: instructions made, responses, the share that pass with meaningful tests, the
 instructions with any passing response, the default selection's examples and its drops

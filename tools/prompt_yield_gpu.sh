@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # On the lent GPU machine, after tools/reproduce_small.sh's ferry and setup (started there
 # with `bash tools/reproduce_small.sh start 'bash tools/prompt_yield_gpu.sh SEEDS'`): two
-# product runs of the same seeds that differ only in their prompts, the ones before the
-# yield change and the built-in ones; benchmarks/prompt_yield.py compares them. Both resume.
+# product runs of the same seeds that differ only in their prompts, the built-in ones and
+# the candidate benchmarks/prompts/checkable.yaml; benchmarks/prompt_yield.py compares
+# them. Both resume.
 set -euo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 seeds=${1:?usage: prompt_yield_gpu.sh SEEDS.jsonl}
 arm() { cli run --out $W/yield/$1 --set seeds.source=seeds:$seeds --set responses.n=10 "${gen[@]}" "${@:2}"; }
-arm before --set prompts.examples=benchmarks/prompts/before-yield.yaml
-arm after
+arm built-in
+arm checkable --set prompts.examples=benchmarks/prompts/checkable.yaml

@@ -1,18 +1,26 @@
-"""The built-in few-shot examples stay correct: every response's code passes its own
-tests in the sandbox, and the tests catch a broken solution (what the models copy from
-the shots is a response whose tests test)."""
+"""The few-shot examples stay correct, the built-in ones and the candidate prompts of
+benchmarks/prompts: every response's code passes its own tests in the sandbox, and the
+tests catch a broken solution (what the models copy from the shots is a response whose
+tests test)."""
+
+from pathlib import Path
+
+import pytest
 
 from selfcodealign.parsing import fenced_blocks
 from selfcodealign.prompts import SHOT_ORDER, load_examples
 from selfcodealign.sandbox import Program, run_batch
+
+FILES = [None, *sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "prompts").glob("*.yaml"))]
 
 
 def _code(response: str) -> str:
     return "\n".join(b.code for b in fenced_blocks(response) if b.lang in ("python", "py", ""))
 
 
-def test_every_example_passes_its_tests_and_they_fail_a_broken_solution():
-    examples = load_examples()
+@pytest.mark.parametrize("path", FILES, ids=lambda p: "built-in" if p is None else p.name)
+def test_every_example_passes_its_tests_and_they_fail_a_broken_solution(path):
+    examples = load_examples(path)
     assert sorted((e.category, e.difficulty) for e in examples) == sorted(SHOT_ORDER)
     programs = []
     for e in examples:
@@ -30,7 +38,8 @@ def test_every_example_passes_its_tests_and_they_fail_a_broken_solution():
         assert verdicts[e.name + "/broken"] != "passed", e.name
 
 
-def test_every_example_meets_every_requirement_and_claims_nothing_it_does_not_do():
+@pytest.mark.parametrize("path", FILES, ids=lambda p: "built-in" if p is None else p.name)
+def test_every_example_meets_every_requirement_and_claims_nothing_it_does_not_do(path):
     """What verify checks on the model's answers, the shots it copies from pass first."""
     from selfcodealign.records import Executed, GenMeta, Instruction, Response, Verdict
     from selfcodealign.stages.verify import faithfulness
@@ -38,7 +47,7 @@ def test_every_example_meets_every_requirement_and_claims_nothing_it_does_not_do
 
     meta = GenMeta(model="m", backend="x", prompt_style="chat", temperature=0.0, top_p=1.0, max_tokens=1,
                    seed=0, finish_reason="stop")
-    for e in load_examples():
+    for e in load_examples(path):
         assert unanswerable(e.instruction) == [], e.name
         ins = Instruction(id="i", parent_id="c", seed_id="s", seed_source="x", seed_path="x", concepts=e.concepts,
                           category=e.category, difficulty=e.difficulty, instruction=e.instruction, raw="", gen=meta)

@@ -9,21 +9,21 @@ import yaml
 from selfcodealign.errors import UserError
 from selfcodealign.prompts import PromptBuilder, load_prompts
 
-BEFORE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts" / "before-yield.yaml"
+CANDIDATE = Path(__file__).resolve().parents[2] / "benchmarks" / "prompts" / "checkable.yaml"
 
 
 def test_a_prompts_file_sets_the_system_prompts_of_chat_requests():
-    built_in, before = load_prompts(), load_prompts(BEFORE)
-    assert built_in.system != before.system
-    chat = PromptBuilder.load("chat", BEFORE)
-    assert chat.response("Write `f(x)`.", "function")[0] == {"role": "system", "content": before.system.responses}
-    assert chat.instruction(["loops"], "function", "easy")[0]["content"] == before.system.instructions
+    built_in, candidate = load_prompts(), load_prompts(CANDIDATE)
+    assert built_in.system != candidate.system
+    chat = PromptBuilder.load("chat", CANDIDATE)
+    assert chat.response("Write `f(x)`.", "function")[0] == {"role": "system", "content": candidate.system.responses}
+    assert chat.instruction(["loops"], "function", "easy")[0]["content"] == candidate.system.instructions
     assert PromptBuilder.load("chat").concepts("x = 1")[0]["content"] == built_in.system.concepts
 
 
 def test_a_bare_list_of_examples_keeps_the_built_in_system_prompts(tmp_path):
     f = tmp_path / "shots.yaml"
-    f.write_text(yaml.safe_dump([e.model_dump() for e in load_prompts(BEFORE).examples[:2]]))
+    f.write_text(yaml.safe_dump([e.model_dump() for e in load_prompts(CANDIDATE).examples[:2]]))
     loaded = load_prompts(f)
     assert loaded.system == load_prompts().system and len(loaded.examples) == 2
 
