@@ -252,14 +252,16 @@ class _Volumes:
 
 
 def pack(paths: list[Path], out: Path, volume: int = VOLUME) -> int:
-    """Every file under ``paths`` (folders or files, named from their parent) as one
+    """Every file under ``paths`` (folders or files, named from their parents' common
+    folder, so that two files of one name in different folders both come back) as one
     tar.gz stream cut into at most MAX_VOLUMES files of ``volume`` bytes, so that a large
     file comes back too; returns the volumes written. Too much for them: an error, and
     nothing written."""
+    root = os.path.commonpath([str(Path(p).absolute().parent) for p in paths])
     vols = _Volumes(out, volume)
     with tarfile.open(fileobj=vols, mode="w|gz") as tar:
         for p in paths:
-            tar.add(p, arcname=p.name)
+            tar.add(p, arcname=os.path.relpath(Path(p).absolute(), root))
             if vols.overflow:
                 break
     vols.close()

@@ -43,6 +43,17 @@ def test_pack_cuts_one_stream_into_volumes_and_collect_restores_every_file(tmp_p
         assert (tmp_path / "back" / rel).read_bytes() == data
 
 
+def test_files_of_one_name_in_two_folders_both_come_back(tmp_path):
+    for arm in ("a", "b"):
+        (tmp_path / "runs" / arm).mkdir(parents=True)
+        (tmp_path / "runs" / arm / "summary.json").write_text(arm)
+    out = tmp_path / "out"
+    out.mkdir()
+    repro.pack([tmp_path / "runs" / "a" / "summary.json", tmp_path / "runs" / "b" / "summary.json"], out)
+    repro.main(["collect", str(out), str(tmp_path / "back")])
+    assert [(tmp_path / "back" / arm / "summary.json").read_text() for arm in ("a", "b")] == ["a", "b"]
+
+
 def test_pack_refuses_more_than_comes_back_and_leaves_nothing(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
