@@ -109,6 +109,11 @@ def test_missing_names_and_arities():
 def test_tests_in_solution_and_tests_that_call_example_code():
     assert solution_test_code("def f(x):\n    assert x > 0\n    return x\n") == []
     assert solution_test_code("def f(x):\n    return x\nassert f(1) == 1\n") == ["assert on line 3"]
+    # Tests under a __main__ guard run with the solution too; an input check inside a function does not.
+    main = ("def f(x):\n    if x is None:\n        raise AssertionError('x')\n    return x\n"
+            "if __name__ == '__main__':\n    try:\n        f(None)\n        raise AssertionError('expected')\n"
+            "    except AssertionError:\n        pass\n    for v in [1, 2]:\n        assert f(v) == v\n")
+    assert solution_test_code(main) == ["raise AssertionError on line 8", "assert on line 12"]
     blocks = ["def f(x):\n    return x\n", "def demo():\n    return f(2)\nprint(demo())\n"]
     assert names_from_examples(blocks, "assert demo() == 2\n") == ["demo"]
     assert names_from_examples(blocks, "assert f(2) == 2\n") == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from selfcodealign.checks import is_main_guard, parse_tree
@@ -180,16 +181,39 @@ def _is_test_class(node: ast.ClassDef) -> bool:
                or (isinstance(b, ast.Name) and b.id == "TestCase") for b in node.bases)
 
 
+def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements that run when the module runs: the top level and the blocks under it
+    (a `__main__` block, a loop, a try), not function or class bodies."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            yield from _top_level(getattr(node, name, None) or [])
+        for handler in getattr(node, "handlers", None) or []:
+            yield from _top_level(handler.body)
+
+
+def _raises_assertion_error(node: ast.stmt) -> bool:
+    exc = node.exc if isinstance(node, ast.Raise) else None
+    if isinstance(exc, ast.Call):
+        exc = exc.func
+    return isinstance(exc, ast.Name) and exc.id == "AssertionError"
+
+
 def solution_test_code(code: str) -> list[str]:
-    """Test code at the solution's top level (its own asserts inside functions are input
-    checks, not tests)."""
+    """Test code that runs with the solution: asserts and `raise AssertionError` at its
+    top level or in a block under it (a `__main__` block); its own asserts inside functions
+    are input checks, not tests."""
     tree = parse_tree(code)
     if tree is None:
         return []
     out = []
-    for node in tree.body:
+    for node in _top_level(tree.body):
         if isinstance(node, ast.Assert):
             out.append(f"assert on line {node.lineno}")
+        elif _raises_assertion_error(node):
+            out.append(f"raise AssertionError on line {node.lineno}")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
             out.append(f"test function {node.name}")
         elif isinstance(node, ast.ClassDef) and _is_test_class(node):
