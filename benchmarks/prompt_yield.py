@@ -69,7 +69,7 @@ def run_figures(run: Path) -> dict:
             passed_by_instr[ins["id"]] += 1
     kept = _lines(run / "dataset.jsonl")
     kept_by_category = Counter(k.get("category", "?") for k in kept)
-    select = stages.get("select") or stages.get("dataset") or {}
+    select = stages["select"]
     return {
         "seeds": stages["seeds"]["out"],
         "instructions": asked,

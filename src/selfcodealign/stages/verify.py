@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from selfcodealign.checks import build_program, parse_ok
+from selfcodealign.checks import build_program, parse_ok, strip_main_guard
 from selfcodealign.ids import make_id
 from selfcodealign.records import (
     Agreement,
@@ -147,8 +147,6 @@ class VerifyStage(ExecutionStage):
                             self._limit(e.verdict.duration, other.verdict.duration))
         plan = self._probe_plan(group, passing)
         if plan is not None:
-            from selfcodealign.checks import strip_main_guard
-
             name, inputs = plan
             source = probing.harness(name, inputs)
             for i in passing:

@@ -17,10 +17,13 @@ here runs model code; the verify stage sends the harness to the sandbox.
 from __future__ import annotations
 
 import ast
+import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from selfcodealign.checks import parse_tree
 
 MARK = "@@selfcodealign-probes@@"
 CALL_LIMIT_S = 0.25  # one probe call; a slow or looping call is an exception, not a hang
@@ -48,8 +51,6 @@ def _top_functions(tree: ast.Module) -> set[str]:
 
 def literal_calls(tests: str, names: set[str]) -> Iterator[tuple[str, Probe]]:
     """The calls in ``tests`` to one of ``names`` whose arguments are all literals."""
-    from selfcodealign.checks import parse_tree
-
     tree = parse_tree(tests)
     if tree is None:
         return
@@ -69,8 +70,6 @@ def literal_calls(tests: str, names: set[str]) -> Iterator[tuple[str, Probe]]:
 def entry_point(codes: Iterable[str], tests: Iterable[str]) -> str | None:
     """The task's function: the top-level function that the tests call most with
     literal arguments, among those that at least two answers define."""
-    from selfcodealign.checks import parse_tree
-
     defined: Counter[str] = Counter()
     for code in codes:
         tree = parse_tree(code)
@@ -266,8 +265,6 @@ def harness(name: str, probes: list[Probe]) -> str:
 def read_outputs(stdout: str, n: int) -> list[str] | None:
     """The harness's results from a run's stdout (None when it printed none, or not
     ``n`` of them: the run died, or its output was cut)."""
-    import json
-
     for line in reversed(stdout.splitlines()):
         if line.startswith(MARK):
             try:

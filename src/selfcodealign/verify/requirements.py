@@ -36,13 +36,14 @@ from selfcodealign.checks import exception_names, imported_modules, mentioned_na
 _NEGATION = re.compile(r"\b(not|no|without|never|avoid\w*|instead of|rather than|non-?)\W*(\w+\W+){0,2}$", re.I)
 
 
+def _unnegated(matches: Iterator[re.Match], text: str, window: int = 40) -> Iterator[re.Match]:
+    """The matches with no negation in the ``window`` characters before them."""
+    return (m for m in matches if not _NEGATION.search(text[max(0, m.start() - window): m.start()]))
+
+
 def _asks(text: str, pattern: str) -> bool:
     """The instruction mentions ``pattern`` at least once without a negation just before."""
-    for m in re.finditer(pattern, text, re.I):
-        before = text[max(0, m.start() - 40): m.start()]
-        if not _NEGATION.search(before):
-            return True
-    return False
+    return any(_unnegated(re.finditer(pattern, text, re.I), text))
 
 
 # ---- what the code does ------------------------------------------------------------
@@ -299,14 +300,9 @@ def requirements(instruction: str, category: str = "function") -> list[Requireme
                 r = Requirement("raises", err)
                 if r not in out:
                     out.append(r)
-    for m in _RETURNS_LITERAL.finditer(text):
-        if not _NEGATION.search(text[max(0, m.start() - 30): m.start()]):
-            r = Requirement("returns", m.group(1))
-            if r not in out:
-                out.append(r)
-    for m in _SUPPORT.finditer(text):
-        if not _NEGATION.search(text[max(0, m.start() - 30): m.start()]):
-            r = Requirement("protocol", m.group(1))
+    for kind, regex in (("returns", _RETURNS_LITERAL), ("protocol", _SUPPORT)):
+        for m in _unnegated(regex.finditer(text), text, window=30):
+            r = Requirement(kind, m.group(1))
             if r not in out:
                 out.append(r)
     for name, (pattern, _) in _STRUCTURES.items():
