@@ -72,8 +72,10 @@ class GenerationConfig(_Section):
 
 class InstructionsConfig(GenerationConfig):
     categories: list[Literal["function", "class", "program"]] = Field(
-        default_factory=lambda: ["function", "class", "program"], min_length=1,
-        description="task categories to sample from (uniformly)")
+        # Class tasks are left out by default: at the embedded model's size none of the 71
+        # labelled class responses of the development half was good (docs/verification.md).
+        default_factory=lambda: ["function", "program"], min_length=1,
+        description="task categories to sample from (uniformly; add `class` for a model that writes good classes)")
     difficulties: list[Literal["easy", "medium", "hard"]] = Field(
         default_factory=lambda: ["easy", "medium", "hard"], min_length=1,
         description="task difficulties to sample from (uniformly)")

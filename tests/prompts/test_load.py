@@ -28,6 +28,16 @@ def test_a_bare_list_of_examples_keeps_the_built_in_system_prompts(tmp_path):
     assert loaded.system == load_prompts().system and len(loaded.examples) == 2
 
 
+def test_a_prompts_file_gives_only_what_it_changes(tmp_path):
+    f = tmp_path / "instructions-only.yaml"
+    f.write_text("system:\n  instructions: Write one task.\n")
+    loaded, built_in = load_prompts(f), load_prompts()
+    assert loaded.system.instructions == "Write one task."
+    assert loaded.system.responses == built_in.system.responses and loaded.examples == built_in.examples
+    stdlib = load_prompts(CANDIDATE.parent / "stdlib.yaml")
+    assert "standard library" in stdlib.system.instructions and stdlib.examples == built_in.examples
+
+
 @pytest.mark.parametrize("text", ["system: {}\nexamples: []\n", "- 1\n", "{not yaml", "examples: []\n"])
 def test_a_bad_prompts_file_is_a_one_line_error(tmp_path, text):
     f = tmp_path / "bad.yaml"

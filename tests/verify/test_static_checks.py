@@ -134,6 +134,9 @@ def test_unused_imports():
     assert explanation.unused_imports("import numpy as np\nimport math\nfrom os import path\nx = math.pi\n") == \
         ["numpy", "path"]
     assert explanation.unused_imports("from __future__ import annotations\nimport re\ndef f():\n    return re\n") == []
+    # which names a wildcard import brings cannot be told, and no example should teach one
+    assert explanation.unused_imports("from typing import *\ndef f(x: List[int]):\n    return x\n") == \
+        ["* from typing"]
 
 
 def test_tests_that_cannot_fail_for_the_right_reason():
@@ -199,6 +202,14 @@ def test_a_solution_of_small_one_line_functions_is_trivial():
     assert one_liner("def merge(a, b):\n    merged = {**a, **b}\n    return a\n") == []
     big = "def f(xs):\n    return sorted({x * x for x in xs if x % 2 == 0 and x > 0}, key=lambda v: -v)[:3]\n"
     assert one_liner(big) == []
+    # validation guards and a try around the one return leave it one line
+    guarded = "def same(a, b):\n    if not isinstance(a, str):\n        raise TypeError('a')\n    return a == b\n"
+    assert one_liner(guarded) == ["1 function(s), each one return, 7 AST nodes"]
+    wrapped = "def to_float(x):\n    try:\n        return float(x)\n    except ValueError:\n        return 0\n"
+    assert one_liner(wrapped) != []
+    handled = "def to_float(x):\n    try:\n        return float(x)\n    except ValueError:\n        log(x)\n        return 0\n"
+    assert one_liner(handled) == []
+    assert one_liner("def f(x):\n    if x:\n        print(x)\n    return x\n") == []
 
 
 def test_the_judge_asks_about_requirement_sentences_and_reads_yes_or_no():

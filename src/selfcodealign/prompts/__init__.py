@@ -78,8 +78,8 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
         where = str(path)
     try:
         data = yaml.safe_load(text)
-        if isinstance(data, list):
-            data = {"system": load_prompts().system.model_dump(), "examples": data}
+        if path is not None:
+            data = _over_built_in(data)
         prompts = PromptSet.model_validate(data)
     except (yaml.YAMLError, TypeError, ValidationError) as e:
         raise UserError(
@@ -90,6 +90,22 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
     rank = {key: i for i, key in enumerate(SHOT_ORDER)}
     ordered = sorted(prompts.examples, key=lambda e: rank.get((e.category, e.difficulty), len(rank)))
     return prompts.model_copy(update={"examples": ordered})
+
+
+def _over_built_in(data):
+    """A prompts file gives what it changes: a bare list of examples, or a mapping whose
+    `system` may name only some steps and whose `examples` may be left out; the rest are
+    the built-in prompts'."""
+    built_in = load_prompts()
+    if isinstance(data, list):
+        return {"system": built_in.system.model_dump(), "examples": data}
+    if not isinstance(data, dict):
+        return data
+    system = data.get("system", {})
+    if isinstance(system, dict):
+        system = {**built_in.system.model_dump(), **system}
+    examples = data["examples"] if "examples" in data else [e.model_dump() for e in built_in.examples]
+    return {**data, "system": system, "examples": examples}
 
 
 def load_examples(path: str | Path | None = None) -> list[FewShotExample]:

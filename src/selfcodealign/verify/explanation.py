@@ -6,7 +6,7 @@ claim in code. Two checks, over the answer without its tests section:
 
 - ``unknown_names``: an identifier the prose puts in backticks that the code never
   mentions (as a name, attribute, parameter, definition or keyword argument);
-- ``unused_imports``: a name the solution imports and never uses.
+- ``unused_imports``: a name the solution imports and never uses, and any wildcard import.
 """
 
 from __future__ import annotations
@@ -64,22 +64,25 @@ def unknown_names(answer: str, code: str, instruction: str = "") -> list[str]:
 
 
 def unused_imports(code: str) -> list[str]:
+    """Imported names the code never uses, and every wildcard import (``* from typing``):
+    which of its names the code needs cannot be told, and an example should not teach it."""
     tree = parse_tree(code)
     if tree is None:
         return []
     imported: dict[str, str] = {}
+    wildcards: list[str] = []
     for n in ast.walk(tree):
         if isinstance(n, ast.Import):
             for a in n.names:
                 imported[a.asname or a.name.split(".")[0]] = a.name
         elif isinstance(n, ast.ImportFrom) and n.module != "__future__":
             for a in n.names:
-                if a.name != "*":
+                if a.name == "*":
+                    wildcards.append(f"* from {'.' * n.level}{n.module or ''}")
+                else:
                     imported[a.asname or a.name] = a.name
-    if not imported:
-        return []
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     # `__all__` entries and names used only in string annotations count as used.
     strings = " ".join(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
     return sorted(full for name, full in imported.items()
-                  if name not in used and not re.search(rf"\b{re.escape(name)}\b", strings))
+                  if name not in used and not re.search(rf"\b{re.escape(name)}\b", strings)) + wildcards

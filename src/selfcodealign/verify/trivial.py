@@ -1,5 +1,7 @@
 """Answers that teach nothing: every function of the solution is one ``return`` of a small
-expression (``return a + b``, ``return text.split(' ')``, or ``x = a + b`` then ``return x``). Correct or not, such an example
+expression (``return a + b``, ``return text.split(' ')``, or ``x = a + b`` then ``return x``),
+after any ``if C: raise E`` validation and inside any ``try`` whose handlers only return or
+raise. Correct or not, such an example
 shows the model what it already does. The size bound was chosen on the labelled
 responses' development half (docs/verification.md)."""
 
@@ -12,8 +14,19 @@ from selfcodealign.checks import parse_tree
 MAX_NODES = 15  # AST nodes of the returned expressions, all functions together
 
 
+def _is_guard(stmt: ast.stmt) -> bool:
+    """``if C: raise E``: input validation, which makes no function less trivial."""
+    return isinstance(stmt, ast.If) and not stmt.orelse and all(isinstance(s, ast.Raise) for s in stmt.body)
+
+
 def _returned(body: list[ast.stmt]) -> ast.expr | None:
-    """The expression a body only returns: ``return e``, or ``x = e`` then ``return x``."""
+    """The expression a body only returns, after any validation guards: ``return e``,
+    ``x = e`` then ``return x``, or either inside a ``try`` whose handlers only return or
+    raise (``try: return float(s) except ValueError: return 0``)."""
+    body = [s for s in body if not _is_guard(s)]
+    if (len(body) == 1 and isinstance(body[0], ast.Try) and not body[0].orelse and not body[0].finalbody
+            and all(len(h.body) == 1 and isinstance(h.body[0], (ast.Return, ast.Raise)) for h in body[0].handlers)):
+        body = [s for s in body[0].body if not _is_guard(s)]
     if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
         return body[0].value
     if (len(body) == 2 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1
