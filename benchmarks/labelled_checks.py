@@ -16,6 +16,8 @@ labelled set (split by instruction):
     python benchmarks/labelled_checks.py [--half dev|test|all] [--set KEY=VALUE ...]
     # or on files made by the product commands (execute, verify; judge for --judge):
     python benchmarks/labelled_checks.py --dir DIR [--judge] ...
+    # only the tasks the default settings generate:
+    python benchmarks/labelled_checks.py --categories function,program ...
 
 Tune checks and thresholds with ``--half dev``; report ``--half test``.
 """
@@ -219,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a selection setting")
     ap.add_argument("--workers", type=int, help="sandbox workers (default: cores)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--categories", help="only responses to tasks of these categories (comma-separated: "
+                    "function,program is what the default settings generate)")
     ap.add_argument("--judge", action="store_true",
                     help="also use DIR/judged.jsonl (`selfcodealign judge --set judge.enabled=true`)")
     a = ap.parse_args(argv)
@@ -237,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.categories:
+        wanted = set(a.categories.split(","))
+        executed = [e for e in executed if e.response.instruction.category in wanted]
+        ids = {e.id for e in executed}
+        checks = {i: c for i, c in checks.items() if i in ids}
     judged = None
     if a.judge:
         from selfcodealign.records import Judgement
