@@ -190,6 +190,18 @@ def test_tests_that_only_restate_the_instructions_example():
     assert assertions.only_the_example("Split on spaces.", "assert split_words('a b') == ['a', 'b']\n") == []
 
 
+def test_an_error_the_instruction_requires_must_be_expected_by_a_test():
+    ins = "Write a function `root(x)` that returns the square root of `x` and raises `ValueError` if `x` is negative."
+    assert assertions.untested_errors(ins, "function", "assert root(4) == 2\n") == \
+        ["ValueError is required, no test expects it"]
+    expected = "assert root(4) == 2\ntry:\n    root(-1)\n    assert False\nexcept ValueError:\n    pass\n"
+    assert assertions.untested_errors(ins, "function", expected) == []
+    assert assertions.untested_errors(ins, "function", "import pytest\nwith pytest.raises(ValueError):\n    root(-1)\n") == []
+    # no error asked for, or tests that do not parse: nothing to say
+    assert assertions.untested_errors("Write `f(x)` that returns x.", "function", "assert f(1) == 1\n") == []
+    assert assertions.untested_errors(ins, "function", "assert root(4 ==\n") == []
+
+
 def test_a_solution_of_small_one_line_functions_is_trivial():
     from selfcodealign.verify.trivial import one_liner
 

@@ -8,7 +8,9 @@ example. Pure functions over source text.
 - ``no_fail_expectation``: ``try: f(-1) except ValueError: pass`` with nothing that
   fails when no exception comes: the test passes whether or not the solution raises;
 - ``special_cases``: the solution compares an input with a literal value of the
-  instruction's own example (``return n == 383 or ...``).
+  instruction's own example (``return n == 383 or ...``);
+- ``untested_errors``: an error the instruction says to raise that the tests never name,
+  so that nothing checks it is raised.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import ast
 import re
 
-from selfcodealign.checks import exception_names, expected_raise, parse_tree, raised_names
+from selfcodealign.checks import exception_names, expected_raise, mentioned_names, parse_tree, raised_names
+from selfcodealign.verify.requirements import requirements
 
 _BROAD = {"Exception", "BaseException", "AssertionError"}
 _FAILS = {"fail"}  # pytest.fail, self.fail
@@ -130,3 +133,15 @@ def only_the_example(instruction: str, tests: str) -> list[str]:
     if example and mine and all(a in example for a in mine):
         return [f"its {len(mine)} assert(s) restate the instruction's example"]
     return []
+
+
+def untested_errors(instruction: str, category: str, tests: str) -> list[str]:
+    """Errors the instruction says to raise that the tests never name. On the labelled
+    responses' development half none of the answers this flags was good: a required error
+    nobody checks is one the answer may well not raise."""
+    tree = parse_tree(tests)
+    if tree is None:
+        return []
+    named = mentioned_names(tree)
+    return [f"{r.detail} is required, no test expects it" for r in requirements(instruction, category)
+            if r.kind == "raises" and r.detail not in named]
