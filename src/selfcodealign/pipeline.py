@@ -353,6 +353,9 @@ def run_stage(spec: StageSpec, cfg: RunConfig, env: StageEnv, upstream: dict[str
     """Runs one stage over what it reads of ``upstream`` (stage name -> outputs) unless its
     output is complete: input by input through its ledger, or whole. ``follow``: the next
     stage, fed each commit of this one on a thread of its own."""
+    if spec.cls.keeps_output and files.state() is not None and not files.out.exists():
+        # Its output was deleted (to make it again): the ledger would skip what is gone.
+        files.remove()
     if is_complete(spec, files):
         return
     stage = spec.cls.from_config(cfg, env)

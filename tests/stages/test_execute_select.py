@@ -82,6 +82,11 @@ def test_execute_then_select_via_cli(tmp_path):
     assert res.returncode == 0, res.stderr
     checks = [json.loads(x) for x in verified.read_text().splitlines()]
     assert {c["parent_id"] for c in checks} == {e.id for e in got.values() if ExecuteStage(ExecuteConfig()).counts_as_pass(e)}
+    # Its output deleted, a stage is made again rather than skipped as complete.
+    verified.unlink()
+    res = run("verify", "--in", str(executed), "--out", str(verified))
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(x) for x in verified.read_text().splitlines()] == checks
     # By default an answer that no other response agrees with is not kept: here every
     # instruction has one meaningful pass.
     # (double(x) is a one-liner: kept here despite that.)
