@@ -9,10 +9,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from interrupted import mine_interrupted
 from scripted_backend import Scripted
 
 from selfcodealign.config import build_config
+from selfcodealign.errors import UserError
 from selfcodealign.executors.local import LocalExecutor
 from selfcodealign.jsonl import read_lines
 from selfcodealign.pipeline import Pipeline
@@ -20,6 +23,8 @@ from selfcodealign.stages.seeds import SeedsStage
 
 SETS = ["seeds.source=seeds:input-seeds.jsonl", "prompts.style=completion", "responses.n=3",
         "execute.overlap=true", "execute.workers=2",
+        # that version sampled class tasks by default; the refusal says to set it so
+        "instructions.categories=[function,class,program]",
         "select.keep_reasons=[trivial]"]  # the scripted answers are one-line functions
 
 
@@ -28,6 +33,16 @@ def run(out: Path) -> tuple[dict, Scripted]:
     summary = Pipeline(build_config(sets=SETS), out, lambda: LocalExecutor(lambda: backend, 2),
                        quiet=True).run()
     return summary, backend
+
+
+def test_a_run_made_under_another_default_is_refused_with_the_setting_it_was_made_with(tmp_path, monkeypatch, test_data):
+    shutil.copytree(test_data.old_run, tmp_path / "old")
+    monkeypatch.chdir(tmp_path / "old")
+    cfg = build_config(sets=[s for s in SETS if not s.startswith("instructions.categories")])
+    with pytest.raises(UserError) as err:
+        Pipeline(cfg, tmp_path / "old" / "run", lambda: LocalExecutor(lambda: Scripted(), 2), quiet=True).run()
+    msg = str(err.value)
+    assert "\n" not in msg and 'categories: ["function", "class", "program"], now ["function", "program"]' in msg
 
 
 def ids(path: Path) -> list[str]:

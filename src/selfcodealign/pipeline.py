@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selfcodealign.config import RunConfig, config_to_yaml
-from selfcodealign.settings_diff import changed_keys
+from selfcodealign.settings_diff import changed_keys, flatten
 from selfcodealign.errors import UserError
 from selfcodealign.jsonl import read_records
 from selfcodealign.ledger import (
@@ -46,10 +46,11 @@ def check_config(files: StageFiles, name: str, key: dict, force: bool, defaults:
     if not changed:
         return False
     if not force:
-        keys = ", ".join(changed) or "(unknown)"
+        was, now = flatten(state.get("config") or {}), flatten(key)
+        keys = "; ".join(f"{k}: {json.dumps(was.get(k))}, now {json.dumps(now.get(k))}" for k in changed)
         raise UserError(
-            f"stage {name} in {files.out.parent} was run with other settings ({keys}); "
-            f"rerun with --force to redo it and the stages after it"
+            f"stage {name} in {files.out.parent} was run with other settings ({keys or 'unknown'}); "
+            f"set them as they were to resume it, or rerun with --force to redo it and the stages after it"
         )
     return True
 
