@@ -5,6 +5,8 @@ in their prompts (the same seeds, model, settings and sampling seed).
     selfcodealign run --out AFTER --set seeds.source=seeds:SEEDS \\
         --set prompts.examples=benchmarks/prompts/checkable.yaml ...
     python benchmarks/prompt_yield.py BEFORE AFTER [--json FILE]
+    # only what the instructions ask (cheap: no responses needed)
+    python benchmarks/prompt_yield.py --instructions-only BEFORE/instructions.jsonl AFTER/instructions.jsonl
 
 (tools/prompt_yield_gpu.sh makes both runs on the GPU machine.)
 
@@ -83,7 +85,34 @@ def run_figures(run: Path) -> dict:
         "kept_by_category": dict(kept_by_category),
         "selection_drops": select.get("drops", {}),
         "rejected": select.get("rejected", {}),
+        "instruction_profile": instruction_profile(_lines(run / "instructions.jsonl")),
     }
+
+
+def instruction_profile(records: list[dict]) -> dict:
+    """What the instructions ask, read by verify's requirement rules: the share that name a
+    package outside the standard library, that say to raise an error, that claim a
+    complexity bound; and their median length in words. A proxy, cheap enough to compare
+    prompts on a CPU before any response is generated."""
+    from selfcodealign.verify.requirements import requirements
+
+    n = len(records)
+    asks: Counter = Counter()
+    words = sorted(len(r["instruction"].split()) for r in records)
+    for r in records:
+        reqs = requirements(r["instruction"], r.get("category", "function"))
+        kinds = {q.kind for q in reqs}
+        asks["package"] += any(q.kind == "module" and q.detail.split(".")[0] not in sys.stdlib_module_names for q in reqs)
+        asks["error"] += "raises" in kinds
+        asks["complexity"] += "complexity" in kinds
+    return {"instructions": n, **{f"share_{k}": asks[k] / n if n else 0.0 for k in ("package", "error", "complexity")},
+            "median_words": words[n // 2] if n else 0}
+
+
+def profile_line(p: dict) -> str:
+    return (f"{p['instructions']} instructions: {100 * p['share_package']:.0f}% name a package, "
+            f"{100 * p['share_error']:.0f}% ask for an error, {100 * p['share_complexity']:.0f}% claim a "
+            f"complexity; median {p['median_words']} words")
 
 
 def per_1000(k: int, n: int) -> str:
@@ -106,6 +135,7 @@ def report(before: dict, after: dict) -> dict:
         print(f"  instruction drops {arm['instruction_drops']}; response drops {arm['response_drops']}")
         print(f"  selection drops {arm['selection_drops']}")
         print(f"  rejected {arm['rejected']}; kept by category {arm['kept_by_category']}")
+        print(f"  {profile_line(arm['instruction_profile'])}")
     lo, hi = newcombe(before["kept"], before["instructions"], after["kept"], after["instructions"])
     diff = 1000 * (after["kept"] / after["instructions"] - before["kept"] / before["instructions"])
     print(f"difference (after - before) per 1,000 instructions: {diff:+.1f} [{1000 * lo:+.1f}, {1000 * hi:+.1f}]")
@@ -118,8 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("before", type=Path, help="the run with the earlier prompts")
     ap.add_argument("after", type=Path, help="the run with the changed prompts")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--instructions-only", action="store_true",
+                    help="compare only what the instructions ask (BEFORE and AFTER: instructions.jsonl files "
+                    "or folders holding one), e.g. of `selfcodealign instructions` runs on a CPU")
     args = ap.parse_args(argv)
-    out = report(run_figures(args.before), run_figures(args.after))
+    if args.instructions_only:
+        out = {}
+        for name, path in (("before", args.before), ("after", args.after)):
+            f = path / "instructions.jsonl" if path.is_dir() else path
+            if not f.is_file():
+                raise SystemExit(f"error: {f} not found")
+            out[name] = instruction_profile(_lines(f))
+            print(f"{name}: {profile_line(out[name])}")
+    else:
+        out = report(run_figures(args.before), run_figures(args.after))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

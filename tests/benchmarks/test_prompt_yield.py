@@ -53,3 +53,22 @@ def test_wilson_and_newcombe_intervals():
 def test_a_directory_that_is_not_a_finished_run_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="no summary.json"):
         load().run_figures(tmp_path)
+
+
+def test_the_instruction_profile_reads_what_the_instructions_ask(tmp_path, capsys):
+    py = load()
+    rows = [{"instruction": "Write a function `f(xs)` using `numpy.mean` that raises `ValueError` on an empty list.",
+             "category": "function"},
+            {"instruction": "Write a function `g(s)` that returns `s` reversed in O(n) time.", "category": "function"},
+            {"instruction": "Write a function `h(d)` that uses `collections.Counter` to count words.",
+             "category": "function"},
+            {"instruction": "Write a function `k(n)` that returns n squared.", "category": "function"}]
+    p = py.instruction_profile(rows)
+    assert (p["share_package"], p["share_error"], p["share_complexity"]) == (0.25, 0.25, 0.25)
+    assert p["median_words"] == sorted(len(r["instruction"].split()) for r in rows)[2]
+    f = tmp_path / "instructions.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert py.main(["--instructions-only", str(tmp_path), str(f)]) == 0
+    assert capsys.readouterr().out.count("25% name a package") == 2
+    with pytest.raises(SystemExit, match="not found"):
+        py.main(["--instructions-only", str(tmp_path / "none"), str(f)])
