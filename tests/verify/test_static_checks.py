@@ -190,6 +190,19 @@ def test_tests_that_only_restate_the_instructions_example():
     assert assertions.only_the_example("Split on spaces.", "assert split_words('a b') == ['a', 'b']\n") == []
 
 
+def test_a_one_return_answer_that_the_instruction_spells_out_is_trivial():
+    from selfcodealign.verify.trivial import spelled_out
+
+    code = "def evens(xs):\n    return list(filter(lambda x: x % 2 == 0, xs))\n"
+    told = "Write `evens(xs)` that filters out odd numbers. Use `filter` with a lambda and return a list."
+    assert spelled_out(told, code) == ["one return the instruction spells out: filter, lambda, list"]
+    # the task left the way open, or the answer does more than return
+    assert spelled_out("Write `evens(xs)` that returns the even numbers of `xs`.", code) == []
+    loop = "def evens(xs):\n    out = []\n    for x in xs:\n        if x % 2 == 0:\n            out.append(x)\n    return out\n"
+    assert spelled_out(told + " Use append.", loop) == []
+    assert spelled_out(told, "def f(x):\n    return x\n") == []  # nothing called: one_liner's to judge
+
+
 def test_an_error_the_instruction_requires_must_be_expected_by_a_test():
     ins = "Write a function `root(x)` that returns the square root of `x` and raises `ValueError` if `x` is negative."
     assert assertions.untested_errors(ins, "function", "assert root(4) == 2\n") == \

@@ -270,7 +270,7 @@ def faithfulness(e: Executed) -> list[str]:
     reasons += [f"special-cases the example: {x}" for x in assertions.special_cases(ins.instruction, r.code)]
     reasons += [f"tests only the example: {x}" for x in assertions.only_the_example(ins.instruction, r.tests)]
     reasons += [f"untested error: {x}" for x in assertions.untested_errors(ins.instruction, ins.category, r.tests)]
-    reasons += [f"trivial: {x}" for x in trivial.one_liner(r.code)]
+    reasons += [f"trivial: {x}" for x in trivial.one_liner(r.code) or trivial.spelled_out(ins.instruction, r.code)]
     return reasons
 
 

@@ -8,6 +8,7 @@ responses' development half (docs/verification.md)."""
 from __future__ import annotations
 
 import ast
+import re
 
 from selfcodealign.checks import parse_tree
 
@@ -36,21 +37,57 @@ def _returned(body: list[ast.stmt]) -> ast.expr | None:
     return None
 
 
-def one_liner(code: str, max_nodes: int = MAX_NODES) -> list[str]:
-    """``["one return of N nodes"]`` when the solution is only small one-line functions."""
+def _returns(code: str) -> tuple[int, list[ast.expr]] | None:
+    """(functions, the expression each returns) when every function of the solution only
+    returns one; None otherwise, or for a class."""
     tree = parse_tree(code)
-    if tree is None:
-        return []
-    if any(isinstance(n, ast.ClassDef) for n in tree.body):
-        return []
+    if tree is None or any(isinstance(n, ast.ClassDef) for n in tree.body):
+        return None
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if not functions:
-        return []
-    nodes = 0
+        return None
+    out = []
     for fn in functions:
-        body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        returned = _returned(body)
+        returned = _returned([s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))])
         if returned is None:
-            return []
-        nodes += 1 + sum(1 for _ in ast.walk(returned))
-    return [f"{len(functions)} function(s), each one return, {nodes} AST nodes"] if nodes <= max_nodes else []
+            return None
+        out.append(returned)
+    return len(functions), out
+
+
+def one_liner(code: str, max_nodes: int = MAX_NODES) -> list[str]:
+    """``["one return of N nodes"]`` when the solution is only small one-line functions."""
+    found = _returns(code)
+    if found is None:
+        return []
+    n, returned = found
+    nodes = sum(1 + sum(1 for _ in ast.walk(e)) for e in returned)
+    return [f"{n} function(s), each one return, {nodes} AST nodes"] if nodes <= max_nodes else []
+
+
+_CONSTRUCTS = {ast.Lambda: "lambda", ast.ListComp: "comprehension", ast.SetComp: "comprehension",
+               ast.DictComp: "comprehension", ast.GeneratorExp: "generator"}
+
+
+def spelled_out(instruction: str, code: str) -> list[str]:
+    """``["one return the instruction spells out: filter, lambda, list"]`` when every
+    function only returns one expression, of any size, and the instruction names every
+    function it calls and every lambda, comprehension or generator in it ("use `filter`
+    with a lambda"): the answer copies the task. On the labelled development half, of the
+    answers this flags beyond ``one_liner``, none was good."""
+    found = _returns(code)
+    if found is None:
+        return []
+    used: set[str] = set()
+    for e in found[1]:
+        for n in ast.walk(e):
+            if isinstance(n, ast.Call):
+                name = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
+                if name:
+                    used.add(name)
+            elif type(n) in _CONSTRUCTS:
+                used.add(_CONSTRUCTS[type(n)])
+    text = instruction.lower()
+    if not used or not all(re.search(rf"\b{re.escape(u.lower())}", text) for u in used):
+        return []
+    return [f"one return the instruction spells out: {', '.join(sorted(used))}"]
