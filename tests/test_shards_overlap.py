@@ -138,5 +138,5 @@ def test_a_run_made_before_a_setting_existed_resumes_while_it_keeps_its_default(
     before = (out / "responses.jsonl").read_text()
     run(tmp_path, out, seeds)
     assert (out / "responses.jsonl").read_text() == before
-    with pytest.raises(UserError, match=r"stage instructions .*\(generation\.categories\)"):
+    with pytest.raises(UserError, match=r'stage instructions .*\(generation\.categories: null, now \["function"\]\)'):
         run(tmp_path, out, seeds, "instructions.categories=[function]")
