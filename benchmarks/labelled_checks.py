@@ -118,7 +118,8 @@ def selection_table(labels: dict, executed: list, checks: dict, cfg, half: str, 
         classes = Counter(klass(labels[i]) if i in labels else "unlabelled" for i in ids)
         kept_good[arm] = {i for i in ids if i in labels and klass(labels[i]) == "good"}
         out[arm] = {"kept": len(ids), "classes": dict(classes),
-                    "good_share": classes["good"] / len(ids) if ids else None}
+                    "good_share": classes["good"] / len(ids) if ids else None,
+                    "examples": {i: klass(labels[i]) if i in labels else "unlabelled" for i in ids}}
     plain_good = kept_good["plain"]
     # Plain selection draws one response per instruction: an instruction whose kept good
     # example the checked arm replaces by a sibling that is also good still counts.

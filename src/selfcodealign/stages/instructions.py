@@ -9,7 +9,7 @@ from selfcodealign.ids import make_id
 from selfcodealign.parsing import ParseError, parse_instruction
 from selfcodealign.records import Concepts, Drop, GenMeta, Instruction, Record
 from selfcodealign.stages.base import PromptedStage
-from selfcodealign.verify.requirements import unanswerable
+from selfcodealign.verify.requirements import packages, unanswerable
 
 CATEGORIES = ("function", "class", "program")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -46,6 +46,10 @@ class InstructionsStage(PromptedStage):
             if why:
                 return self.drop(rec, "unanswerable_instruction", "; ".join(why), comp.text)
         category, difficulty = self.properties(rec)
+        if self.gen.drop_packages:
+            named = packages(parsed, category)
+            if named:
+                return self.drop(rec, "names_a_package", ", ".join(named), comp.text)
         return Instruction(
             id=make_id(rec.id, self.name, index), parent_id=rec.id, seed_id=rec.seed.id,
             seed_source=rec.seed.source, seed_path=rec.seed.path, concepts=rec.concepts,

@@ -410,3 +410,10 @@ def unanswerable(instruction: str) -> list[str]:
             re.search(r"\bO\(1\)|\bconstant[- ](time|space|memory)\b", instruction, re.I):
         out.append("asks for recursion in constant time or space")
     return out
+
+
+def packages(instruction: str, category: str = "function") -> list[str]:
+    """The packages outside the standard library that ``instruction`` asks the code to use
+    (``numpy``, ``torch``, ...), read as the module requirements are."""
+    return sorted({r.detail for r in requirements(instruction, category)
+                   if r.kind == "module" and r.detail.split(".")[0] not in sys.stdlib_module_names})
