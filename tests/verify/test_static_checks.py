@@ -57,6 +57,16 @@ def test_a_builtin_named_as_one_to_use_must_be_used_and_a_type_need_not_be_named
     assert requirements.unmet("Do not use `sorted`.", loop) == []
 
 
+def test_a_call_named_later_in_a_sentence_that_says_use_must_be_used_unless_it_is_one_of_a_choice():
+    typed = "def same(a, b):\n    return type(a) == type(b)\n"
+    ins = "Write `same(a, b)` that tells whether two values have one type. Use type checking with `isinstance()`."
+    assert requirements.unmet(ins, typed) == ["call isinstance"]
+    assert requirements.unmet(ins, "def same(a, b):\n    return isinstance(a, type(b))\n") == []
+    # either of two will do, and a later sentence without "use" asks for nothing
+    assert requirements.unmet("Use methods like `len()` or `ord()` to count.", typed) == []
+    assert requirements.unmet("Write `same(a, b)`. It returns what `isinstance()` would.", typed) == []
+
+
 @pytest.mark.parametrize("phrase, methods, met", [
     ("support for `len()`", ["__len__"], True),
     ("support for `len()`", ["size"], False),

@@ -205,6 +205,7 @@ _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _DOTTED_CALL = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)\s*(\(.*\))?$")
 _USE_BEFORE = re.compile(r"\b(use|uses|using|call|calls|calling|via|leverag\w*|employ\w*|apply|applies)\b"
                          r"(\s+(the|a|an|python's|numpy's|its|built-?in))*\s*$", re.I)
+_USE_IN_SENTENCE = re.compile(r"\b(use|uses|using|should use|must use)\b", re.I)
 # "use the `enumerate` function": a bare name is a callable to use when a word says so.
 _CALLABLE_AFTER = re.compile(r"^\s+(built-?in\s+)?(function|method)\b", re.I)
 # Types are left out: "use a `dict`" is met by a `{}` literal, which never names `dict`.
@@ -261,6 +262,15 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
             continue
         path = dotted.group(1).split(".")
         before = instruction[max(0, m.start() - 40): m.start()]
+        # "Use type checking with `isinstance()`": a use word earlier in the same sentence
+        sentence = re.split(r"[.!?]\s", instruction[: m.start()])[-1]
+        use = None
+        for use in _USE_IN_SENTENCE.finditer(sentence):
+            pass
+        # "use `len()` or `ord()`" asks for either, not both: the new reach stops at an "or"
+        used_in_sentence = (use is not None and not re.search(r"\bor\b", sentence[use.end():])
+                            and not re.match(r"\s*,?\s*or\b", instruction[m.end():])
+                            and not _NEGATION.search(before))
         head = path[0]
         if head in _KNOWN_MODULES or head in ("np", "pd", "sp") or (head in _STDLIB and len(path) > 1):
             modules.add(_KNOWN_MODULES.get(head, {"np": "numpy", "pd": "pandas", "sp": "scipy"}.get(head, head)))
@@ -271,6 +281,8 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
         elif (dotted.group(2) is not None or len(path) > 1 or head in _BUILTIN_CALLABLES
               or _CALLABLE_AFTER.match(instruction[m.end(): m.end() + 30])) \
                 and _USE_BEFORE.search(before) and not _NEGATION.search(before) and not path[-1].startswith("__"):
+            calls.add(path[-1])
+        elif dotted.group(2) is not None and used_in_sentence and not path[-1].startswith("__"):
             calls.add(path[-1])
     return modules, calls
 
