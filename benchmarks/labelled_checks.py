@@ -16,6 +16,8 @@ labelled set (split by instruction):
     python benchmarks/labelled_checks.py [--half dev|test|all] [--set KEY=VALUE ...]
     # or on files made by the product commands (execute, verify; judge for --judge):
     python benchmarks/labelled_checks.py --dir DIR [--judge] ...
+    # the labels of fresh responses, by run and selection:
+    python benchmarks/labelled_checks.py --fresh
     # only the tasks the default settings generate:
     python benchmarks/labelled_checks.py --categories function,program ...
 
@@ -152,6 +154,37 @@ def lost_reasons(executed: list, plain_good: set[str], good_instr: set[str], che
     return dict(out)
 
 
+FRESH = REPO / "data" / "labels" / "fresh-labelled.jsonl"
+
+
+def fresh_table(path: Path = FRESH) -> list[dict]:
+    """The labels of fresh responses (runs no check was chosen on), by run, prompts and
+    selection: each group's classes and good share with a Wilson 95% interval."""
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))  # its neighbour, also when loaded by path
+    from prompt_yield import wilson
+
+    groups: dict[tuple, Counter] = defaultdict(Counter)
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                groups[(r["source"], r["prompts"], r["selection"])][klass(r)] += 1
+    out = []
+    for (source, prompts, selection), counts in sorted(groups.items()):
+        n = sum(counts.values())
+        lo, hi = wilson(counts["good"], n)
+        out.append({"source": source, "prompts": prompts, "selection": selection, "read": n,
+                    "classes": dict(counts), "good_share": counts["good"] / n, "good_interval": [lo, hi]})
+    return out
+
+
+def fresh_lines(rows: list[dict]) -> list[str]:
+    return [f"{r['source']:<18}{r['prompts']:<10}{r['selection']:<8} read {r['read']:>3}: good "
+            f"{100 * r['good_share']:.0f}% [{100 * r['good_interval'][0]:.0f}, {100 * r['good_interval'][1]:.0f}]; "
+            + ", ".join(f"{k} {r['classes'][k]}" for k in CLASSES if r["classes"].get(k)) for r in rows]
+
+
 def reparsed(obj: dict):
     """A stored response with its fields parsed again from the model's raw text by this
     version's parser, as a new run would record it (same id)."""
@@ -222,11 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a selection setting")
     ap.add_argument("--workers", type=int, help="sandbox workers (default: cores)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--fresh", nargs="?", const=FRESH, type=Path, metavar="FILE",
+                    help="only print the labels of fresh responses by run and selection (default file: "
+                    "data/labels/fresh-labelled.jsonl)")
     ap.add_argument("--categories", help="only responses to tasks of these categories (comma-separated: "
                     "function,program is what the default settings generate)")
     ap.add_argument("--judge", action="store_true",
                     help="also use DIR/judged.jsonl (`selfcodealign judge --set judge.enabled=true`)")
     a = ap.parse_args(argv)
+    if a.fresh is not None:
+        try:
+            rows = fresh_table(a.fresh)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {a.fresh}: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(fresh_lines(rows)))
+        if a.json:
+            a.json.write_text(json.dumps(rows, indent=1) + "\n")
+        return 0
     try:
         cfg = build_config(sets=a.set)
     except UserError as e:

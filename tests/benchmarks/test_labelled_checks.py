@@ -64,3 +64,21 @@ def test_lost_good_examples_are_counted_by_drop_reason_or_by_the_class_of_the_si
                                "plain_good_kept_by_checked": {"plain_good": 3, "kept": 1},
                                "plain_good_lost": lost})[-1] == \
         "  the others: kept a trivial sibling 1, pass_rate_outside_band (1/5) 1"
+
+
+def test_the_fresh_labels_are_counted_by_run_prompts_and_selection(tmp_path, capsys):
+    import json
+
+    lc = load_script("benchmarks/labelled_checks.py")
+    rows = [{"source": "r1", "prompts": "built-in", "selection": "default", "label": "good", "format_ok": True},
+            {"source": "r1", "prompts": "built-in", "selection": "default", "label": "good", "format_ok": False},
+            {"source": "r1", "prompts": "built-in", "selection": "plain", "label": "wrong", "format_ok": True}]
+    f = tmp_path / "fresh.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = lc.fresh_table(f)
+    assert [(t["selection"], t["read"], t["classes"]) for t in table] == [
+        ("default", 2, {"good": 1, "broken": 1}), ("plain", 1, {"wrong": 1})]
+    assert table[0]["good_share"] == 0.5 and table[0]["good_interval"][0] < 0.5 < table[0]["good_interval"][1]
+    assert lc.main(["--fresh", str(f)]) == 0
+    assert "good 50%" in capsys.readouterr().out
+    assert lc.main(["--fresh", str(tmp_path / "missing.jsonl")]) == 2
