@@ -205,7 +205,7 @@ _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _DOTTED_CALL = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)\s*(\(.*\))?$")
 _USE_BEFORE = re.compile(r"\b(use|uses|using|call|calls|calling|via|leverag\w*|employ\w*|apply|applies)\b"
                          r"(\s+(the|a|an|python's|numpy's|its|built-?in))*\s*$", re.I)
-_USE_IN_SENTENCE = re.compile(r"\b(use|uses|using|should use|must use)\b", re.I)
+_USE_IN_SENTENCE = re.compile(r"\b(use|uses|using)\b", re.I)
 # "use the `enumerate` function": a bare name is a callable to use when a word says so.
 _CALLABLE_AFTER = re.compile(r"^\s+(built-?in\s+)?(function|method)\b", re.I)
 # Types are left out: "use a `dict`" is met by a `{}` literal, which never names `dict`.
@@ -264,11 +264,9 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
         before = instruction[max(0, m.start() - 40): m.start()]
         # "Use type checking with `isinstance()`": a use word earlier in the same sentence
         sentence = re.split(r"[.!?]\s", instruction[: m.start()])[-1]
-        use = None
-        for use in _USE_IN_SENTENCE.finditer(sentence):
-            pass
-        # "use `len()` or `ord()`" asks for either, not both: the new reach stops at an "or"
-        used_in_sentence = (use is not None and not re.search(r"\bor\b", sentence[use.end():])
+        uses = list(_USE_IN_SENTENCE.finditer(sentence))
+        # "use `len()` or `ord()`" asks for either, not both: the reach stops at an "or"
+        used_in_sentence = (bool(uses) and not re.search(r"\bor\b", sentence[uses[-1].end():])
                             and not re.match(r"\s*,?\s*or\b", instruction[m.end():])
                             and not _NEGATION.search(before))
         head = path[0]
