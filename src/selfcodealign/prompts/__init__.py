@@ -58,8 +58,8 @@ class SystemPrompts(BaseModel):
 
 
 class PromptSet(BaseModel):
-    """A prompts file: the system prompts and the few-shot examples. A file that is only a
-    list of examples keeps the built-in system prompts."""
+    """A prompts file: the system prompts and the few-shot examples (a file may give only
+    some of them: ``_over_built_in``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     system: SystemPrompts

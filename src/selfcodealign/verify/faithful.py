@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from selfcodealign.checks import is_main_guard, parse_tree
+from selfcodealign.checks import is_main_guard, parse_tree, raised_names
 
 _BACKTICKED = re.compile(r"`([^`\n]{1,200})`")
 _CALL = re.compile(r"^\s*(?:def\s+)?([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?\s*\((.*)\)\s*(?:->.*)?:?\s*$", re.S)
@@ -194,13 +194,6 @@ def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _top_level(handler.body)
 
 
-def _raises_assertion_error(node: ast.stmt) -> bool:
-    exc = node.exc if isinstance(node, ast.Raise) else None
-    if isinstance(exc, ast.Call):
-        exc = exc.func
-    return isinstance(exc, ast.Name) and exc.id == "AssertionError"
-
-
 def solution_test_code(code: str) -> list[str]:
     """Test code that runs with the solution: asserts and `raise AssertionError` at its
     top level or in a block under it (a `__main__` block); its own asserts inside functions
@@ -212,7 +205,7 @@ def solution_test_code(code: str) -> list[str]:
     for node in _top_level(tree.body):
         if isinstance(node, ast.Assert):
             out.append(f"assert on line {node.lineno}")
-        elif _raises_assertion_error(node):
+        elif isinstance(node, ast.Raise) and "AssertionError" in raised_names(node):
             out.append(f"raise AssertionError on line {node.lineno}")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
             out.append(f"test function {node.name}")

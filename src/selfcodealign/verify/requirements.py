@@ -262,13 +262,6 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
             continue
         path = dotted.group(1).split(".")
         before = instruction[max(0, m.start() - 40): m.start()]
-        # "Use type checking with `isinstance()`": a use word earlier in the same sentence
-        sentence = re.split(r"[.!?]\s", instruction[: m.start()])[-1]
-        uses = list(_USE_IN_SENTENCE.finditer(sentence))
-        # "use `len()` or `ord()`" asks for either, not both: the reach stops at an "or"
-        used_in_sentence = (bool(uses) and not re.search(r"\bor\b", sentence[uses[-1].end():])
-                            and not re.match(r"\s*,?\s*or\b", instruction[m.end():])
-                            and not _NEGATION.search(before))
         head = path[0]
         if head in _KNOWN_MODULES or head in ("np", "pd", "sp") or (head in _STDLIB and len(path) > 1):
             modules.add(_KNOWN_MODULES.get(head, {"np": "numpy", "pd": "pandas", "sp": "scipy"}.get(head, head)))
@@ -280,9 +273,20 @@ def _names_to_use(instruction: str) -> tuple[set[str], set[str]]:
               or _CALLABLE_AFTER.match(instruction[m.end(): m.end() + 30])) \
                 and _USE_BEFORE.search(before) and not _NEGATION.search(before) and not path[-1].startswith("__"):
             calls.add(path[-1])
-        elif dotted.group(2) is not None and used_in_sentence and not path[-1].startswith("__"):
+        elif dotted.group(2) is not None and not path[-1].startswith("__") and _used_in_sentence(instruction, m):
             calls.add(path[-1])
     return modules, calls
+
+
+def _used_in_sentence(instruction: str, m: re.Match) -> bool:
+    """"Use type checking with `isinstance()`": a use word earlier in the sentence of the
+    backticked name ``m``, with no "or" after it ("use `len()` or `ord()`" asks for
+    either, not both) and no negation just before the name."""
+    sentence = re.split(r"[.!?]\s", instruction[: m.start()])[-1]
+    uses = list(_USE_IN_SENTENCE.finditer(sentence))
+    return (bool(uses) and not re.search(r"\bor\b", sentence[uses[-1].end():])
+            and not re.match(r"\s*,?\s*or\b", instruction[m.end():])
+            and not _NEGATION.search(instruction[max(0, m.start() - 40): m.start()]))
 
 
 def requirements(instruction: str, category: str = "function") -> list[Requirement]:
