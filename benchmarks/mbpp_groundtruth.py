@@ -14,7 +14,7 @@ and HumanEval+ stays untouched for the final benchmark.
     python benchmarks/mbpp_groundtruth.py instructions DIR      # DIR/instructions.jsonl
     selfcodealign responses --in DIR/instructions.jsonl --out DIR/responses.jsonl ...
     selfcodealign execute --in DIR/responses.jsonl --out DIR/executed.jsonl
-    python benchmarks/mbpp_groundtruth.py score DIR [--verified DIR/verified.jsonl]
+    python benchmarks/mbpp_groundtruth.py score DIR [--verified DIR/verified.jsonl] [--set KEY=VALUE ...]
 
 ``score`` selects twice from DIR/executed.jsonl (plain: a seeded random passing
 response; and the current default selection with the verify stage's checks, when
@@ -133,12 +133,20 @@ def cmd_score(a) -> int:
         checks = {c.parent_id: c for c in read_records(a.verified, Checks)}
     from labelled_checks import half_of
 
+    from selfcodealign.config import build_config
+    from selfcodealign.errors import UserError
+
+    try:
+        select_cfg = build_config(sets=a.set).select.model_copy(update={"sanitize": False})
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     # The halves split the tasks as the labelled set's are split (by instruction id):
     # choose rules on the development half, report the test half.
     res = {}
     for half in ("all", "dev", "test"):
         part = [e for e in executed if half == "all" or half_of(e.response.parent_id) == half]
-        res[half] = score(part, checks, a.workers)
+        res[half] = score(part, checks, a.workers, select_cfg)
         for arm, r in res[half].items():
             prec = "n/a" if r["precision"] is None else f"{100 * r['precision']:.1f}%"
             print(f"{half:<4} {arm:<8} kept {r['kept']:>4} of {r['tasks']} tasks (coverage "
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--verified", type=Path, help="the verify stage's output for DIR/executed.jsonl")
     p.add_argument("--workers", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a selection setting of the checked arm (select.pass_rate=[0.6,1])")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.set_defaults(func=cmd_score)
     a = ap.parse_args(argv)
