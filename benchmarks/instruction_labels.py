@@ -1,0 +1,162 @@
+"""Instructions read by a reviewer: how many can be answered as written, and what tells.
+
+Reads data/labels/instructions-labelled.jsonl (docs/labelling.md): instructions the
+embedded model wrote on a CPU from the same concepts at two sampling temperatures, each
+labelled `ok` (one answer can meet every requirement as written) or not, and `trivial`,
+by reviewers who did not know the temperature. Reports the ok share by temperature (with
+Wilson intervals and Newcombe's interval of the difference), by length in words, by
+category and by reviewer; with ``--judge``, how well the model's own probability of "yes"
+to "is this task clear and answerable as written?" ranks them (AUC, overall and within
+length bands, since length alone ranks them too).
+
+    python benchmarks/instruction_labels.py [--judge [--model GGUF]] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prompt_yield import newcombe, wilson  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = REPO / "data" / "labels" / "instructions-labelled.jsonl"
+BANDS = ((0, 30), (31, 40), (41, 50), (51, 70), (71, 10**6))
+
+JUDGE_SYSTEM = ("You review programming tasks before anyone solves them. A task is clear when one Python answer "
+                "can meet every requirement as written: nothing contradicts, nothing is missing, and every "
+                "function, library or technique it names exists and fits. Answer with one word: yes or no.")
+JUDGE_USER = "Task:\n{instruction}\n\nIs this task clear and answerable as written? Answer yes or no."
+
+
+def words(r: dict) -> int:
+    return len(r["instruction"].split())
+
+
+def band(n: int) -> str:
+    for lo, hi in BANDS:
+        if lo <= n <= hi:
+            return f"{lo}-{hi}" if hi < 10**6 else f">{lo - 1}"
+    raise ValueError(n)
+
+
+def share(rows: list[dict], key: str = "ok") -> str:
+    k, n = sum(r[key] for r in rows), len(rows)
+    lo, hi = wilson(k, n)
+    return f"{k:>3} of {n:>3} ({100 * k / n:.0f}%, [{100 * lo:.0f}, {100 * hi:.0f}])" if n else "none"
+
+
+def auc(rows: list[dict], score) -> float | None:
+    """The chance that an ok instruction scores above one that is not (ties count half)."""
+    pos = [score(r) for r in rows if r["ok"]]
+    neg = [score(r) for r in rows if not r["ok"]]
+    if not pos or not neg:
+        return None
+    return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+
+
+def p_yes(rows: list[dict], model: Path) -> list[float | None]:
+    """The model's probability of "yes" (against "no") as the first token of its answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import xllamacpp
+
+    p = xllamacpp.CommonParams()
+    p.model.path = str(model)
+    p.n_parallel, p.n_ctx, p.cache_prompt, p.verbosity = 4, 4 * 2048, True, -1
+    p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 2
+    server = xllamacpp.Server(p)
+
+    def ask(r: dict) -> float | None:
+        body = {"messages": [{"role": "system", "content": JUDGE_SYSTEM},
+                             {"role": "user", "content": JUDGE_USER.format(instruction=r["instruction"])}],
+                "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 10, "cache_prompt": True}
+        top = server.handle_chat_completions(body)["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        mass = defaultdict(float)
+        for t in top:
+            mass[t["token"].strip().lower()] += math.exp(t["logprob"])
+        total = mass["yes"] + mass["no"]
+        return mass["yes"] / total if total else None
+
+    with ThreadPoolExecutor(p.n_parallel) as ex:
+        return list(ex.map(ask, rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--labels", type=Path, default=LABELS)
+    ap.add_argument("--judge", action="store_true", help="also ask the model whether each instruction is clear")
+    ap.add_argument("--model", type=Path, help="GGUF model for --judge (default: the embedded model)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    a = ap.parse_args(argv)
+    try:
+        rows = [json.loads(line) for line in a.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"error: {a.labels}: {e}", file=sys.stderr)
+        return 2
+    need = ("instruction", "ok", "trivial", "temperature", "category", "reviewer")
+    bad = next((i for i, r in enumerate(rows, 1) if not all(k in r for k in need)), None)
+    if bad is not None or not rows:
+        print(f"error: {a.labels}: " + (f"line {bad} lacks one of {', '.join(need)}" if rows else "no labels"),
+              file=sys.stderr)
+        return 2
+    out: dict = {"instructions": len(rows)}
+    groups = {
+        "temperature": lambda r: r["temperature"],
+        "words": lambda r: band(words(r)),
+        "category": lambda r: r["category"],
+        "reviewer": lambda r: r["reviewer"],
+    }
+    print(f"{len(rows)} labelled instructions; ok {share(rows)}; trivial {share(rows, 'trivial')}")
+    for name, key in groups.items():
+        by = defaultdict(list)
+        for r in rows:
+            by[key(r)].append(r)
+        print(f"by {name}:")
+        out[name] = {}
+        for k in sorted(by, key=lambda k: (str(type(k)), k if name != "words" else int(k.strip(">").split("-")[0]))):
+            print(f"  {str(k):<10} ok {share(by[k])}   trivial {share(by[k], 'trivial')}")
+            out[name][str(k)] = {"n": len(by[k]), "ok": sum(r["ok"] for r in by[k]),
+                                 "trivial": sum(r["trivial"] for r in by[k])}
+    temps = sorted({r["temperature"] for r in rows}, reverse=True)
+    if len(temps) == 2:
+        hot, cool = ([r for r in rows if r["temperature"] == t] for t in temps)
+        k1, n1, k2, n2 = sum(r["ok"] for r in hot), len(hot), sum(r["ok"] for r in cool), len(cool)
+        lo, hi = newcombe(k1, n1, k2, n2)
+        d = k2 / n2 - k1 / n1
+        print(f"ok share at temperature {temps[1]} minus {temps[0]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        out["temperature_difference"] = {"points": 100 * d, "interval": [100 * lo, 100 * hi]}
+    length_auc = auc(rows, lambda r: -words(r))
+    print(f"shorter is ok more often: AUC {length_auc:.2f}")
+    out["auc_shorter"] = length_auc
+    if a.judge:
+        sys.path.insert(0, str(REPO / "src"))
+        from selfcodealign.models.embedded import embedded_model_path
+
+        try:
+            model = a.model or embedded_model_path()
+            for r, p in zip(rows, p_yes(rows, model)):
+                r["p_yes"] = p
+        except Exception as e:  # the engine reports a bad file as a generic error
+            print(f"error: the judge could not run: {e}", file=sys.stderr)
+            return 2
+        judged = [r for r in rows if r["p_yes"] is not None]
+        out["judge"] = {"judged": len(judged), "auc": auc(judged, lambda r: r["p_yes"]), "by_words": {}}
+        print(f"the model's P(yes) ranks ok above not ok: AUC {out['judge']['auc']:.2f} ({len(judged)} judged)")
+        for lo, hi in BANDS:
+            part = [r for r in judged if lo <= words(r) <= hi]
+            v = auc(part, lambda r: r["p_yes"])
+            out["judge"]["by_words"][band(lo)] = v
+            print(f"  {band(lo):<8} words: {len(part):>3} instructions, AUC {'n/a' if v is None else f'{v:.2f}'}")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
