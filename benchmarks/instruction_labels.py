@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             by[key(r)].append(r)
         print(f"by {name}:")
         out[name] = {}
-        for k in sorted(by, key=lambda k: (str(type(k)), k if name != "words" else int(k.strip(">").split("-")[0]))):
+        order = [band(lo) for lo, _ in BANDS] if name == "words" else sorted(by)
+        for k in (k for k in order if k in by):
             print(f"  {str(k):<10} ok {share(by[k])}   trivial {share(by[k], 'trivial')}")
             out[name][str(k)] = {"n": len(by[k]), "ok": sum(r["ok"] for r in by[k]),
                                  "trivial": sum(r["trivial"] for r in by[k])}
