@@ -21,7 +21,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))  # its neighbour, also when loaded by path
 from prompt_yield import newcombe, wilson  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
