@@ -1,13 +1,14 @@
 """Instructions read by a reviewer: how many can be answered as written, and what tells.
 
 Reads data/labels/instructions-labelled.jsonl (docs/labelling.md): instructions the
-embedded model wrote on a CPU from the same concepts at two sampling temperatures, each
-labelled `ok` (one answer can meet every requirement as written) or not, and `trivial`,
-by reviewers who did not know the temperature. Reports the ok share by temperature (with
-Wilson intervals and Newcombe's interval of the difference), by length in words, by
-category and by reviewer; with ``--judge``, how well the model's own probability of "yes"
-to "is this task clear and answerable as written?" ranks them (AUC, overall and within
-length bands, since length alone ranks them too).
+embedded model wrote on a CPU, each set (`source`) from one set of concepts under the
+built-in settings and under one or more changed settings (`arm`), each labelled `ok` (one
+answer can meet every requirement as written) or not, and `trivial`, by reviewers who did
+not know the arm. Reports the ok share by arm, each changed arm against the built-in
+settings of the same sets (with Wilson intervals and Newcombe's interval of the
+difference), by length in words, by category and by reviewer; with ``--judge``, how well
+the model's own probability of "yes" to "is this task clear and answerable as written?"
+ranks them (AUC, overall and within length bands, since length alone ranks them too).
 
     python benchmarks/instruction_labels.py [--judge [--model GGUF]] [--json FILE]
 """
@@ -27,6 +28,7 @@ from prompt_yield import newcombe, wilson  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO / "data" / "labels" / "instructions-labelled.jsonl"
+BUILT_IN = "built-in"
 BANDS = ((0, 30), (31, 40), (41, 50), (51, 70), (71, 10**6))
 
 JUDGE_SYSTEM = ("You review programming tasks before anyone solves them. A task is clear when one Python answer "
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError) as e:
         print(f"error: {a.labels}: {e}", file=sys.stderr)
         return 2
-    need = ("instruction", "ok", "trivial", "temperature", "category", "reviewer")
+    need = ("instruction", "ok", "trivial", "arm", "source", "category", "reviewer")
     bad = next((i for i, r in enumerate(rows, 1) if not all(k in r for k in need)), None)
     if bad is not None or not rows:
         print(f"error: {a.labels}: " + (f"line {bad} lacks one of {', '.join(need)}" if rows else "no labels"),
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out: dict = {"instructions": len(rows)}
     groups = {
-        "temperature": lambda r: r["temperature"],
+        "arm": lambda r: r["arm"],
+        "source": lambda r: r["source"],
         "words": lambda r: band(words(r)),
         "category": lambda r: r["category"],
         "reviewer": lambda r: r["reviewer"],
@@ -121,18 +124,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"by {name}:")
         out[name] = {}
         order = [band(lo) for lo, _ in BANDS] if name == "words" else sorted(by)
+        width = max(len(str(k)) for k in by)
         for k in (k for k in order if k in by):
-            print(f"  {str(k):<10} ok {share(by[k])}   trivial {share(by[k], 'trivial')}")
+            print(f"  {str(k):<{width}}  ok {share(by[k])}   trivial {share(by[k], 'trivial')}")
             out[name][str(k)] = {"n": len(by[k]), "ok": sum(r["ok"] for r in by[k]),
                                  "trivial": sum(r["trivial"] for r in by[k])}
-    temps = sorted({r["temperature"] for r in rows}, reverse=True)
-    if len(temps) == 2:
-        hot, cool = ([r for r in rows if r["temperature"] == t] for t in temps)
-        k1, n1, k2, n2 = sum(r["ok"] for r in hot), len(hot), sum(r["ok"] for r in cool), len(cool)
+    out["against_built_in"] = {}
+    for arm in sorted({r["arm"] for r in rows} - {BUILT_IN}):
+        sources = {r["source"] for r in rows if r["arm"] == arm}
+        base = [r for r in rows if r["arm"] == BUILT_IN and r["source"] in sources]
+        moved = [r for r in rows if r["arm"] == arm]
+        if not base:
+            continue
+        k1, n1, k2, n2 = sum(r["ok"] for r in base), len(base), sum(r["ok"] for r in moved), len(moved)
         lo, hi = newcombe(k1, n1, k2, n2)
         d = k2 / n2 - k1 / n1
-        print(f"ok share at temperature {temps[1]} minus {temps[0]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
-        out["temperature_difference"] = {"points": 100 * d, "interval": [100 * lo, 100 * hi]}
+        print(f"{arm}: ok {share(moved)} against {share(base)} built-in ({', '.join(sorted(sources))}): "
+              f"{100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        out["against_built_in"][arm] = {"points": 100 * d, "interval": [100 * lo, 100 * hi],
+                                        "sources": sorted(sources)}
     length_auc = auc(rows, lambda r: -words(r))
     print(f"shorter is ok more often: AUC {length_auc:.2f}")
     out["auc_shorter"] = length_auc

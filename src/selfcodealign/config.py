@@ -79,6 +79,9 @@ class InstructionsConfig(GenerationConfig):
     difficulties: list[Literal["easy", "medium", "hard"]] = Field(
         default_factory=lambda: ["easy", "medium", "hard"], min_length=1,
         description="task difficulties to sample from (uniformly)")
+    max_concepts: int | None = Field(
+        None, ge=1, description="write each task from at most this many of its seed's concepts, "
+        "a sample fixed by the record id (default: all of them, as the paper does)")
     drop_unanswerable: bool = Field(
         True, description="drop, before any response is generated, an instruction that names a "
         "library function that does not exist or asks for recursion in constant time or space")

@@ -11,31 +11,35 @@ def load():
     return load_script("benchmarks/instruction_labels.py")
 
 
-def _row(ok, words, temperature=0.7, reviewer="r0", trivial=False):
-    return {"id": "x", "temperature": temperature, "reviewer": reviewer, "category": "function",
+def _row(ok, words, arm="built-in", reviewer="r0", trivial=False, source="s1"):
+    return {"id": "x", "source": source, "arm": arm, "reviewer": reviewer, "category": "function",
             "ok": ok, "trivial": trivial, "reason": "r", "instruction": " ".join(["w"] * words)}
 
 
-def test_the_committed_labels_are_complete_and_balanced_between_temperatures():
+def test_the_committed_labels_are_complete_and_every_set_has_a_built_in_arm():
     rows = [json.loads(line) for line in (ROOT / "data/labels/instructions-labelled.jsonl").read_text().splitlines()]
-    assert len(rows) == 464
-    assert len({(r["id"], r["temperature"]) for r in rows}) == len(rows)
+    assert len(rows) == 848
+    assert len({(r["id"], r["arm"]) for r in rows}) == len(rows)
     assert all(isinstance(r["ok"], bool) and isinstance(r["trivial"], bool) and r["reason"].strip() for r in rows)
-    assert sorted({r["temperature"] for r in rows}) == [0.2, 0.7]
-    assert sum(r["temperature"] == 0.2 for r in rows) == sum(r["temperature"] == 0.7 for r in rows)
+    for source in {r["source"] for r in rows}:
+        arms = {r["arm"] for r in rows if r["source"] == source}
+        assert "built-in" in arms and len(arms) >= 2, source
 
 
 def test_shares_difference_and_length_ranking(tmp_path, capsys):
-    rows = ([_row(True, 10, 0.2)] * 3 + [_row(False, 60, 0.2)] + [_row(True, 20, 0.7)] + [_row(False, 50, 0.7)] * 3)
+    rows = ([_row(True, 10, "cool")] * 3 + [_row(False, 60, "cool")] + [_row(True, 20)] + [_row(False, 50)] * 3
+            + [_row(True, 5, source="s2")] + [_row(True, 5, "short", source="s2")])
     f = tmp_path / "l.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out_json = tmp_path / "o.json"
     assert load().main(["--labels", str(f), "--json", str(out_json)]) == 0
     out = json.loads(out_json.read_text())
-    assert out["temperature"]["0.2"] == {"n": 4, "ok": 3, "trivial": 0}
-    assert out["temperature_difference"]["points"] == pytest.approx(50.0)
+    assert out["arm"]["cool"] == {"n": 4, "ok": 3, "trivial": 0}
+    # each arm against the built-in rows of its own sets only
+    assert out["against_built_in"]["cool"]["points"] == pytest.approx(50.0)
+    assert out["against_built_in"]["short"]["points"] == pytest.approx(0.0)
     assert out["auc_shorter"] == 1.0  # every ok instruction is shorter than every other
-    assert capsys.readouterr().out.startswith("8 labelled instructions; ok   4 of   8 (50%")
+    assert capsys.readouterr().out.startswith("10 labelled instructions; ok   6 of  10 (60%")
 
 
 def test_auc_counts_ties_half():

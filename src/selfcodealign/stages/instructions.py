@@ -33,9 +33,18 @@ class InstructionsStage(PromptedStage):
     def properties(self, rec: Concepts) -> tuple[str, str]:
         return task_properties(rec.id, self.base_seed, self.gen.categories, self.gen.difficulties)
 
+    def concepts(self, rec: Concepts) -> list[str]:
+        """The concepts the task is written from: all of them, or a sample of
+        `max_concepts` (in their listed order) fixed by the record id."""
+        k = self.gen.max_concepts
+        if k is None or len(rec.concepts) <= k:
+            return list(rec.concepts)
+        rng = random.Random(make_id(self.base_seed, "concepts", rec.id))
+        return [rec.concepts[i] for i in sorted(rng.sample(range(len(rec.concepts)), k))]
+
     def prompt(self, rec: Concepts) -> Prompt:
         category, difficulty = self.properties(rec)
-        return self.prompts.instruction(rec.concepts, category, difficulty)
+        return self.prompts.instruction(self.concepts(rec), category, difficulty)
 
     def parse_one(self, rec: Concepts, index: int, comp: Completion, meta: GenMeta) -> Record | Drop:
         parsed = parse_instruction(comp.text, comp.finish_reason)
@@ -52,6 +61,6 @@ class InstructionsStage(PromptedStage):
                 return self.drop(rec, "names_a_package", ", ".join(named), comp.text)
         return Instruction(
             id=make_id(rec.id, self.name, index), parent_id=rec.id, seed_id=rec.seed.id,
-            seed_source=rec.seed.source, seed_path=rec.seed.path, concepts=rec.concepts,
+            seed_source=rec.seed.source, seed_path=rec.seed.path, concepts=self.concepts(rec),
             category=category, difficulty=difficulty, instruction=parsed, raw=comp.text, gen=meta,
         )
