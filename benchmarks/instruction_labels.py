@@ -143,11 +143,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
         out["against_built_in"][arm] = {"points": 100 * d, "interval": [100 * lo, 100 * hi],
                                         "sources": sorted(sources)}
+    if str(REPO / "src") not in sys.path:
+        sys.path.insert(0, str(REPO / "src"))
+    from selfcodealign.verify.requirements import packages, seed_package, unanswerable
+
+    # The labels were given after the instructions stage of their day had dropped what it
+    # drops; what the stage would drop now among them is what its newer rules add.
+    now = [r for r in rows if unanswerable(r["instruction"])
+           or packages(r["instruction"], r["category"], seed_package(r.get("seed_path", "")))]
+    print(f"the instructions stage would drop {len(now)} of them now, "
+          f"{sum(r['ok'] for r in now)} of which are ok")
+    out["dropped_now"] = {"n": len(now), "ok": sum(r["ok"] for r in now)}
     length_auc = auc(rows, lambda r: -words(r))
     print(f"shorter is ok more often: AUC {length_auc:.2f}")
     out["auc_shorter"] = length_auc
     if a.judge:
-        sys.path.insert(0, str(REPO / "src"))
         from selfcodealign.models.embedded import embedded_model_path
 
         try:

@@ -89,7 +89,8 @@ class InstructionsConfig(GenerationConfig):
     # to a task that names a package (numpy, torch, ...) was good (docs/verification.md).
     drop_packages: bool = Field(
         True, description="drop, before any response is generated, an instruction that asks for a "
-        "package outside the standard library (numpy, pandas, torch, ...)")
+        "package outside the standard library (numpy, pandas, torch, ...) or names the library its seed "
+        "was mined from")
 
 
 class ExecuteConfig(_Section):

@@ -29,6 +29,7 @@ def test_the_committed_labels_are_complete_and_every_set_has_a_built_in_arm():
 def test_shares_difference_and_length_ranking(tmp_path, capsys):
     rows = ([_row(True, 10, "cool")] * 3 + [_row(False, 60, "cool")] + [_row(True, 20)] + [_row(False, 50)] * 3
             + [_row(True, 5, source="s2")] + [_row(True, 5, "short", source="s2")])
+    rows[-1] = {**rows[-1], "seed_path": "w/core.py"}  # its instruction names its seed's library
     f = tmp_path / "l.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out_json = tmp_path / "o.json"
@@ -38,6 +39,7 @@ def test_shares_difference_and_length_ranking(tmp_path, capsys):
     # each arm against the built-in rows of its own sets only
     assert out["against_built_in"]["cool"]["points"] == pytest.approx(50.0)
     assert out["against_built_in"]["short"]["points"] == pytest.approx(0.0)
+    assert out["dropped_now"] == {"n": 1, "ok": 1}
     assert out["auc_shorter"] == 1.0  # every ok instruction is shorter than every other
     assert capsys.readouterr().out.startswith("10 labelled instructions; ok   6 of  10 (60%")
 

@@ -9,7 +9,7 @@ from selfcodealign.ids import make_id
 from selfcodealign.parsing import ParseError, parse_instruction
 from selfcodealign.records import Concepts, Drop, GenMeta, Instruction, Record
 from selfcodealign.stages.base import PromptedStage
-from selfcodealign.verify.requirements import packages, unanswerable
+from selfcodealign.verify.requirements import packages, seed_package, unanswerable
 
 CATEGORIES = ("function", "class", "program")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -56,7 +56,7 @@ class InstructionsStage(PromptedStage):
                 return self.drop(rec, "unanswerable_instruction", "; ".join(why), comp.text)
         category, difficulty = self.properties(rec)
         if self.gen.drop_packages:
-            named = packages(parsed, category)
+            named = packages(parsed, category, seed_package(rec.seed.path))
             if named:
                 return self.drop(rec, "names_a_package", ", ".join(named), comp.text)
         return Instruction(

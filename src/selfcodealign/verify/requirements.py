@@ -426,8 +426,36 @@ def unanswerable(instruction: str) -> list[str]:
     return out
 
 
-def packages(instruction: str, category: str = "function") -> list[str]:
+def packages(instruction: str, category: str = "function", seed_package: str | None = None) -> list[str]:
     """The packages outside the standard library that ``instruction`` asks the code to use
-    (``numpy``, ``torch``, ...), read as the module requirements are."""
-    return sorted({r.detail for r in requirements(instruction, category)
-                   if r.kind == "module" and r.detail.split(".")[0] not in sys.stdlib_module_names})
+    (``numpy``, ``torch``, ...), read as the module requirements are, and ``seed_package``
+    (the library its seed was mined from) when the instruction names it anywhere: "a
+    music21 score", "uses Dask", "`cvxpy`"."""
+    named = {r.detail for r in requirements(instruction, category)
+             if r.kind == "module" and r.detail.split(".")[0] not in sys.stdlib_module_names}
+    if seed_package and _asks(instruction, rf"(?<![\w.-]){re.escape(seed_package)}(?![\w-])"):
+        named.add(seed_package)
+    return sorted(named)
+
+
+# Folders that hold a project's code rather than name it (src/ layouts and the like).
+_LAYOUT_FOLDERS = {"src", "lib"}
+_INSTALL_FOLDERS = {"site-packages", "dist-packages"}
+
+
+def seed_package(path: str) -> str | None:
+    """The library a seed was mined from, as its file's path inside the source names it
+    (``music21/interval.py`` -> ``music21``; ``src/mypkg/util.py`` -> ``mypkg``;
+    ``lib/python3.11/site-packages/ray/x.py`` -> ``ray``): its first
+    folder that is an importable name outside the standard library, or None (a file at the
+    source's top, a dataset row, the standard library)."""
+    folders = path.replace("\\", "/").split("/")[:-1]
+    for i in range(len(folders) - 1, -1, -1):
+        if folders[i] in _INSTALL_FOLDERS:
+            folders = folders[i + 1:]
+            break
+    while folders and folders[0] in _LAYOUT_FOLDERS:
+        folders = folders[1:]
+    if not folders or not folders[0].isidentifier() or folders[0] in sys.stdlib_module_names:
+        return None
+    return folders[0]
