@@ -63,6 +63,26 @@ def auc(rows: list[dict], score) -> float | None:
     return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
 
 
+def agreement(rows: list[dict]) -> dict | None:
+    """How often two reviewers who labelled the same instruction (the same text under the
+    same arm, in two sets) agree on `ok`, and Cohen's kappa."""
+    first: dict[tuple[str, str], dict] = {}
+    pairs = []
+    for r in rows:
+        k = (r["arm"], r["instruction"])
+        if k in first and first[k]["reviewer"] != r["reviewer"]:
+            pairs.append((first[k]["ok"], r["ok"]))
+        first.setdefault(k, r)
+    if not pairs:
+        return None
+    n = len(pairs)
+    agree = sum(a == b for a, b in pairs)
+    p1, p2 = sum(a for a, _ in pairs) / n, sum(b for _, b in pairs) / n
+    chance = p1 * p2 + (1 - p1) * (1 - p2)
+    kappa = (agree / n - chance) / (1 - chance) if chance < 1 else 1.0
+    return {"n": n, "agree": agree, "kappa": kappa}
+
+
 def p_yes(rows: list[dict], model: Path) -> list[float | None]:
     """The model's probability of "yes" (against "no") as the first token of its answer."""
     from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
         out["against_built_in"][arm] = {"points": 100 * d, "interval": [100 * lo, 100 * hi],
                                         "sources": sorted(sources)}
+    twice = agreement(rows)
+    if twice:
+        print(f"labelled twice by different reviewers: {twice['n']}, the same verdict on {twice['agree']} "
+              f"({100 * twice['agree'] / twice['n']:.0f}%), Cohen's kappa {twice['kappa']:.2f}")
+        out["labelled_twice"] = twice
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
     from selfcodealign.verify.requirements import packages, seed_package, unanswerable

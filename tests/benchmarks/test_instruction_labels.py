@@ -18,8 +18,9 @@ def _row(ok, words, arm="built-in", reviewer="r0", trivial=False, source="s1"):
 
 def test_the_committed_labels_are_complete_and_every_set_has_a_built_in_arm():
     rows = [json.loads(line) for line in (ROOT / "data/labels/instructions-labelled.jsonl").read_text().splitlines()]
-    assert len(rows) == 848
-    assert len({(r["id"], r["arm"]) for r in rows}) == len(rows)
+    assert len(rows) == 1107
+    assert len({(r["source"], r["id"], r["arm"]) for r in rows}) == len(rows)
+    assert all(isinstance(r["seed_path"], str) for r in rows)
     assert all(isinstance(r["ok"], bool) and isinstance(r["trivial"], bool) and r["reason"].strip() for r in rows)
     for source in {r["source"] for r in rows}:
         arms = {r["arm"] for r in rows if r["source"] == source}
@@ -42,6 +43,17 @@ def test_shares_difference_and_length_ranking(tmp_path, capsys):
     assert out["dropped_now"] == {"n": 1, "ok": 1}
     assert out["auc_shorter"] == 1.0  # every ok instruction is shorter than every other
     assert capsys.readouterr().out.startswith("10 labelled instructions; ok   6 of  10 (60%")
+
+
+def test_agreement_pairs_the_same_instruction_labelled_by_two_reviewers():
+    py = load()
+    a, b = _row(True, 3, reviewer="r0"), _row(True, 3, reviewer="r1")
+    c, d = _row(False, 4, reviewer="r0"), _row(True, 4, reviewer="r1")
+    e = _row(False, 5, reviewer="r0")  # labelled once
+    out = py.agreement([a, b, c, d, e])
+    assert out["n"] == 2 and out["agree"] == 1
+    assert out["kappa"] == pytest.approx(0.0)  # one agreement in two is what chance gives here
+    assert py.agreement([a, c, e]) is None
 
 
 def test_auc_counts_ties_half():
