@@ -5,7 +5,8 @@ That machine runs one command of at most 10 minutes at a time, takes at most 64 
 files per command, keeps /tmp only while warm (30 s after a call), returns at most 8
 files of 16 MiB, and reaches no network. So:
 
-  CPU  prepare --seeds FILE   split the embedded GGUF into .ferry/callN folders (each call,
+  CPU  prepare --seeds FILE [--model GGUF]
+                              split the embedded GGUF (or another) into .ferry/callN folders (each call,
                               tree included, under 64 MiB); call 1 also carries the cp312
                               wheels the GPU image lacks and the seeds file; print the calls
   GPU  ferry                  move the carried call folder's files into /tmp/w/ferry
@@ -125,9 +126,15 @@ def cmd_prepare(a) -> None:
 
     if not a.seeds.is_file():
         fail(f"seeds file not found: {a.seeds} (make one with `selfcodealign seeds`)")
-    gguf = embedded_model_path()
-    if gguf.stat().st_size != MODEL_SIZE or sha256(gguf) != MODEL_SHA256:
-        fail(f"{gguf} is not the embedded model (size or SHA-256)")
+    if a.model is None:
+        gguf, model_sha256, model_size = embedded_model_path(), MODEL_SHA256, MODEL_SIZE
+        if gguf.stat().st_size != MODEL_SIZE or sha256(gguf) != MODEL_SHA256:
+            fail(f"{gguf} is not the embedded model (size or SHA-256)")
+    else:
+        gguf = a.model
+        if not gguf.is_file():
+            fail(f"model file not found: {gguf}")
+        model_sha256, model_size = sha256(gguf), gguf.stat().st_size
     for old in FERRY.glob("call*"):
         shutil.rmtree(old)
     first = FERRY / "call1"
@@ -136,7 +143,7 @@ def cmd_prepare(a) -> None:
     with open(a.seeds, "rb") as src, gzip.open(first / "seeds.jsonl.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     extras = sum(p.stat().st_size for p in first.rglob("*") if p.is_file())
-    sizes = plan_calls(extras, MODEL_SIZE, CALL_LIMIT - tree_bytes() - MARGIN)
+    sizes = plan_calls(extras, model_size, CALL_LIMIT - tree_bytes() - MARGIN)
     parts = []
     with open(gguf, "rb") as src:
         for i, size in enumerate(sizes, 1):
@@ -144,7 +151,7 @@ def cmd_prepare(a) -> None:
             name = f"model.part{i:02d}"
             (FERRY / f"call{i}" / name).write_bytes(src.read(size))
             parts.append({"name": name, "size": size})
-    manifest = {"model_sha256": MODEL_SHA256, "model_size": MODEL_SIZE, "parts": parts, "wheels": wheels}
+    manifest = {"model_sha256": model_sha256, "model_size": model_size, "parts": parts, "wheels": wheels}
     (first / "manifest.json").write_text(json.dumps(manifest, indent=1))
     sh = "bash tools/reproduce_small.sh"
     print(f"{len(sizes)} calls, back to back (the machine stays warm ~30 s after each):")
@@ -347,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare")
     p.add_argument("--seeds", type=Path, required=True, help="a seeds.jsonl from `selfcodealign seeds`")
+    p.add_argument("--model", type=Path, help="another GGUF to carry (default: the embedded model)")
     sub.add_parser("ferry")
     sub.add_parser("setup")
     p = sub.add_parser("wheels")
