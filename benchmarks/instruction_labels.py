@@ -1,8 +1,9 @@
 """Instructions read by a reviewer: how many can be answered as written, and what tells.
 
-Reads data/labels/instructions-labelled.jsonl (docs/labelling.md): instructions the
-embedded model wrote on a CPU, each set (`source`) from one set of concepts under the
-built-in settings and under one or more changed settings (`arm`), each labelled `ok` (one
+Reads data/labels/instructions-labelled.jsonl (docs/labelling.md): instructions a model
+(the embedded one unless the arm names another) wrote on a CPU, each set (`source`) from
+one set of seeds under the built-in settings and under one or more changed settings
+(`arm`), each labelled `ok` (one
 answer can meet every requirement as written) or not, and `trivial`, by reviewers who did
 not know the arm. Reports the ok share by arm, each changed arm against the built-in
 settings of the same sets (with Wilson intervals and Newcombe's interval of the
