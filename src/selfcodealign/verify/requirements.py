@@ -426,15 +426,15 @@ def unanswerable(instruction: str) -> list[str]:
     return out
 
 
-def packages(instruction: str, category: str = "function", seed_package: str | None = None) -> list[str]:
+def packages(instruction: str, category: str = "function", seed_library: str | None = None) -> list[str]:
     """The packages outside the standard library that ``instruction`` asks the code to use
-    (``numpy``, ``torch``, ...), read as the module requirements are, and ``seed_package``
-    (the library its seed was mined from) when the instruction names it anywhere: "a
-    music21 score", "uses Dask", "`cvxpy`"."""
+    (``numpy``, ``torch``, ...), read as the module requirements are, and ``seed_library``
+    (the library its seed was mined from: ``seed_package``) when the instruction names it
+    anywhere: "a music21 score", "uses Dask", "`cvxpy`"."""
     named = {r.detail for r in requirements(instruction, category)
              if r.kind == "module" and r.detail.split(".")[0] not in sys.stdlib_module_names}
-    if seed_package and _asks(instruction, rf"(?<![\w.-]){re.escape(seed_package)}(?![\w-])"):
-        named.add(seed_package)
+    if seed_library and _asks(instruction, rf"(?<![\w.-]){re.escape(seed_library)}(?![\w-])"):
+        named.add(seed_library)
     return sorted(named)
 
 
