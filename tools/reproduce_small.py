@@ -126,15 +126,12 @@ def cmd_prepare(a) -> None:
 
     if not a.seeds.is_file():
         fail(f"seeds file not found: {a.seeds} (make one with `selfcodealign seeds`)")
-    if a.model is None:
-        gguf, model_sha256, model_size = embedded_model_path(), MODEL_SHA256, MODEL_SIZE
-        if gguf.stat().st_size != MODEL_SIZE or sha256(gguf) != MODEL_SHA256:
-            fail(f"{gguf} is not the embedded model (size or SHA-256)")
-    else:
-        gguf = a.model
-        if not gguf.is_file():
-            fail(f"model file not found: {gguf}")
-        model_sha256, model_size = sha256(gguf), gguf.stat().st_size
+    gguf = a.model or embedded_model_path()
+    if not gguf.is_file():
+        fail(f"model file not found: {gguf}")
+    model_sha256, model_size = sha256(gguf), gguf.stat().st_size
+    if a.model is None and (model_size, model_sha256) != (MODEL_SIZE, MODEL_SHA256):
+        fail(f"{gguf} is not the embedded model (size or SHA-256)")
     for old in FERRY.glob("call*"):
         shutil.rmtree(old)
     first = FERRY / "call1"
