@@ -117,7 +117,13 @@ def fetch_wheels(dest: Path) -> list[str]:
                     "--python-version", "3.12", "--implementation", "cp", "-d", str(dest)]
             for plat in PLATFORMS:
                 argv += ["--platform", plat]
-            subprocess.run(argv + [f"{dist}=={ver}"], check=True)
+            got = subprocess.run(argv + [f"{dist}=={ver}"], capture_output=True, text=True)
+            if got.returncode != 0:  # an sdist only (tempdir, wget): build its pure wheel here
+                built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
+                                        f"{dist}=={ver}"], capture_output=True, text=True)
+                if built.returncode != 0 or not any(p.name.lower().startswith(f"{stem}-{ver}-") and
+                                                    p.name.endswith("-py3-none-any.whl") for p in dest.glob("*.whl")):
+                    fail(f"no wheel for {dist}=={ver} on Python 3.12: {(got.stderr or built.stderr).strip()[-300:]}")
     return sorted(p.name for p in dest.glob("*.whl"))
 
 
