@@ -149,6 +149,27 @@ def test_unused_imports():
         ["* from typing"]
 
 
+def test_undefined_names():
+    # the 1.5B model's habit: a program reads sys.stdin in its __main__ block, which its
+    # tests never run, and never imports sys
+    program = "def count(s):\n    return len(s.split())\n\nif __name__ == '__main__':\n    print(count(sys.stdin.read()))\n"
+    assert explanation.undefined_names(program) == ["sys"]
+    assert explanation.undefined_names("import sys\n" + program) == []
+    # every way of binding a name, in any scope, counts; builtins and module globals too
+    bound = "import os.path as osp\n" + (
+        "def f(x, *args, y=1, **kw):\n    global G\n    G = [v for v in args]\n"
+        "    try:\n        return g(x)\n    except ValueError as err:\n        raise TypeError(err) from None\n"
+        "def g(x):\n    match x:\n        case {'a': a, **rest}:\n            return rest\n"
+        "        case [first, *others]:\n            return others\n"
+        "    with open(__file__) as fh:\n        n = len(fh.read())\n"
+        "    return (lambda q: q + n + len(G))(x) if (m := osp.sep) else m\n")
+    assert explanation.undefined_names(bound) == []
+    assert explanation.undefined_names("def f():\n    return helper(1) + total\n") == ["helper", "total"]
+    # a wildcard import could bind anything (unused_imports reports it); broken code is not read
+    assert explanation.undefined_names("from math import *\ndef f(r):\n    return pi * r\n") == []
+    assert explanation.undefined_names("def f(:\n") == []
+
+
 def test_tests_that_cannot_fail_for_the_right_reason():
     own = "import pytest\nwith pytest.raises(ValueError):\n    raise ValueError('x')\n"
     assert assertions.self_raised(own) == ["line 2 raises the ValueError it expects"]

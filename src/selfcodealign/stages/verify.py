@@ -264,6 +264,7 @@ def faithfulness(e: Executed) -> list[str]:
     answer = parsed.answer if not isinstance(parsed, ParseError) and parsed.answer else r.response
     reasons += [f"explanation names: {n}" for n in explanation.unknown_names(answer, r.code, ins.instruction)]
     reasons += [f"unused import: {n}" for n in explanation.unused_imports(r.code)]
+    reasons += [f"undefined name: {n}" for n in explanation.undefined_names(r.code)]
     reasons += [f"tests raise what they expect: {x}" for x in assertions.self_raised(r.tests)]
     reasons += [f"tests swallow failures: {x}" for x in assertions.swallowed(r.tests)]
     reasons += [f"tests cannot fail: {x}" for x in assertions.no_fail_expectation(r.tests)]

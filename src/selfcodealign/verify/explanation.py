@@ -1,12 +1,16 @@
-"""Does the answer's prose describe the code it comes with? Pure functions.
+"""Does the answer's prose describe the code it comes with, and do the code's names add
+up? Pure functions.
 
 A small model's explanation often claims what its code does not do ("uses
 `numpy.isfinite`", "raises `ValueError`"), and imports it never uses suggest the same
-claim in code. Two checks, over the answer without its tests section:
+claim in code. Three checks, over the answer without its tests section:
 
 - ``unknown_names``: an identifier the prose puts in backticks that the code never
   mentions (as a name, attribute, parameter, definition or keyword argument);
-- ``unused_imports``: a name the solution imports and never uses, and any wildcard import.
+- ``unused_imports``: a name the solution imports and never uses, and any wildcard import;
+- ``undefined_names``: a name the solution reads that nothing binds (``sys.stdin`` with no
+  ``import sys``): it crashes on a path its own tests never run, such as a program's
+  ``__main__`` block.
 """
 
 from __future__ import annotations
@@ -86,3 +90,44 @@ def unused_imports(code: str) -> list[str]:
     strings = " ".join(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
     return sorted(full for name, full in imported.items()
                   if name not in used and not re.search(rf"\b{re.escape(name)}\b", strings)) + wildcards
+
+
+# Names a module or a method body has without binding them.
+_IMPLICIT = {"__name__", "__file__", "__doc__", "__spec__", "__loader__", "__package__", "__builtins__",
+             "__annotations__", "__dict__", "__class__", "__path__", "__cached__"}
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Every name bound anywhere in ``tree``, whatever its scope."""
+    bound: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(n.name)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            bound.update(a.asname or a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            bound.update(n.names)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            bound.add(n.rest)
+        elif isinstance(getattr(n, "name", None), str) and not isinstance(n, ast.alias):
+            bound.add(n.name)  # `except E as e`, match captures, type parameters
+    return bound
+
+
+def undefined_names(code: str) -> list[str]:
+    """Names the code reads that no import, definition, assignment, parameter or loop binds
+    and that are not builtins. Scopes are not told apart: a name bound anywhere counts as
+    bound, so a finding is a name that cannot exist when its line runs. A wildcard import
+    could bind anything: nothing is reported then (``unused_imports`` reports it)."""
+    tree = parse_tree(code)
+    if tree is None:
+        return []
+    if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
+        return []
+    known = _bound_names(tree) | set(dir(builtins)) | _IMPLICIT
+    return sorted({n.id for n in ast.walk(tree)
+                   if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in known})
