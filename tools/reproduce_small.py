@@ -122,7 +122,7 @@ def fetch_wheels(dest: Path) -> list[str]:
                 built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
                                         f"{dist}=={ver}"], capture_output=True, text=True)
                 if built.returncode != 0 or not any(p.name.lower().startswith(f"{stem}-{ver}-") and
-                                                    p.name.endswith("-py3-none-any.whl") for p in dest.glob("*.whl")):
+                                                    p.name.endswith("-none-any.whl") for p in dest.glob("*.whl")):
                     fail(f"no wheel for {dist}=={ver} on Python 3.12: {(got.stderr or built.stderr).strip()[-300:]}")
     return sorted(p.name for p in dest.glob("*.whl"))
 
