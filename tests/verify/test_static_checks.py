@@ -20,6 +20,14 @@ MEMO = ("def fib(n, memo={}):\n    if n in memo:\n        return memo[n]\n    if
     ("Write `fib(n)` recursively with memoization.", MEMO, []),
     ("Write `fact(n)` recursively with memoization.", RECURSIVE, ["memoisation"]),
     ("Write `fact(n)` with memoization.", "from functools import lru_cache\n@lru_cache(None)\n" + RECURSIVE, []),
+    # a cache made afresh in each call of the recursive function memoises nothing...
+    ("Write `fib(n)` recursively with memoization.",
+     "def fib(n):\n    memo = {0: 0, 1: 1}\n    if n not in memo:\n        memo[n] = fib(n - 1) + fib(n - 2)\n"
+     "    return memo[n]\n", ["memoisation"]),
+    # ...unless it is handed on to the recursive calls
+    ("Write `fib(n)` recursively with memoization.",
+     "def fib(n, memo=None):\n    if memo is None:\n        memo = {}\n    if n in memo:\n        return memo[n]\n"
+     "    memo[n] = n if n < 2 else fib(n - 1, memo) + fib(n - 2, memo)\n    return memo[n]\n", []),
     ("Write a method `Stack.count()` that uses mutual recursion.",
      "def even(n):\n    return n == 0 or odd(n - 1)\ndef odd(n):\n    return n != 0 and even(n - 1)\n", []),
 ])
@@ -32,6 +40,23 @@ def test_a_program_that_should_read_standard_input_and_print():
     assert requirements.unmet(ins, "print(sum([1, 2]))\n", "program") == ["stdin"]
     assert requirements.unmet(ins, "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n", "program") == []
     assert requirements.unmet(ins, "x = input()\n", "program") == ["stdout"]
+
+
+def test_type_hints_asked_for_must_be_there():
+    ins = "Write a function `find(lst, target)` that returns the index of `target`. Use type hints."
+    assert requirements.unmet(ins, "def find(lst: list[int], target) -> int:\n    return lst.index(target)\n") == \
+        ["annotations"]
+    assert requirements.unmet(ins, "def find(lst: list[int], target: int) -> int:\n    return lst.index(target)\n") == []
+    # methods count, self and __init__'s return need none, helpers nested inside need none
+    cls = ("class Registry:\n    def __init__(self):\n        self.d = {}\n"
+           "    def get(self, k: str) -> int:\n        def inner(x):\n            return x\n        return inner(self.d[k])\n")
+    assert requirements.unmet("Write a class `Registry` with type annotations.", cls) == []
+    # annotations asked for one named function: the others need none
+    one = "Write a decorator `log(func)`. Add type annotations to the function `total(xs)` so that it takes ints."
+    code = "def log(func):\n    return func\n@log\ndef total(xs: list[int]) -> int:\n    return sum(xs)\n"
+    assert requirements.unmet(one, code) == []
+    assert requirements.unmet(one, code.replace("xs: list[int]", "xs")) == ["annotations total"]
+    assert requirements.unmet("Write `f(x)`; no type hints are needed.", "def f(x):\n    return x\n") == []
 
 
 def test_named_modules_and_functions_must_be_used():

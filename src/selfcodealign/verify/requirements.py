@@ -7,7 +7,8 @@ here is read from the instruction conservatively (a phrase that asks, not one th
 negates: "without recursion" asks for nothing) and checked on the code:
 
 - recursion: some function or method calls itself, or two call each other;
-- memoisation: a cache decorator, or a mapping that the code both fills and looks up;
+- memoisation: a cache decorator, or a mapping that the code both fills and looks up and
+  that outlives a call (not one a recursive function makes afresh and never passes on);
 - standard input / output (programs): ``input()``, ``sys.stdin``; ``print`` or ``sys.stdout``;
 - names to use: a module the instruction names is imported; a function or method it
   names as one to call (``use `sorted()```, ```numpy.isfinite```, ``use the `enumerate`
@@ -18,6 +19,8 @@ negates: "without recursion" asks for nothing) and checked on the code:
   the instruction says to raise;
 - structures: ``namedtuple``, ``dataclass``, generator (``yield``), context manager,
   ``lambda``, list comprehension; "vectorized" code has no Python loop or comprehension;
+- type hints: every function the code defines annotates each parameter (``self`` and
+  ``cls`` aside) and its return (``__init__`` aside);
 - complexity claims (``O(1)``, "constant time") are flagged: nothing static can check them,
   and at this model size they mostly come with instructions no answer can meet.
 """
@@ -130,7 +133,51 @@ def is_memoised(tree: ast.Module) -> bool:
                 looked_up.add(key)
                 if n.func.attr == "setdefault":
                     stored.add(key)
-    return bool(stored & looked_up)
+    return any(_kept_between_calls(tree, key) for key in stored & looked_up)
+
+
+def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a function's body, not those of functions or classes nested in it."""
+    todo = list(ast.iter_child_nodes(fn))
+    while todo:
+        n = todo.pop()
+        yield n
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(n))
+
+
+def _kept_between_calls(tree: ast.Module, key: str) -> bool:
+    """False when ``key`` is a mapping that a recursive function creates afresh in its own
+    body and never hands to its recursive calls: each call then starts from an empty
+    cache, and nothing is memoised (``memo = {}`` inside ``fib`` that calls ``fib(n - 1)``)."""
+    for _cls, fn in _functions(tree):
+        own = list(_own_nodes(fn))
+        if not any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == key for t in n.targets)
+                   for n in own):
+            continue
+        self_calls = [n for n in own if isinstance(n, ast.Call) and _callee(n) == fn.name]
+        if self_calls and not any(isinstance(a, ast.Name) and a.id == key
+                                  for c in self_calls for a in [*c.args, *(k.value for k in c.keywords)]):
+            return False
+    return True
+
+
+def is_annotated(tree: ast.Module, only: set[str] | None = None) -> bool:
+    """Every function of the module and method of its classes (not the helpers nested in
+    them), or those named in ``only``, annotates its parameters and its return."""
+    funcs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    funcs += [m for c in tree.body if isinstance(c, ast.ClassDef)
+              for m in c.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if only:
+        funcs = [f for f in funcs if f.name in only]
+    for f in funcs:
+        a = f.args
+        params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *(x for x in (a.vararg, a.kwarg) if x)]
+        if any(x.annotation is None for x in params if x.arg not in ("self", "cls")):
+            return False
+        if f.returns is None and f.name != "__init__":
+            return False
+    return bool(funcs)
 
 
 def reads_stdin(tree: ast.Module) -> bool:
@@ -186,7 +233,7 @@ def _returns_literal(tree: ast.Module, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Requirement:
-    kind: str  # recursion | memoisation | stdin | stdout | module | call | raises | protocol | structure | complexity
+    kind: str  # recursion | memoisation | stdin | stdout | annotations | module | call | raises | protocol | structure | complexity
     detail: str
 
     def __str__(self) -> str:
@@ -319,6 +366,12 @@ def requirements(instruction: str, category: str = "function") -> list[Requireme
             r = Requirement(kind, m.group(1))
             if r not in out:
                 out.append(r)
+    hints = r"\btype[- ](hints?|hinting|annotations?)\b|\bannotat(e|ed|ions?) (its |the |all )?(parameters|arguments|inputs|types)\b"
+    if _asks(text, hints):
+        # "Add type annotations to the function `f(x: int) -> int`": that function only
+        sentence = next(s for s in re.split(r"(?<=[.!?])\s+", text) if re.search(hints, s, re.I))
+        named = sorted(set(re.findall(r"`([A-Za-z_]\w*)\(", sentence)))
+        out.append(Requirement("annotations", ",".join(named)))
     for name, (pattern, _) in _STRUCTURES.items():
         if _asks(text, pattern):
             out.append(Requirement("structure", name))
@@ -335,6 +388,8 @@ def _met(req: Requirement, tree: ast.Module, names: set[str]) -> bool:
         return is_memoised(tree)
     if req.kind == "stdin":
         return reads_stdin(tree)
+    if req.kind == "annotations":
+        return is_annotated(tree, set(req.detail.split(",")) if req.detail else None)
     if req.kind == "stdout":
         return writes_stdout(tree)
     if req.kind == "module":
