@@ -79,8 +79,11 @@ def test_deep_recursion():
         timeout=2,
         memory_mb=256,
     )
-    # Python 3.11 keeps Python frames off the C stack: this grows until a limit stops it.
-    assert unlimited.status in ("crashed", "oom", "timeout"), unlimited
+    # Python 3.11 keeps Python frames off the C stack: this grows until a limit stops it:
+    # the sandbox's (crashed, oom, timeout), or the address-space limit, which Python
+    # itself reports as an error when an allocation fails (seen once as SystemError).
+    assert unlimited.status in ("crashed", "oom", "timeout") or (
+        unlimited.status == "failed" and unlimited.detail in ("MemoryError", "SystemError")), unlimited
 
 
 def test_no_network_even_to_the_hosts_loopback():
