@@ -6,6 +6,17 @@ Pure functions over source text: nothing here executes model code.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+
+
+def own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of a function's own scope (not of nested functions, lambdas or classes)."""
+    stack = list(ast.iter_child_nodes(fn))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
 
 
 def parse_tree(src: str) -> ast.Module | None:

@@ -16,6 +16,8 @@ import re
 import symtable
 from dataclasses import dataclass, field
 
+from selfcodealign.checks import own_nodes
+
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -129,18 +131,8 @@ def _global_refs(table: symtable.SymbolTable) -> set[str]:
     return refs
 
 
-def _own_nodes(fn: ast.AST):
-    """Nodes of a function's own scope (not of nested functions, lambdas or classes)."""
-    stack = list(ast.iter_child_nodes(fn))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            stack.extend(ast.iter_child_nodes(node))
-
-
 def has_value_return(fn: ast.AST) -> bool:
-    return any(isinstance(n, ast.Return) and n.value is not None for n in _own_nodes(fn))
+    return any(isinstance(n, ast.Return) and n.value is not None for n in own_nodes(fn))
 
 
 def _source_lines(lines: list[str], node: ast.AST) -> str:

@@ -34,7 +34,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from selfcodealign.checks import exception_names, imported_modules, mentioned_names, parse_tree, raised_names
+from selfcodealign.checks import (exception_names, imported_modules, mentioned_names, own_nodes, parse_tree,
+                                  raised_names)
 
 _NEGATION = re.compile(r"\b(not|no|without|never|avoid\w*|instead of|rather than|non-?)\W*(\w+\W+){0,2}$", re.I)
 
@@ -136,22 +137,12 @@ def is_memoised(tree: ast.Module) -> bool:
     return any(_kept_between_calls(tree, key) for key in stored & looked_up)
 
 
-def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of a function's body, not those of functions or classes nested in it."""
-    todo = list(ast.iter_child_nodes(fn))
-    while todo:
-        n = todo.pop()
-        yield n
-        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            todo.extend(ast.iter_child_nodes(n))
-
-
 def _kept_between_calls(tree: ast.Module, key: str) -> bool:
     """False when ``key`` is a mapping that a recursive function creates afresh in its own
     body and never hands to its recursive calls: each call then starts from an empty
     cache, and nothing is memoised (``memo = {}`` inside ``fib`` that calls ``fib(n - 1)``)."""
     for _cls, fn in _functions(tree):
-        own = list(_own_nodes(fn))
+        own = list(own_nodes(fn))
         if not any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == key for t in n.targets)
                    for n in own):
             continue
